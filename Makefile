@@ -1,0 +1,25 @@
+# Two entry points that do all the set-up themselves on a fresh machine:
+#   make demo   short SFT + eval on CNN/DailyMail with the embedded local LLM, prints the table
+#   make test   the test suite (CI runs this)
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= ../shared/data/cnndm
+
+.PHONY: install demo test
+
+install: $(VENV)/.installed
+
+# torch is pinned first: 2.13.0 is the CPU build on this machine's disk; any other spec
+# would download a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[local,dev]'
+	touch $@
+
+test: install
+	$(PY) -m pytest
+
+demo: install
+	$(VENV)/bin/dsp demo --data $(DATA)

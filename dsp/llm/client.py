@@ -1,0 +1,316 @@
+"""The async LLM client: cache -> in-flight dedup -> budget -> concurrency limit -> openai SDK -> retries.
+
+One network call per sample: servers such as llama.cpp ignore `n`, and one call per sample
+index gives each sample its own cache entry, so a re-run with more samples pays only for the
+new ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Literal
+
+import openai
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+from tqdm.auto import tqdm
+
+from dsp.errors import BudgetExceeded, DSPError, LLMError
+from dsp.llm.cache import LLMCache, cache_key
+from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
+
+OPENAI_URL = "https://api.openai.com/v1"
+
+
+@dataclass
+class LLMConfig:
+    """Which LLM to call and how hard; flags override the OPENAI_* environment variables."""
+
+    model: str | None = None
+    """Model name sent to the server (env OPENAI_MODEL). It is part of every cache key."""
+    base_url: str | None = None
+    """OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (env OPENAI_BASE_URL)."""
+    api_key: str | None = field(default=None, repr=False)
+    """API key (env OPENAI_API_KEY). Never logged, cached or written to a run folder."""
+    endpoint: Literal["completions", "chat"] = "completions"
+    """`completions` for base models (prompt in, text out); `chat` for instruction-tuned chat models."""
+    concurrency: int = 8
+    """Most calls in flight at once; 8 suits a remote API's rate limits, raise it for your own server."""
+    max_retries: int = 6
+    """Retries per call on 429, 5xx, timeouts and dropped connections (not on 400/401)."""
+    timeout: float = 120.0
+    """Seconds before one HTTP call is abandoned (and retried)."""
+    max_llm_calls: int | None = None
+    """Hard cap on HTTP requests this run sends (retries count, cache hits do not)."""
+    max_cost: float | None = None
+    """Hard cap in USD; needs `price_in`/`price_out` for the model."""
+    price_in: float | None = None
+    """USD per 1M prompt tokens (from a prices file)."""
+    price_out: float | None = None
+    """USD per 1M completion tokens (from a prices file)."""
+
+    def __post_init__(self) -> None:
+        self.model = self.model or os.environ.get("OPENAI_MODEL")
+        self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL")
+        self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        if self.endpoint not in ("completions", "chat"):
+            raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
+        if self.concurrency < 1:
+            raise DSPError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if self.max_retries < 0:
+            raise DSPError(f"--max-retries must be 0 or more, not {self.max_retries}")
+        if self.max_llm_calls is not None and self.max_llm_calls < 0:
+            raise DSPError(f"--max-llm-calls must be 0 or more, not {self.max_llm_calls}")
+        if self.max_cost is not None and (self.price_in is None or self.price_out is None):
+            raise DSPError(
+                f"--max-cost needs the price of model '{self.model}': add it to a prices file and pass --prices"
+            )
+
+    def check_remote(self) -> None:
+        """A remote endpoint needs a model name, and OpenAI's own needs a key."""
+        if not self.model:
+            raise DSPError("no LLM model named: pass --model or set OPENAI_MODEL")
+        if (self.base_url is None or "api.openai.com" in self.base_url) and not self.api_key:
+            raise DSPError("no API key for the OpenAI API: set OPENAI_API_KEY (or pass --base-url for your own server)")
+
+
+@dataclass(frozen=True)
+class LLMRequest:
+    """One call: a prompt (completions) or messages (chat), sampling settings, and which sample."""
+
+    prompt: str | None = None
+    messages: tuple[tuple[str, str], ...] | None = None
+    max_tokens: int = 128
+    temperature: float = 0.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    sample_index: int = 0
+
+
+@dataclass
+class LLMResult:
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    finish_reason: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class Usage:
+    """Counts for one run. `requests` are HTTP requests sent; cache and dedup hits cost nothing."""
+
+    requests: int = 0
+    answers: int = 0
+    cache_hits: int = 0
+    dedup_hits: int = 0
+    retries: int = 0
+    failures: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        looked_up = self.answers + self.cache_hits + self.dedup_hits
+        d["cache_hit_rate"] = (self.cache_hits + self.dedup_hits) / looked_up if looked_up else 0.0
+        return d
+
+
+def redact(text: str, secret: str | None) -> str:
+    """Remove a secret (and its common masked spellings' tail) from text that may be shown."""
+    if secret and len(secret) >= 4:
+        text = text.replace(secret, "***")
+        text = text.replace(secret[-4:], "***")
+    return text
+
+
+class AsyncLLMClient:
+    """Calls an OpenAI-compatible server. Pass one in; nothing here is global."""
+
+    def __init__(self, config: LLMConfig, cache: LLMCache | None = None):
+        self.config = config
+        self.cache = cache
+        self.usage = Usage()
+        self._sem = asyncio.Semaphore(config.concurrency)
+        self._inflight: dict[str, asyncio.Future] = {}
+        self._reserved_cost = 0.0
+        self._api = openai.AsyncOpenAI(
+            # A local server takes any key; the SDK insists on one being set.
+            api_key=config.api_key or "no-key",
+            base_url=config.base_url or OPENAI_URL,
+            max_retries=0,  # tenacity retries, so that we can count and cap them
+            timeout=config.timeout,
+        )
+
+    # -- public ---------------------------------------------------------------------------
+    async def complete(self, request: LLMRequest) -> LLMResult:
+        wire = self._wire(request)
+        key = cache_key(wire)
+        if self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.usage.cache_hits += 1
+                return LLMResult(**{**hit, "cached": True})
+        if key in self._inflight:
+            self.usage.dedup_hits += 1
+            return await asyncio.shield(self._inflight[key])
+        future = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            result = await self._call(wire)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # mark retrieved: waiters may be none
+            raise
+        finally:
+            del self._inflight[key]
+        if self.cache is not None:
+            self.cache.put(key, wire, asdict(result))
+        future.set_result(result)
+        return result
+
+    async def complete_many(
+        self, requests: Iterable[LLMRequest], desc: str | None = None
+    ) -> list[LLMResult | BaseException]:
+        """All requests at once (bounded by the concurrency limit); failures come back as exceptions."""
+        requests = list(requests)
+        bar = tqdm(total=len(requests), desc=desc, unit="call", disable=desc is None, leave=False)
+
+        async def one(r: LLMRequest):
+            try:
+                return await self.complete(r)
+            finally:
+                bar.update(1)
+                bar.set_postfix(sent=self.usage.requests, cached=self.usage.cache_hits, refresh=False)
+
+        try:
+            return await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+        finally:
+            bar.close()
+
+    async def aclose(self) -> None:
+        await self._api.close()
+
+    # -- internals ------------------------------------------------------------------------
+    def _wire(self, r: LLMRequest) -> dict[str, Any]:
+        """The request as it is keyed: everything that changes the answer, nothing secret."""
+        wire: dict[str, Any] = {
+            "endpoint": self.config.endpoint,
+            "model": self.config.model,
+            "max_tokens": r.max_tokens,
+            "temperature": r.temperature,
+            "top_p": r.top_p,
+            "stop": list(r.stop) or None,
+            "seed": r.seed,
+            "sample_index": r.sample_index,
+        }
+        if self.config.endpoint == "chat":
+            if r.messages is None:
+                if r.prompt is None:
+                    raise ValueError("a chat request needs messages or a prompt")
+                wire["messages"] = [{"role": "user", "content": r.prompt}]
+            else:
+                wire["messages"] = [{"role": role, "content": content} for role, content in r.messages]
+        else:
+            if r.prompt is None:
+                raise ValueError("a completions request needs a prompt")
+            wire["prompt"] = r.prompt
+        return wire
+
+    def _reserve(self, wire: dict[str, Any]) -> float:
+        """Claim budget for one HTTP request, or raise BudgetExceeded before sending it."""
+        cfg = self.config
+        if cfg.max_llm_calls is not None and self.usage.requests >= cfg.max_llm_calls:
+            raise BudgetExceeded(
+                f"stopped before passing --max-llm-calls={cfg.max_llm_calls}; answers so far are cached, "
+                "re-run with a higher cap to go on"
+            )
+        estimate = 0.0
+        if cfg.max_cost is not None:
+            text = wire.get("prompt") or "".join(m["content"] for m in wire["messages"])
+            # Worst case: ~3 characters a token in, every allowed token out.
+            estimate = (len(text) / 3 * cfg.price_in + wire["max_tokens"] * cfg.price_out) / 1e6
+            if self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
+                raise BudgetExceeded(
+                    f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}); "
+                    "answers so far are cached, re-run with a higher cap to go on"
+                )
+        self.usage.requests += 1
+        self._reserved_cost += estimate
+        return estimate
+
+    def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
+        u, cfg = self.usage, self.config
+        u.answers += 1
+        u.prompt_tokens += prompt_tokens
+        u.completion_tokens += completion_tokens
+        if cfg.price_in is not None and cfg.price_out is not None:
+            u.cost += (prompt_tokens * cfg.price_in + completion_tokens * cfg.price_out) / 1e6
+
+    async def _call(self, wire: dict[str, Any]) -> LLMResult:
+        attempts = 0
+
+        def wait(state) -> float:
+            return retry_delay(state.outcome.exception(), state.attempt_number)
+
+        def count_retry(state) -> None:
+            self.usage.retries += 1
+
+        try:
+            async with self._sem:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.config.max_retries + 1),
+                    wait=wait,
+                    retry=retry_if_exception(should_retry),
+                    before_sleep=count_retry,
+                    reraise=True,
+                ):
+                    with attempt:
+                        attempts += 1
+                        return await self._send(wire)
+        except BudgetExceeded:
+            raise
+        except Exception as e:
+            self.usage.failures += 1
+            status = getattr(e, "status_code", None)
+            what = f"HTTP {status}" if status else type(e).__name__
+            detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
+            url = self.config.base_url or OPENAI_URL
+            raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}") from None
+        raise AssertionError("unreachable")
+
+    async def _send(self, wire: dict[str, Any]) -> LLMResult:
+        estimate = self._reserve(wire)
+        try:
+            params: dict[str, Any] = {
+                "model": wire["model"],
+                "max_tokens": wire["max_tokens"],
+                "temperature": wire["temperature"],
+                "top_p": wire["top_p"],
+            }
+            if wire.get("stop"):
+                params["stop"] = wire["stop"]
+            if wire.get("seed") is not None:
+                params["seed"] = wire["seed"]
+            if wire["endpoint"] == "chat":
+                r = await self._api.chat.completions.create(messages=wire["messages"], **params)
+                if not r.choices or r.choices[0].message is None:
+                    raise MalformedResponse("no choices in the answer")
+                text = r.choices[0].message.content or ""
+            else:
+                r = await self._api.completions.create(prompt=wire["prompt"], **params)
+                if not r.choices:
+                    raise MalformedResponse("no choices in the answer")
+                text = r.choices[0].text or ""
+        finally:
+            self._reserved_cost -= estimate
+        pt = r.usage.prompt_tokens if r.usage else 0
+        ct = r.usage.completion_tokens if r.usage else 0
+        self._record(pt, ct)
+        return LLMResult(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=r.choices[0].finish_reason)

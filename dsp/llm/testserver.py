@@ -1,0 +1,136 @@
+"""An OpenAI-compatible server on loopback, for tests and benchmarks of the client.
+
+It answers /v1/completions, /v1/chat/completions and /v1/models. Answers are deterministic:
+at temperature 0 the text echoes the line of the prompt just before its last line (with a
+"Keywords:" hint that is the hint, so hints change scores the way they should); at temperature
+> 0 a per-request counter is appended, so samples differ. Faults are scripted: the first
+requests take the (status, headers, body) entries of `faults` in order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class ServerState:
+    """What the server was asked and how to answer; tests read and set it."""
+
+    latency: float = 0.0
+    faults: list[tuple[int, dict[str, str], str]] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    auth_headers: list[str] = field(default_factory=list)
+    inflight: int = 0
+    max_inflight: int = 0
+    counter: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def echo_answer(prompt: str, max_tokens: int) -> str:
+    lines = [ln for ln in prompt.rstrip().splitlines() if ln.strip()]
+    source = lines[-2] if len(lines) >= 2 else (lines[0] if lines else "")
+    if ":" in source:
+        source = source.split(":", 1)[1]
+    return " ".join(source.split()[:max_tokens])
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # else each answer waits ~40 ms on a delayed ACK
+
+    def log_message(self, *args) -> None:  # quiet
+        pass
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._send(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
+        else:
+            self._send(404, b'{"error": {"message": "not found"}}')
+
+    def do_POST(self) -> None:
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
+        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        with state.lock:
+            state.requests.append(body)
+            state.auth_headers.append(self.headers.get("Authorization", ""))
+            state.counter += 1
+            count = state.counter
+            fault = state.faults.pop(0) if state.faults else None
+            state.inflight += 1
+            state.max_inflight = max(state.max_inflight, state.inflight)
+        try:
+            if state.latency:
+                time.sleep(state.latency)
+            if fault is not None:
+                status, headers, text = fault
+                self._send(status, text.encode(), headers)
+                return
+            chat = self.path.rstrip("/").endswith("/chat/completions")
+            prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+            text = echo_answer(prompt, int(body.get("max_tokens", 16)))
+            if float(body.get("temperature", 1.0)) > 0:
+                text += f" #{count}"
+            choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+            if chat:
+                choice["message"] = {"role": "assistant", "content": text}
+            else:
+                choice["text"] = text
+            answer = {
+                "id": f"cmpl-{count}",
+                "object": "chat.completion" if chat else "text_completion",
+                "created": int(time.time()),
+                "model": body.get("model", "test-model"),
+                "choices": [choice],
+                "usage": {
+                    "prompt_tokens": len(prompt.split()),
+                    "completion_tokens": len(text.split()),
+                    "total_tokens": len(prompt.split()) + len(text.split()),
+                },
+            }
+            self._send(200, json.dumps(answer).encode())
+        finally:
+            with state.lock:
+                state.inflight -= 1
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # high concurrency must not drop connections
+
+
+class TestServer:
+    """`with TestServer() as s:` gives `s.base_url` and `s.state`."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, latency: float = 0.0):
+        self.state = ServerState(latency=latency)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server.state = self.state  # type: ignore[attr-defined]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def __enter__(self) -> "TestServer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()

@@ -1,0 +1,51 @@
+import sqlite3
+
+import pytest
+
+from dsp.errors import DSPError
+from dsp.llm.cache import LLMCache, cache_key
+
+BASE = {"endpoint": "completions", "model": "m", "prompt": "p", "temperature": 0.7, "max_tokens": 8, "sample_index": 0}
+
+
+def test_key_ignores_order_and_none():
+    a = cache_key(BASE)
+    b = cache_key(dict(reversed(list(BASE.items()))) | {"seed": None})
+    assert a == b
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"sample_index": 1}, {"model": "m2"}, {"prompt": "q"}, {"temperature": 0.0}, {"endpoint": "chat"},
+     {"max_tokens": 9}, {"stop": ["\n"]}, {"seed": 1}],
+)
+def test_key_changes_with_anything_that_changes_the_answer(change):
+    assert cache_key(BASE) != cache_key(BASE | change)
+
+
+def test_put_get_persist(tmp_path):
+    c = LLMCache(tmp_path / "c.sqlite")
+    c.put("k", BASE, {"text": "hello"})
+    c.put("k", BASE, {"text": "other"})  # first answer wins
+    c.close()
+    c2 = LLMCache(tmp_path / "c.sqlite")
+    assert c2.get("k") == {"text": "hello"}
+    assert c2.get("missing") is None
+    assert len(c2) == 1
+
+
+def test_corrupt_cache_is_reported(tmp_path):
+    p = tmp_path / "c.sqlite"
+    p.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(DSPError, match="corrupt.*delete it"):
+        LLMCache(p)
+
+
+def test_two_connections_write_one_file(tmp_path):
+    p = tmp_path / "c.sqlite"
+    a, b = LLMCache(p), LLMCache(p)
+    for i in range(50):
+        a.put(f"a{i}", BASE, {"text": str(i)})
+        b.put(f"b{i}", BASE, {"text": str(i)})
+    assert len(a) == len(b) == 100
+    assert sqlite3.connect(p).execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -1,0 +1,211 @@
+"""The client against a real HTTP server on loopback."""
+
+import asyncio
+import time
+
+import pytest
+
+from dsp.errors import BudgetExceeded, LLMError
+from dsp.llm import AsyncLLMClient, LLMCache, LLMConfig, LLMRequest
+from dsp.llm.retry import retry_after_seconds, retry_delay, should_retry
+from dsp.llm.testserver import TestServer
+
+SECRET = "sk-test-SECRETKEY0123456789abcdef"
+
+
+@pytest.fixture
+def server():
+    with TestServer() as s:
+        yield s
+
+
+def make_client(server, tmp_path, **kw):
+    kw.setdefault("concurrency", 8)
+    cfg = LLMConfig(model="test-model", base_url=server.base_url, api_key=SECRET, **kw)
+    return AsyncLLMClient(cfg, LLMCache(tmp_path / "cache.sqlite"))
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_cache_hit_across_clients(server, tmp_path):
+    req = LLMRequest(prompt="Article: a b c\nSummary:", max_tokens=5)
+
+    async def go():
+        c = make_client(server, tmp_path)
+        first = await c.complete(req)
+        second = await c.complete(req)
+        await c.aclose()
+        return c, first, second
+
+    c, first, second = run(go())
+    assert first.text == "a b c" and not first.cached
+    assert second.cached and second.text == first.text
+    assert c.usage.requests == 1 and c.usage.cache_hits == 1
+    # A new process (new client, same file) is served from disk too.
+    c2, third, _ = run(go())
+    assert third.cached and c2.usage.requests == 0
+    assert len(server.state.requests) == 1
+
+
+def test_samples_are_distinct_entries(server, tmp_path):
+    reqs = [LLMRequest(prompt="x\ny", temperature=0.8, sample_index=i) for i in range(4)]
+
+    async def go():
+        c = make_client(server, tmp_path)
+        out = await c.complete_many(reqs)
+        again = await c.complete_many(reqs)
+        return out, again
+
+    out, again = run(go())
+    assert len({r.text for r in out}) == 4
+    assert [r.text for r in again] == [r.text for r in out] and all(r.cached for r in again)
+    assert len(server.state.requests) == 4
+
+
+def test_identical_requests_in_flight_make_one_call(server, tmp_path):
+    server.state.latency = 0.2
+    req = LLMRequest(prompt="same\nprompt")
+
+    async def go():
+        c = make_client(server, tmp_path)
+        return c, await c.complete_many([req] * 10)
+
+    c, out = run(go())
+    assert len(server.state.requests) == 1
+    assert c.usage.dedup_hits == 9 and len({r.text for r in out}) == 1
+
+
+def test_concurrency_limit_and_round_trips(server, tmp_path):
+    server.state.latency = 0.2
+    reqs = [LLMRequest(prompt=f"p {i}\nq") for i in range(20)]
+
+    async def go():
+        c = make_client(server, tmp_path, concurrency=4)
+        t = time.perf_counter()
+        await c.complete_many(reqs)
+        return time.perf_counter() - t
+
+    wall = run(go())
+    assert server.state.max_inflight == 4
+    assert wall >= 20 / 4 * 0.2 * 0.9  # about N / concurrency round trips, not fewer
+
+
+def test_retry_honours_retry_after(server, tmp_path):
+    server.state.faults = [(429, {"Retry-After": "1"}, '{"error": {"message": "slow down"}}')]
+
+    async def go():
+        c = make_client(server, tmp_path)
+        t = time.perf_counter()
+        r = await c.complete(LLMRequest(prompt="a\nb"))
+        return c, r, time.perf_counter() - t
+
+    c, r, wall = run(go())
+    assert r.text == "a" and c.usage.retries == 1 and len(server.state.requests) == 2
+    assert wall >= 0.95
+
+
+def test_retries_5xx_then_fails_clearly(server, tmp_path):
+    server.state.faults = [(503, {"Retry-After": "0"}, "{}")] * 3
+
+    async def go():
+        c = make_client(server, tmp_path, max_retries=2)
+        await c.complete(LLMRequest(prompt="a\nb"))
+
+    with pytest.raises(LLMError, match="failed after 3 tries: HTTP 503"):
+        run(go())
+    assert len(server.state.requests) == 3
+
+
+def test_no_retry_on_400(server, tmp_path):
+    server.state.faults = [(400, {}, '{"error": {"message": "bad request"}}')]
+
+    async def go():
+        c = make_client(server, tmp_path)
+        try:
+            await c.complete(LLMRequest(prompt="a\nb"))
+        finally:
+            assert c.usage.retries == 0
+
+    with pytest.raises(LLMError, match="after 1 tries: HTTP 400"):
+        run(go())
+    assert len(server.state.requests) == 1
+
+
+def test_call_cap_stops_before_passing(server, tmp_path):
+    reqs = [LLMRequest(prompt=f"p {i}\nq") for i in range(5)]
+
+    async def go():
+        c = make_client(server, tmp_path, max_llm_calls=3, concurrency=1)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    assert len(server.state.requests) == 3
+    assert sum(isinstance(r, BudgetExceeded) for r in out) == 2
+    assert c.usage.requests == 3
+
+
+def test_cost_cap(server, tmp_path):
+    reqs = [LLMRequest(prompt="w " * 300 + "\nq", max_tokens=100) for _ in range(1)] + [
+        LLMRequest(prompt=f"{i} " * 300 + "\nq", max_tokens=100) for i in range(1, 10)
+    ]
+
+    async def go():
+        # worst case per call: 600 chars / 3 * $10 + 100 * $10 per 1M tokens = $0.003
+        c = make_client(server, tmp_path, max_cost=0.01, price_in=10.0, price_out=10.0, concurrency=1)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    assert 0 < c.usage.requests < 10
+    assert c.usage.cost <= 0.01
+    assert any(isinstance(r, BudgetExceeded) for r in out)
+
+
+def test_key_never_on_disk_nor_in_errors(server, tmp_path):
+    server.state.faults = [(401, {}, '{"error": {"message": "Incorrect API key provided: %s"}}' % SECRET)]
+
+    async def go():
+        c = make_client(server, tmp_path)
+        with pytest.raises(LLMError) as e:
+            await c.complete(LLMRequest(prompt="x\ny"))
+        await c.complete_many([LLMRequest(prompt=f"{i}\ny") for i in range(5)])
+        c.cache.close()
+        return str(e.value)
+
+    message = run(go())
+    assert "401" in message and SECRET not in message and SECRET[-4:] not in message
+    assert server.state.auth_headers[0] == f"Bearer {SECRET}"  # the key was used...
+    for f in tmp_path.iterdir():  # ...and never stored
+        assert SECRET.encode() not in f.read_bytes(), f
+
+
+def test_chat_endpoint(server, tmp_path):
+    async def go():
+        c = make_client(server, tmp_path, endpoint="chat")
+        return await c.complete(LLMRequest(messages=(("system", "be brief"), ("user", "Q: a b\nA:"))))
+
+    assert run(go()).text == "a b"
+    assert server.state.requests[0]["messages"][0] == {"role": "system", "content": "be brief"}
+
+
+def test_retry_policy_is_pure():
+    import openai
+
+    try:  # openai 3.x ships its own fork of httpx
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+
+    req = httpx.Request("POST", "http://x/v1/completions")
+
+    def err(status, headers=None):
+        return openai.APIStatusError("e", response=httpx.Response(status, headers=headers, request=req), body=None)
+
+    assert should_retry(err(429)) and should_retry(err(502)) and should_retry(openai.APITimeoutError(req))
+    assert not should_retry(err(400)) and not should_retry(err(401)) and not should_retry(ValueError())
+    assert retry_delay(err(429, {"retry-after": "7"}), 1) == 7.0
+    assert retry_delay(err(429, {"retry-after-ms": "250"}), 1) == 0.25
+    d1, d4 = retry_delay(err(500), 1), retry_delay(err(500), 4)
+    assert 0.375 <= d1 <= 0.5 and 3.0 <= d4 <= 4.0
+    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
