@@ -1,0 +1,55 @@
+"""Options every LLM-calling command shares, and the one way errors leave the CLI."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Annotated, Callable, Optional
+
+import typer
+
+from dsp.errors import DSPError
+from dsp.llm.client import LLMConfig
+from dsp.llm.session import load_prices
+
+BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (env OPENAI_BASE_URL). Unset with no --model: the embedded Gemma 3 270M.", rich_help_panel="LLM")]
+Model = Annotated[Optional[str], typer.Option(help="Model name (env OPENAI_MODEL).", rich_help_panel="LLM")]
+ApiKey = Annotated[Optional[str], typer.Option(help="API key; prefer env OPENAI_API_KEY. Never stored or logged.", rich_help_panel="LLM", show_default=False)]
+Endpoint = Annotated[str, typer.Option(help="'completions' for base models, 'chat' for chat models.", rich_help_panel="LLM")]
+Concurrency = Annotated[int, typer.Option(help="Most LLM calls in flight (the embedded LLM uses at most 2).", rich_help_panel="LLM")]
+MaxCalls = Annotated[Optional[int], typer.Option("--max-llm-calls", help="Hard cap on HTTP requests to the LLM this run (cache hits are free).", rich_help_panel="LLM")]
+MaxCost = Annotated[Optional[float], typer.Option(help="Hard cap in USD; needs --prices.", rich_help_panel="LLM")]
+Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
+Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
+
+
+def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices) -> LLMConfig:
+    price_in = price_out = None
+    if prices is not None:
+        price_in, price_out = load_prices(prices, model)
+    return LLMConfig(
+        model=model, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
+        max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out,
+    )
+
+
+def handle_errors(fn: Callable) -> Callable:
+    """User errors become one line on stderr and their exit code; never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        try:
+            return fn(*args, **kwargs)
+        except DSPError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            typer.echo("interrupted; finished work is saved (checkpoints, LLM cache)", err=True)
+            raise typer.Exit(130) from None
+
+    return wrapper

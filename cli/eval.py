@@ -1,0 +1,49 @@
+"""dsp eval"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dsp.cli import app
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
+                            handle_errors, llm_config)
+
+
+@app.command("eval")
+@handle_errors
+def eval_(
+    data: Annotated[str, typer.Option(help="Local file, folder with split files, or hub dataset id.")],
+    output_dir: Annotated[Path, typer.Option(help="Where examples.jsonl, summary.json and report.md go.")],
+    policy: Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = None,
+    conditions: Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")] = "none,policy,oracle",
+    split: Annotated[str, typer.Option(help="Split to evaluate.")] = "dev",
+    limit: Annotated[Optional[int], typer.Option(help="Only the first N examples.")] = None,
+    shots: Annotated[int, typer.Option(help="Few-shot examples per prompt (from the train split).")] = 1,
+    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
+    target_field: Annotated[str, typer.Option(help="Reference field.")] = "highlights",
+    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
+    cache: Cache = None,
+) -> None:
+    """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
+
+    Example: dsp eval --data ../shared/data/cnndm --policy runs/sft --output-dir runs/eval --limit 100
+    """
+    from dsp.eval import EvalConfig, report_markdown, run_eval
+    from dsp.errors import BudgetExceeded
+    from dsp.llm.session import run_with_llm
+    from dsp.policy import load_policy
+
+    conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
+    cfg = EvalConfig(data=data, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
+                     input_field=input_field, target_field=target_field, extra={"policy": policy})
+    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
+    hint_policy = load_policy(policy) if policy and "policy" in conds else None
+    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, policy=hint_policy))
+    typer.echo(report_markdown(summary))
+    typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
+    if summary.get("stopped"):
+        raise typer.Exit(BudgetExceeded.exit_code)

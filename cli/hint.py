@@ -1,0 +1,80 @@
+"""dsp hint"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dsp.cli import app
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
+                            handle_errors, llm_config)
+from dsp.errors import DSPError
+
+
+def _read_input(text: Optional[str], file: Optional[Path]) -> str:
+    if text is not None and file is not None:
+        raise DSPError("give the input as an argument or with --file, not both")
+    if file is not None:
+        try:
+            text = file.read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            raise DSPError(f"{file}: no such file") from None
+        except UnicodeDecodeError as e:
+            raise DSPError(f"{file}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})") from None
+    elif text is None or text == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise DSPError("no input: pass TEXT, --file PATH, or pipe text on stdin")
+        text = sys.stdin.read()
+    if not text.strip():
+        raise DSPError("the input is empty")
+    return text
+
+
+@app.command()
+@handle_errors
+def hint(
+    text: Annotated[Optional[str], typer.Argument(help="Input text; '-' or nothing reads stdin.", show_default=False)] = None,
+    policy: Annotated[str, typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = ...,
+    file: Annotated[Optional[Path], typer.Option(help="Read the input from this file.")] = None,
+    run: Annotated[bool, typer.Option("--run", help="Also run the LLM with the hint and print its output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {hint, prompt, output}.")] = False,
+    shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
+    shots: Annotated[int, typer.Option(help="With --run: few-shot examples (needs --shots-data).")] = 1,
+    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
+    cache: Cache = None,
+) -> None:
+    """Write the policy's hint for one input; with --run, also the steered LLM output.
+
+    Example: dsp hint --policy runs/sft --file article.txt --run --json
+    """
+    from dsp.data import Example, load_examples
+    from dsp.llm.client import LLMRequest
+    from dsp.llm.session import run_with_llm
+    from dsp.policy import load_policy
+    from dsp.tasks import SummarizationTask
+
+    source = _read_input(text, file)
+    task = SummarizationTask()
+    the_hint = load_policy(policy).generate([source])[0]
+    result = {"hint": the_hint}
+    if run:
+        examples = load_examples(shots_data, split="train", limit=shots) if shots_data and shots > 0 else []
+        prompt = task.prompt(Example(id="input", input=source, target=""), the_hint, examples)
+        llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
+
+        async def work(client):
+            return await client.complete(LLMRequest(prompt=prompt, max_tokens=task.max_tokens, stop=task.stop))
+
+        answer = run_with_llm(llm, cache, work)
+        result.update(prompt=prompt, output=answer.text.strip())
+    if as_json:
+        typer.echo(json.dumps(result, ensure_ascii=False))
+    else:
+        typer.echo(f"hint: {the_hint}")
+        if run:
+            typer.echo(f"output: {result['output']}")

@@ -1,0 +1,50 @@
+"""dsp sft"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dsp.cli import app
+from dsp.cli.common import handle_errors
+
+
+@app.command()
+@handle_errors
+def sft(
+    data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
+    output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, checkpoint/, policy/).")],
+    policy: Annotated[str, typer.Option(help="Seq2seq model name/path (e.g. google/flan-t5-base), or 'scratch' for a small T5 from a config (offline).")] = "scratch",
+    scratch_size: Annotated[str, typer.Option(help="Size of the scratch T5: tiny or small.")] = "tiny",
+    epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 3,
+    max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimizer steps (overrides --epochs).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    limit: Annotated[Optional[int], typer.Option(help="Use only the first N training examples.")] = None,
+    dev_limit: Annotated[int, typer.Option(help="Dev examples for loss and hint F1.")] = 50,
+    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
+    target_field: Annotated[str, typer.Option(help="Reference field (pseudo-labels come from it).")] = "highlights",
+    max_input_tokens: Annotated[int, typer.Option(help="Policy input length; longer inputs are cut with a warning.")] = 256,
+    eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
+    save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
+) -> None:
+    """Fine-tune a hint policy on pseudo-label hints (keywords of the reference found in the input).
+
+    Example: dsp sft --data ../shared/data/cnndm --output-dir runs/sft --policy scratch --epochs 3
+    """
+    from dsp.train.sft import SFTConfig, run_sft
+
+    cfg = SFTConfig(
+        data=data, output_dir=str(output_dir), policy=policy, scratch_size=scratch_size, epochs=epochs,
+        max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
+        input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
+        eval_every=eval_every, save_every=save_every, seed=seed, resume=resume,
+    )
+    result = run_sft(cfg)
+    typer.echo(json.dumps(result, indent=2))
+    typer.echo(f"policy saved to {output_dir / 'policy'}", err=True)

@@ -1,0 +1,159 @@
+"""Loading examples from a local file (JSONL, JSON, CSV, Parquet), a folder of splits, or a hub id.
+
+Every problem with the data is an InputError naming the file, the line (or record) and the
+field, so the CLI can print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from dsp.errors import DSPError, InputError
+
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+@dataclass(frozen=True)
+class Example:
+    """One input with its reference output; `where` says where it came from (file:line)."""
+
+    id: str
+    input: str
+    target: str
+    where: str = ""
+
+
+def resolve_source(source: str, split: str) -> Path | None:
+    """A local file, or `{split}.{jsonl,json,csv,parquet}` inside a folder; None for a hub id."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        for suffix in SUFFIXES:
+            candidate = path / f"{split}{suffix}"
+            if candidate.exists():
+                return candidate
+        raise DSPError(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
+    if path.exists():
+        if path.suffix not in SUFFIXES:
+            raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv or .parquet)")
+        return path
+    if path.suffix in SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") != 1:
+        raise DSPError(f"{path}: no such file or folder")
+    return None  # looks like owner/name: a hub dataset id
+
+
+def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(path, lineno, None, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})")
+            if not line.strip():
+                continue
+            try:
+                yield lineno, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, lineno, None, f"not valid JSON ({e.msg} at column {e.colno})")
+
+
+def _read_text(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise InputError(path, line, None, f"not UTF-8 text (byte {data[e.start]:#04x})")
+
+
+def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
+    try:
+        obj = json.loads(_read_text(path))
+    except json.JSONDecodeError as e:
+        raise InputError(path, e.lineno, None, f"not valid JSON ({e.msg} at column {e.colno})")
+    if isinstance(obj, dict) and isinstance(obj.get("data"), list):
+        obj = obj["data"]
+    if not isinstance(obj, list):
+        raise InputError(path, None, None, "expected a JSON list of records (or {\"data\": [...]})")
+    # Records of a JSON list have no line of their own: number them from 1 as "record N".
+    yield from enumerate(obj, start=1)
+
+
+def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
+    reader = csv.DictReader(_read_text(path).splitlines())
+    for row in reader:
+        yield reader.line_num, row
+
+
+def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
+    import pyarrow.parquet as pq
+
+    yield from enumerate(pq.read_table(path).to_pylist(), start=1)
+
+
+def _hub_records(source: str, split: str, config_name: str | None) -> Iterator[tuple[int, Any]]:
+    try:
+        import datasets
+
+        ds = datasets.load_dataset(source, config_name, split=split)
+    except Exception as e:  # network, unknown id, unknown split: all the user's to fix
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise DSPError(f"could not load '{source}' split '{split}' from the hub ({first}); offline? pass a local file") from None
+    yield from enumerate(ds, start=1)
+
+
+def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool = True) -> str | None:
+    if name not in record:
+        if not required:
+            return None
+        have = ", ".join(sorted(map(str, record))[:8])
+        raise InputError(path, line, name, f"missing (this record has: {have}); map another field with --input-field/--target-field")
+    value = record[name]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        value = "\n".join(value)
+    if not isinstance(value, str):
+        raise InputError(path, line, name, f"expected text, got {type(value).__name__}")
+    if not value.strip():
+        raise InputError(path, line, name, "empty text")
+    return value
+
+
+def load_examples(
+    source: str,
+    *,
+    split: str = "train",
+    input_field: str = "article",
+    target_field: str = "highlights",
+    id_field: str = "id",
+    config_name: str | None = None,
+    limit: int | None = None,
+    need_target: bool = True,
+) -> list[Example]:
+    """Examples from `source`; the first `limit` of them if given. Raises InputError on bad data."""
+    if limit is not None and limit <= 0:
+        raise DSPError(f"--limit must be positive, not {limit}")
+    path = resolve_source(source, split)
+    if path is None:
+        records, where = _hub_records(source, split, config_name), f"{source}[{split}]"
+    else:
+        reader = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
+        records, where = reader[path.suffix](path), str(path)
+    label = "record" if path is None or path.suffix in (".json", ".parquet") else None
+    examples: list[Example] = []
+    for line, record in records:
+        loc = f"{label} {line}" if label else line
+        if not isinstance(record, dict):
+            raise InputError(where, loc, None, f"expected a JSON object, got {type(record).__name__}")
+        text = _field_text(record, input_field, where, loc)
+        target = _field_text(record, target_field, where, loc, required=need_target) or ""
+        rid = record.get(id_field)
+        examples.append(Example(id=str(rid) if rid is not None else f"{Path(where).name}:{line}",
+                                input=text, target=target, where=f"{where}:{loc}"))
+        if limit is not None and len(examples) >= limit:
+            break
+    if not examples:
+        raise InputError(where, None, None, "no examples")
+    return examples

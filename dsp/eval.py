@@ -1,0 +1,180 @@
+"""`dsp eval`: the same examples through the LLM with no hint, policy hints, and oracle hints.
+
+Every condition sees the same examples and few-shot block, so differences are paired: the
+report gives each condition's mean and the mean paired difference to no hint, with 95% CIs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from dsp.data import Example, load_examples
+from dsp.errors import BudgetExceeded, DSPError, LLMError
+from dsp.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.metrics import hint_f1, mean_ci
+from dsp.policy.base import HintPolicy
+from dsp.policy.tfidf import TfidfPolicy
+from dsp.tasks import SummarizationTask, Task
+
+CONDITIONS = ("none", "tfidf", "policy", "oracle")
+LABELS = {"none": "no hint", "tfidf": "TF-IDF keywords (lead)", "policy": "policy hint", "oracle": "oracle hint (pseudo-label)"}
+
+
+@dataclass
+class EvalConfig:
+    """Settings of one `dsp eval` run."""
+
+    data: str
+    """Local file, folder of split files, or hub dataset id."""
+    output_dir: str
+    """Where examples.jsonl, summary.json and report.md go."""
+    split: str = "dev"
+    """Split to evaluate on."""
+    conditions: tuple[str, ...] = ("none", "policy", "oracle")
+    """Hint sources to compare: none, tfidf, policy, oracle."""
+    limit: int | None = None
+    """Evaluate the first N examples only."""
+    shots: int = 1
+    """Few-shot examples in each prompt, taken from the start of `shots_split`."""
+    shots_split: str = "train"
+    """Split the few-shot examples come from."""
+    input_field: str = "article"
+    """Field holding the input text."""
+    target_field: str = "highlights"
+    """Field holding the reference output."""
+    batch_size: int = 16
+    """Policy generation batch size."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Anything the caller wants recorded in summary.json (e.g. the policy path)."""
+
+    def __post_init__(self) -> None:
+        unknown = [c for c in self.conditions if c not in CONDITIONS]
+        if unknown or not self.conditions:
+            raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+        if self.shots < 0:
+            raise DSPError(f"--shots must be 0 or more, not {self.shots}")
+        if self.batch_size <= 0:
+            raise DSPError(f"--batch-size must be positive, not {self.batch_size}")
+
+
+def make_hints(
+    cfg: EvalConfig, task: Task, examples: list[Example], policy: HintPolicy | None, fit_texts: Sequence[str]
+) -> dict[str, list[str | None]]:
+    """One hint (or None for no hint) per example and condition."""
+    hints: dict[str, list[str | None]] = {}
+    inputs = [e.input for e in examples]
+    for c in cfg.conditions:
+        if c == "none":
+            hints[c] = [None] * len(examples)
+        elif c == "oracle":
+            hints[c] = [task.pseudo_label(e) for e in examples]
+        elif c == "tfidf":
+            hints[c] = TfidfPolicy.fit(list(fit_texts) or inputs, separator=task.separator).generate(inputs)
+        elif c == "policy":
+            if policy is None:
+                raise DSPError("--conditions includes 'policy' but no --policy was given")
+            hints[c] = policy.generate(inputs, batch_size=cfg.batch_size)
+    return hints
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    mean, ci = mean_ci(values)
+    return {"mean": mean, "ci95": ci, "n": sum(not math.isnan(v) for v in values)}
+
+
+def summarize(cfg: EvalConfig, task: Task, rows: list[dict]) -> dict[str, Any]:
+    metric = task.metric
+    # Paired: only examples where every condition has a score.
+    complete = [r for r in rows if all(r["scores"][c] is not None for c in cfg.conditions)]
+    conditions: dict[str, Any] = {}
+    for c in cfg.conditions:
+        vals = [r["scores"][c][metric] for r in complete]
+        entry = {"label": LABELS[c], metric: _stats(vals)}
+        if "none" in cfg.conditions and c != "none":
+            entry["delta_vs_none"] = _stats([r["scores"][c][metric] - r["scores"]["none"][metric] for r in complete])
+        if c not in ("none", "oracle") and "oracle" in cfg.conditions:
+            entry["hint_f1_vs_oracle"] = _stats([hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete])
+        conditions[c] = entry
+    return {"metric": metric, "examples": len(rows), "complete": len(complete), "conditions": conditions}
+
+
+def report_markdown(summary: dict[str, Any]) -> str:
+    metric = summary["metric"]
+    lines = [
+        f"| hint | {metric} | 95% CI | Δ vs no hint | 95% CI of Δ | hint F1 vs oracle |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for c, e in summary["conditions"].items():
+        s, d, f = e[metric], e.get("delta_vs_none"), e.get("hint_f1_vs_oracle")
+        lines.append(
+            f"| {e['label']} | {s['mean']:.2f} | ± {s['ci95']:.2f} | "
+            + (f"{d['mean']:+.2f} | ± {d['ci95']:.2f}" if d else "- | -")
+            + (f" | {f['mean']:.3f} |" if f else " | - |")
+        )
+    u = summary["llm"]
+    lines += [
+        "",
+        f"{summary['complete']} of {summary['examples']} examples scored in every condition. "
+        f"LLM: {u['requests']} requests sent, {u['cache_hits']} cache hits, {u['dedup_hits']} deduplicated, "
+        f"{u['retries']} retries, {u['failures']} failed; tokens {u['prompt_tokens']} in / {u['completion_tokens']} out; "
+        f"wall {summary['seconds']:.1f} s.",
+    ]
+    if summary.get("stopped"):
+        lines.append(f"Stopped early: {summary['stopped']}")
+    return "\n".join(lines) + "\n"
+
+
+async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None) -> dict[str, Any]:
+    """Run the comparison and write the report files; returns the summary."""
+    task = task or SummarizationTask()
+    started = time.time()
+    fields = dict(input_field=cfg.input_field, target_field=cfg.target_field)
+    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
+    shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
+    hints = make_hints(cfg, task, examples, policy, [e.input for e in shots])
+
+    # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
+    order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
+    requests = [
+        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), max_tokens=task.max_tokens, stop=task.stop)
+        for c, i in order
+    ]
+    answers = await client.complete_many(requests, desc="llm")
+
+    rows = [
+        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {}}
+        for i, e in enumerate(examples)
+    ]
+    stopped = None
+    for (c, i), answer in zip(order, answers):
+        row = rows[i]
+        if isinstance(answer, LLMResult):
+            row["outputs"][c] = answer.text
+            row["scores"][c] = task.score(answer.text, examples[i])
+        else:
+            if isinstance(answer, BudgetExceeded):
+                stopped = str(answer)
+            elif not isinstance(answer, LLMError):
+                raise answer
+            row["outputs"][c], row["scores"][c] = None, None
+            row["errors"][c] = str(answer)
+    failures = [a for a in answers if isinstance(a, LLMError) and not isinstance(a, BudgetExceeded)]
+    if failures and len(failures) == len(answers):
+        raise failures[0]
+
+    summary = summarize(cfg, task, rows)
+    summary.update(
+        split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
+        llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
+        config={k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra,
+    )
+    out = Path(cfg.output_dir)
+    write_jsonl_atomic(out / "examples.jsonl", rows)
+    write_json_atomic(out / "summary.json", summary)
+    write_text_atomic(out / "report.md", report_markdown(summary))
+    return summary

@@ -1,0 +1,46 @@
+"""The one interface the trainers, `dsp eval` and `dsp hint` see."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from dsp.errors import DSPError
+
+MARKER = "dsp_policy.json"  # written beside the weights: which class loads this folder
+
+
+class HintPolicy(Protocol):
+    kind: str
+
+    def generate(self, inputs: Sequence[str], *, batch_size: int = 16) -> list[str]:
+        """One hint per input (deterministic: greedy or beam search)."""
+        ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+def write_marker(path: Path, kind: str, **extra) -> None:
+    (path / MARKER).write_text(json.dumps({"kind": kind, **extra}, indent=2) + "\n", encoding="utf-8")
+
+
+def load_policy(name_or_path: str, *, device: str = "cpu") -> HintPolicy:
+    """A saved policy folder, a `dsp sft` run folder (its `policy/`), or a Hugging Face model name."""
+    from dsp.policy.seq2seq import Seq2SeqPolicy
+    from dsp.policy.tfidf import TfidfPolicy
+
+    path = Path(name_or_path).expanduser()
+    if path.is_dir() and not (path / MARKER).exists() and (path / "policy" / MARKER).exists():
+        path = path / "policy"
+    if (path / MARKER).exists():
+        meta = json.loads((path / MARKER).read_text(encoding="utf-8"))
+        kind = meta.pop("kind", None)
+        if kind == "tfidf":
+            return TfidfPolicy.load(path)
+        if kind == "seq2seq":
+            return Seq2SeqPolicy.from_pretrained(str(path), device=device, **meta)
+        raise DSPError(f"{path / MARKER}: unknown policy kind '{kind}'")
+    if path.exists() and not (path / "config.json").exists():
+        raise DSPError(f"{path}: not a policy folder (no {MARKER} or config.json); pass a `dsp sft` run folder")
+    return Seq2SeqPolicy.from_pretrained(name_or_path, device=device)

@@ -1,0 +1,72 @@
+"""The Task interface and prompt templates.
+
+A task never calls HTTP and never trains: it turns an example and a hint into a prompt, an
+example into a pseudo-label hint, and an LLM output into a score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol, Sequence
+
+from dsp.data import Example
+from dsp.errors import DSPError
+
+PLACEHOLDERS = ("{input}", "{hint}", "{target}")
+
+
+@dataclass(frozen=True)
+class PromptTemplate:
+    """One example block: `{input}`, optionally `{hint}`, and `{target}` last.
+
+    A prompt is an instruction-free few-shot stack: each shot is the block filled in, the query
+    is the block cut just before `{target}`, so the LLM writes the target next.
+    """
+
+    text: str
+    source: str = "<string>"
+
+    def __post_init__(self) -> None:
+        for name in ("{input}", "{target}"):
+            if name not in self.text:
+                raise DSPError(f"{self.source}: prompt template has no {name} placeholder")
+        if self.text.rstrip().endswith("{target}") is False:
+            raise DSPError(f"{self.source}: prompt template must end with {{target}}")
+
+    @property
+    def uses_hint(self) -> bool:
+        return "{hint}" in self.text
+
+    @classmethod
+    def load(cls, name: str) -> "PromptTemplate":
+        """A packaged template (`summarization/with_hint`) or a path to a .txt file."""
+        path = Path(name)
+        if path.suffix == ".txt" and path.exists():
+            return cls(path.read_text(encoding="utf-8"), str(path))
+        try:
+            text = resources.files("dsp.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise DSPError(f"no prompt template '{name}' (packaged ones live in prompts/, or pass a .txt path)") from None
+        return cls(text, f"prompts/{name}.txt")
+
+    def fill(self, input: str, hint: str | None, target: str | None) -> str:
+        # str.replace, not str.format: articles are full of braces.
+        text = self.text.replace("{input}", input).replace("{hint}", hint or "")
+        if target is None:
+            return text[: text.index("{target}")].rstrip(" ")
+        return text.replace("{target}", target).rstrip("\n")
+
+
+class Task(Protocol):
+    """What the trainers and `dsp eval` need of a task."""
+
+    name: str
+    separator: str
+
+    def pseudo_label(self, example: Example) -> str: ...
+
+    def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str: ...
+
+    def score(self, output: str, example: Example) -> dict[str, float]: ...

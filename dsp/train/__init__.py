@@ -1,0 +1,1 @@
+"""Trainers: supervised fine-tuning on pseudo-label hints (sft.py); RL comes later."""

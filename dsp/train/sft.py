@@ -1,0 +1,205 @@
+"""`dsp sft`: supervised fine-tuning of a hint policy on pseudo-label hints."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+from transformers import get_linear_schedule_with_warmup
+
+from dsp.data import Example, load_examples
+from dsp.errors import DSPError
+from dsp.io import write_json_atomic
+from dsp.metrics import hint_f1
+from dsp.policy.seq2seq import Seq2SeqPolicy
+from dsp.tasks import SummarizationTask, Task
+from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
+
+
+@dataclass
+class SFTConfig:
+    """Settings of one `dsp sft` run."""
+
+    data: str
+    """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
+    output_dir: str
+    """Run folder: config, log.jsonl, checkpoint/, and the final policy/."""
+    policy: str = "scratch"
+    """Hugging Face seq2seq model name or path, or `scratch` for a small T5 from a config."""
+    scratch_size: str = "tiny"
+    """Size of the `scratch` T5: tiny (~0.7M parameters) or small (~15M)."""
+    train_split: str = "train"
+    """Split (or file stem inside a folder) to train on."""
+    dev_split: str | None = "dev"
+    """Split for dev loss and hint F1; None holds out 10% of the training examples."""
+    input_field: str = "article"
+    """Field holding the input text."""
+    target_field: str = "highlights"
+    """Field holding the reference output (pseudo-labels are made from it)."""
+    limit: int | None = None
+    """Train on the first N examples only."""
+    dev_limit: int = 50
+    """Dev examples used for loss and hint F1."""
+    epochs: int = 3
+    """Passes over the training examples."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    batch_size: int = 8
+    """Examples per optimizer step."""
+    lr: float = 5e-4
+    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0."""
+    warmup_ratio: float = 0.05
+    """Share of the steps spent warming the learning rate up."""
+    grad_clip: float = 1.0
+    """Gradient norm clip."""
+    max_input_tokens: int = 256
+    """Policy input length; longer inputs are cut (with a warning)."""
+    max_hint_tokens: int = 48
+    """Longest hint the policy writes."""
+    eval_every: int = 50
+    """Steps between dev evaluations."""
+    save_every: int = 50
+    """Steps between checkpoints."""
+    seed: int = 0
+    """Seed for initialisation and data order."""
+    resume: bool = False
+    """Continue from the run folder's checkpoint."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit", "max_input_tokens", "max_hint_tokens"):
+            if getattr(self, name) <= 0:
+                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
+        if not self.lr > 0:
+            raise DSPError(f"--lr must be positive, not {self.lr}")
+
+
+def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], list[Example]]:
+    if cfg.dev_split:
+        try:
+            dev = load_examples(cfg.data, split=cfg.dev_split, input_field=cfg.input_field,
+                                target_field=cfg.target_field, limit=cfg.dev_limit)
+            return train, dev
+        except DSPError as e:
+            if "no file for split" not in str(e):
+                raise
+    n_dev = max(1, min(cfg.dev_limit, len(train) // 10))
+    return train[:-n_dev], train[-n_dev:]
+
+
+def _make_policy(cfg: SFTConfig, train: list[Example], labels: list[str]) -> Seq2SeqPolicy:
+    kw = dict(max_input_tokens=cfg.max_input_tokens, max_hint_tokens=cfg.max_hint_tokens)
+    if cfg.policy == "scratch":
+        from dsp.policy.scratch import build_scratch_policy
+
+        return build_scratch_policy([e.input for e in train] + labels, cfg.scratch_size, **kw)
+    return Seq2SeqPolicy.from_pretrained(cfg.policy, **kw)
+
+
+def evaluate_dev(policy: Seq2SeqPolicy, dev: list[Example], labels: list[str], batch_size: int) -> dict[str, float]:
+    """Dev loss (teacher forcing) and hint F1 of greedy hints against the pseudo-labels."""
+    policy.model.eval()
+    losses = []
+    with torch.no_grad():
+        for i in range(0, len(dev), batch_size):
+            batch = dev[i : i + batch_size]
+            losses.append(policy.loss([e.input for e in batch], labels[i : i + batch_size]).item() * len(batch))
+    hints = policy.generate([e.input for e in dev], batch_size=batch_size)
+    policy.model.train()
+    return {
+        "dev/loss": sum(losses) / len(dev),
+        "dev/hint_f1": sum(hint_f1(h, y) for h, y in zip(hints, labels)) / len(dev),
+    }
+
+
+def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
+    # Depends only on (seed, epoch), so a resumed run sees the same order.
+    g = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=g).tolist()
+
+
+def run_sft(cfg: SFTConfig, task: Task | None = None) -> dict[str, Any]:
+    """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/."""
+    task = task or SummarizationTask()
+    run_dir = Path(cfg.output_dir)
+    checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
+    if cfg.resume and checkpoint is None:
+        raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
+    if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", {"command": "sft", **asdict(cfg)})
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field,
+                          target_field=cfg.target_field, limit=cfg.limit)
+    train, dev = _split_dev(cfg, train)
+    train_labels = [task.pseudo_label(e) for e in train]
+    dev_labels = [task.pseudo_label(e) for e in dev]
+
+    if checkpoint is not None:
+        policy = Seq2SeqPolicy.from_pretrained(str(checkpoint / "policy"), max_input_tokens=cfg.max_input_tokens,
+                                               max_hint_tokens=cfg.max_hint_tokens)
+    else:
+        policy = _make_policy(cfg, train, train_labels)
+    policy.model.train()
+    steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
+    total = cfg.max_steps or steps_per_epoch * cfg.epochs
+    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    step = 0
+    if checkpoint is not None:
+        step = load_trainer_state(checkpoint, optimizer, scheduler)["step"]
+
+    log_path = run_dir / "log.jsonl"
+    metrics: dict[str, Any] = {}
+    started = time.time()
+    bar = tqdm(total=total, initial=step, desc="sft", unit="step")
+    with log_path.open("a", encoding="utf-8") as log:
+        while step < total:
+            epoch, pos = divmod(step, steps_per_epoch)
+            idx = _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
+            loss = policy.loss([train[i].input for i in idx], [train_labels[i] for i in idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            metrics = {"step": step, "epoch": epoch, "train/loss": loss.item(), "charts/lr": scheduler.get_last_lr()[0]}
+            if step % cfg.eval_every == 0 or step == total:
+                metrics.update(evaluate_dev(policy, dev, dev_labels, cfg.batch_size))
+            log.write(json.dumps(metrics) + "\n")
+            log.flush()
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}", **({"dev_f1": f"{metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in metrics else {}))
+            if step % cfg.save_every == 0 or step == total:
+                save_checkpoint(run_dir, policy, optimizer, scheduler, {"step": step})
+    bar.close()
+
+    # The final policy: same swap-in-by-rename as checkpoints.
+    tmp = run_dir / ".policy.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    shutil.rmtree(run_dir / "policy", ignore_errors=True)
+    tmp.rename(run_dir / "policy")
+    result = {
+        "steps": step,
+        "train_examples": len(train),
+        "dev_examples": len(dev),
+        "parameters": policy.num_parameters(),
+        "seconds": round(time.time() - started, 1),
+        **{k: v for k, v in metrics.items() if k.startswith("dev/")},
+    }
+    write_json_atomic(run_dir / "result.json", result)
+    return result

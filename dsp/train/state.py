@@ -1,0 +1,62 @@
+"""Checkpoints that survive a kill: written to a temporary folder, then swapped in by rename."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+CHECKPOINT = "checkpoint"
+
+
+def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str, Any]) -> None:
+    """Policy weights, optimizer, schedule, RNG states and `state` (step, ...) as one unit."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp / "policy")
+    torch.save(
+        {
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng_torch": torch.get_rng_state(),
+            "rng_python": random.getstate(),
+        },
+        tmp / "trainer.pt",
+    )
+    (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    final, old = run_dir / CHECKPOINT, run_dir / f"{CHECKPOINT}.old"
+    # Two renames: a kill between them leaves checkpoint.old, which load_checkpoint falls back to.
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def find_checkpoint(run_dir: Path) -> Path | None:
+    for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
+        path = Path(run_dir) / name
+        if (path / "state.json").exists():
+            return path
+    return None
+
+
+def load_trainer_state(path: Path, optimizer, scheduler) -> dict[str, Any]:
+    """Restore optimizer, schedule and RNGs from a checkpoint folder; return its `state`."""
+    blob = torch.load(path / "trainer.pt", weights_only=True)  # never unpickle arbitrary objects
+    optimizer.load_state_dict(blob["optimizer"])
+    scheduler.load_state_dict(blob["scheduler"])
+    torch.set_rng_state(blob["rng_torch"])
+    random.setstate(_as_random_state(blob["rng_python"]))
+    return json.loads((path / "state.json").read_text(encoding="utf-8"))
+
+
+def _as_random_state(s):
+    # torch.save turns the state's tuples into lists on some versions; random wants tuples.
+    return (s[0], tuple(s[1]), s[2])
