@@ -7,6 +7,7 @@ pick keywords (see BENCHMARKS.md). With hub access, start from `google/flan-t5-b
 
 from __future__ import annotations
 
+import json
 from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -31,9 +32,22 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> PreTrainedT
     tok.decoder = decoders.Metaspace()
     trainer = trainers.UnigramTrainer(vocab_size=vocab_size, special_tokens=SPECIALS, unk_token="<unk>")
     tok.train_from_iterator(texts, trainer=trainer)
+    tok = _canonical_order(tok)
     # T5 ends every sequence with </s>.
     tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
     return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+
+
+def _canonical_order(tok: Tokenizer) -> Tokenizer:
+    """Sort pieces by (-score, piece) after the specials.
+
+    The trainer returns pieces of equal score in hash-map order, which changes from run to
+    run; without this, the same data and seed give different token ids and different weights.
+    """
+    blob = json.loads(tok.to_str())
+    vocab = blob["model"]["vocab"]  # [[piece, score], ...], specials first
+    blob["model"]["vocab"] = vocab[: len(SPECIALS)] + sorted(vocab[len(SPECIALS) :], key=lambda p: (-p[1], p[0]))
+    return Tokenizer.from_str(json.dumps(blob))
 
 
 def build_scratch_policy(texts: list[str], size: str = "tiny", vocab_size: int = 8000, **policy_kw) -> Seq2SeqPolicy:

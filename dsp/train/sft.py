@@ -9,7 +9,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -127,8 +127,11 @@ def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def run_sft(cfg: SFTConfig, task: Task | None = None) -> dict[str, Any]:
-    """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/."""
+def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
+
+    `on_step(step)` is called after each step is logged and checkpointed (progress hooks, tests).
+    """
     task = task or SummarizationTask()
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
@@ -185,6 +188,8 @@ def run_sft(cfg: SFTConfig, task: Task | None = None) -> dict[str, Any]:
             bar.set_postfix(loss=f"{loss.item():.3f}", **({"dev_f1": f"{metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in metrics else {}))
             if step % cfg.save_every == 0 or step == total:
                 save_checkpoint(run_dir, policy, optimizer, scheduler, {"step": step})
+            if on_step is not None:
+                on_step(step)
     bar.close()
 
     # The final policy: same swap-in-by-rename as checkpoints.

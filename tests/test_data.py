@@ -1,0 +1,58 @@
+import json
+
+import pytest
+
+from dsp.data import load_examples
+from dsp.errors import DSPError, InputError
+
+
+def write(path, text):
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return str(path)
+
+
+def test_folder_split_and_limit(synth_dir):
+    ex = load_examples(str(synth_dir), split="dev", limit=3)
+    assert [e.id for e in ex] == ["s0", "s1", "s2"]
+    assert ex[0].where.endswith("dev.jsonl:1")
+
+
+@pytest.mark.parametrize(
+    "content, match",
+    [
+        ('{"article": "a", "highlights": "b"}\n{"article": "a",\n', r"x\.jsonl:2: not valid JSON"),
+        ('{"article": "a", "highlights": "b"}\n{"text": "a", "highlights": "b"}\n', r"x\.jsonl:2: field 'article': missing"),
+        ('{"article": 3, "highlights": "b"}\n', r"x\.jsonl:1: field 'article': expected text, got int"),
+        ('{"article": "  ", "highlights": "b"}\n', r"x\.jsonl:1: field 'article': empty text"),
+        ('[1, 2]\n', r"x\.jsonl:1: expected a JSON object, got list"),
+        (b'{"article": "ok", "highlights": "b"}\n{"article": "caf\xe9", "highlights": "b"}\n', r"x\.jsonl:2: not UTF-8 text \(byte 0xe9"),
+        ("", r"x\.jsonl: no examples"),
+    ],
+)
+def test_bad_jsonl_names_file_line_field(tmp_path, content, match):
+    with pytest.raises(InputError, match=match):
+        load_examples(write(tmp_path / "x.jsonl", content))
+
+
+def test_field_mapping_json_and_csv(tmp_path):
+    rows = [{"doc": "some text", "summary": "short", "id": 7}]
+    ex = load_examples(write(tmp_path / "r.json", json.dumps(rows)), input_field="doc", target_field="summary")
+    assert ex[0].input == "some text" and ex[0].id == "7"
+    ex = load_examples(write(tmp_path / "r.csv", "doc,summary\nhello world,hi\n"), input_field="doc", target_field="summary")
+    assert ex[0].target == "hi" and ex[0].id == "r.csv:2"
+    with pytest.raises(InputError, match=r"r\.json:record 1: field 'article': missing"):
+        load_examples(str(tmp_path / "r.json"))
+
+
+def test_missing_things(tmp_path):
+    with pytest.raises(DSPError, match="no such file"):
+        load_examples(str(tmp_path / "nope.jsonl"))
+    with pytest.raises(DSPError, match="no file for split 'test'"):
+        load_examples(str(tmp_path), split="test")
+    with pytest.raises(DSPError, match="--limit must be positive"):
+        load_examples(str(tmp_path), limit=0)
+
+
+def test_real_cnndm_loads(cnndm_dir):
+    ex = load_examples(str(cnndm_dir), split="dev")
+    assert len(ex) == 250 and all(e.input and e.target for e in ex)

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+import torch
+
+from dsp.errors import DSPError
+from dsp.policy import load_policy
+from dsp.train.sft import SFTConfig, run_sft
+
+
+def config(data, out, **kw):
+    base = dict(data=str(data), output_dir=str(out), max_steps=6, batch_size=4, lr=3e-3, eval_every=3,
+                save_every=2, dev_limit=4, max_input_tokens=48, max_hint_tokens=10)
+    return SFTConfig(**(base | kw))
+
+
+def weights(path):
+    return load_policy(str(path)).model.state_dict()
+
+
+def test_sft_run_writes_policy_and_metrics(synth_dir, tmp_path):
+    result = run_sft(config(synth_dir, tmp_path / "run"))
+    assert result["steps"] == 6 and "dev/hint_f1" in result and "dev/loss" in result
+    lines = [json.loads(l) for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == list(range(1, 7))
+    assert lines[-1]["train/loss"] < lines[0]["train/loss"]
+    assert (tmp_path / "run" / "policy" / "model.safetensors").exists()
+    with pytest.raises(DSPError, match="pass --resume"):
+        run_sft(config(synth_dir, tmp_path / "run"))
+
+
+def test_crash_then_resume_matches_uninterrupted_run(synth_dir, tmp_path):
+    run_sft(config(synth_dir, tmp_path / "straight"))
+
+    def crash(step):
+        if step == 3:  # after the checkpoint at step 2; step 3's update is lost with the crash
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_sft(config(synth_dir, tmp_path / "crashed"), on_step=crash)
+    assert not (tmp_path / "crashed" / "policy").exists()
+    result = run_sft(config(synth_dir, tmp_path / "crashed", resume=True))
+    assert result["steps"] == 6
+    a, b = weights(tmp_path / "straight"), weights(tmp_path / "crashed")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-6), k
+
+
+def test_resume_without_checkpoint_is_an_error(synth_dir, tmp_path):
+    with pytest.raises(DSPError, match="no checkpoint to resume from"):
+        run_sft(config(synth_dir, tmp_path / "new", resume=True))
+
+
+def test_config_rules():
+    with pytest.raises(DSPError, match="--batch-size must be positive"):
+        SFTConfig(data="x", output_dir="y", batch_size=0)
