@@ -17,6 +17,7 @@ from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCa
 def eval_(
     data: Annotated[str, typer.Option(help="Local file, folder with split files, or hub dataset id.")],
     output_dir: Annotated[Path, typer.Option(help="Where examples.jsonl, summary.json and report.md go.")],
+    data_config: Annotated[Optional[str], typer.Option(help="Hub dataset config, e.g. 3.0.0 for abisee/cnn_dailymail.")] = None,
     policy: Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = None,
     conditions: Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")] = "none,policy,oracle",
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "dev",
@@ -38,7 +39,7 @@ def eval_(
     from dsp.policy import load_policy
 
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
-    cfg = EvalConfig(data=data, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
+    cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
     hint_policy = load_policy(policy) if policy and "policy" in conds else None

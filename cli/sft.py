@@ -17,6 +17,7 @@ from dsp.cli.common import handle_errors
 def sft(
     data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
     output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, checkpoint/, policy/).")],
+    data_config: Annotated[Optional[str], typer.Option(help="Hub dataset config, e.g. 3.0.0 for abisee/cnn_dailymail.")] = None,
     policy: Annotated[str, typer.Option(help="Seq2seq model name/path (e.g. google/flan-t5-base), or 'scratch' for a small T5 from a config (offline).")] = "scratch",
     scratch_size: Annotated[str, typer.Option(help="Size of the scratch T5: tiny or small.")] = "tiny",
     epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 3,
@@ -40,7 +41,7 @@ def sft(
     from dsp.train.sft import SFTConfig, run_sft
 
     cfg = SFTConfig(
-        data=data, output_dir=str(output_dir), policy=policy, scratch_size=scratch_size, epochs=epochs,
+        data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, scratch_size=scratch_size, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
         input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
         eval_every=eval_every, save_every=save_every, seed=seed, resume=resume,

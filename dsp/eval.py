@@ -33,6 +33,8 @@ class EvalConfig:
     """Local file, folder of split files, or hub dataset id."""
     output_dir: str
     """Where examples.jsonl, summary.json and report.md go."""
+    data_config: str | None = None
+    """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
     split: str = "dev"
     """Split to evaluate on."""
     conditions: tuple[str, ...] = ("none", "policy", "oracle")
@@ -133,7 +135,7 @@ async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = 
     """Run the comparison and write the report files; returns the summary."""
     task = task or SummarizationTask()
     started = time.time()
-    fields = dict(input_field=cfg.input_field, target_field=cfg.target_field)
+    fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
     hints = make_hints(cfg, task, examples, policy, [e.input for e in shots])

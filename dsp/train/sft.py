@@ -32,6 +32,8 @@ class SFTConfig:
     """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
     output_dir: str
     """Run folder: config, log.jsonl, checkpoint/, and the final policy/."""
+    data_config: str | None = None
+    """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
     policy: str = "scratch"
     """Hugging Face seq2seq model name or path, or `scratch` for a small T5 from a config."""
     scratch_size: str = "tiny"
@@ -87,7 +89,7 @@ def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], lis
     if cfg.dev_split:
         try:
             dev = load_examples(cfg.data, split=cfg.dev_split, input_field=cfg.input_field,
-                                target_field=cfg.target_field, limit=cfg.dev_limit)
+                                target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.dev_limit)
             return train, dev
         except DSPError as e:
             if "no file for split" not in str(e):
@@ -145,7 +147,7 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field,
-                          target_field=cfg.target_field, limit=cfg.limit)
+                          target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.limit)
     train, dev = _split_dev(cfg, train)
     train_labels = [task.pseudo_label(e) for e in train]
     dev_labels = [task.pseudo_label(e) for e in dev]
