@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from dsp.errors import DSPError, InputError
+from dsp.errors import DSPError, InputError, MissingSplit
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
 
@@ -35,7 +35,7 @@ def resolve_source(source: str, split: str) -> Path | None:
             candidate = path / f"{split}{suffix}"
             if candidate.exists():
                 return candidate
-        raise DSPError(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
+        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
     if path.exists():
         if path.suffix not in SUFFIXES:
             raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv or .parquet)")

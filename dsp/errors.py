@@ -22,6 +22,10 @@ class InputError(DSPError):
         self.path, self.line, self.field, self.problem = path, line, field, problem
 
 
+class MissingSplit(DSPError):
+    """A data folder has no file for the requested split."""
+
+
 class BudgetExceeded(DSPError):
     """The next LLM call would pass --max-llm-calls or --max-cost. Exit code 3: work so far is kept."""
 

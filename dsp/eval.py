@@ -165,7 +165,7 @@ async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = 
                 raise answer
             row["outputs"][c], row["scores"][c] = None, None
             row["errors"][c] = str(answer)
-    failures = [a for a in answers if isinstance(a, LLMError) and not isinstance(a, BudgetExceeded)]
+    failures = [a for a in answers if isinstance(a, LLMError)]
     if failures and len(failures) == len(answers):
         raise failures[0]
 

@@ -24,10 +24,15 @@ def _rouge_scorer():
     return rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeLsum"], use_stemmer=True)
 
 
+def split_sentences(text: str) -> list[str]:
+    """Sentences of `text` (split after . ! ? and at line breaks), stripped, none empty."""
+    parts = (s.strip() for part in text.strip().splitlines() for s in _SENTENCE_END.split(part))
+    return [s for s in parts if s]
+
+
 def _sentences_per_line(text: str) -> str:
     # rougeLsum reads one sentence a line.
-    lines = (s.strip() for part in text.strip().splitlines() for s in _SENTENCE_END.split(part))
-    return "\n".join(s for s in lines if s)
+    return "\n".join(split_sentences(text))
 
 
 def rouge_scores(prediction: str, reference: str) -> dict[str, float]:

@@ -195,6 +195,18 @@ class AsyncLLMClient:
         finally:
             bar.close()
 
+    async def check_reachable(self) -> None:
+        """Fail fast, with what to change, when the endpoint is down or refuses the key."""
+        url = self.config.base_url or OPENAI_URL
+        try:
+            await self._api.models.list()
+        except openai.APIConnectionError:
+            raise DSPError(f"cannot reach the LLM at {url}: start the server or fix --base-url") from None
+        except openai.AuthenticationError:
+            raise DSPError(f"the LLM at {url} refused the API key (HTTP 401): check OPENAI_API_KEY or --api-key") from None
+        except openai.APIError:
+            pass  # some servers have no /models; the first real call will tell
+
     async def aclose(self) -> None:
         await self._api.close()
 

@@ -9,11 +9,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-import openai
-
 from dsp.errors import DSPError
 from dsp.llm.cache import LLMCache
-from dsp.llm.client import OPENAI_URL, AsyncLLMClient, LLMConfig
+from dsp.llm.client import AsyncLLMClient, LLMConfig
 
 DEFAULT_CACHE = Path.home() / ".cache" / "dsp" / "llm-cache.sqlite"
 
@@ -36,19 +34,6 @@ def load_prices(path: str | Path, model: str | None) -> tuple[float, float]:
     return float(entry["input"]), float(entry["output"])
 
 
-async def check_reachable(client: AsyncLLMClient) -> None:
-    """Fail fast, with what to change, when the endpoint is down or refuses the key."""
-    url = client.config.base_url or OPENAI_URL
-    try:
-        await client._api.models.list()
-    except openai.APIConnectionError:
-        raise DSPError(f"cannot reach the LLM at {url}: start the server or fix --base-url") from None
-    except openai.AuthenticationError:
-        raise DSPError(f"the LLM at {url} refused the API key (HTTP 401): check OPENAI_API_KEY or --api-key") from None
-    except openai.APIError:
-        pass  # some servers have no /models; the first real call will tell
-
-
 def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callable[[AsyncLLMClient], Awaitable[Any]]) -> Any:
     """Run `work(client)` with an open client; starts and stops the embedded LLM if no endpoint is set."""
     with contextlib.ExitStack() as stack:
@@ -64,7 +49,7 @@ def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callabl
         async def main() -> Any:
             client = AsyncLLMClient(config, LLMCache(cache_path or DEFAULT_CACHE))
             try:
-                await check_reachable(client)
+                await client.check_reachable()
                 return await work(client)
             finally:
                 await client.aclose()

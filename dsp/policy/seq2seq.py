@@ -53,10 +53,12 @@ class Seq2SeqPolicy:
         return cls(model, tokenizer, device=device, **kw)
 
     def encode_inputs(self, inputs: Sequence[str]) -> dict[str, torch.Tensor]:
-        enc = self.tokenizer(list(inputs), truncation=False, padding=False)
-        if not self._warned_truncation and any(len(ids) > self.max_input_tokens for ids in enc["input_ids"]):
-            log.warning("some inputs are longer than %d tokens and are cut to fit the policy", self.max_input_tokens)
-            self._warned_truncation = True
+        # The untruncated pass is only for the one-time warning; skip it once given.
+        if not self._warned_truncation:
+            lengths = [len(ids) for ids in self.tokenizer(list(inputs), truncation=False)["input_ids"]]
+            if max(lengths, default=0) > self.max_input_tokens:
+                log.warning("some inputs are longer than %d tokens and are cut to fit the policy", self.max_input_tokens)
+                self._warned_truncation = True
         batch = self.tokenizer(
             list(inputs), truncation=True, max_length=self.max_input_tokens, padding=True, return_tensors="pt"
         )

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Sequence
 
 from dsp.io import write_json_atomic
+from dsp.metrics import split_sentences
 from dsp.policy.base import MARKER, write_marker
 from dsp.tasks.stopwords import STOPWORDS
 
 _WORD = re.compile(r"[A-Za-z][\w'’-]*\w|\d[\d,.]*\d|\w")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def _content_words(text: str) -> list[str]:
@@ -38,7 +38,7 @@ class TfidfPolicy:
         return cls(idf, math.log(1 + n) + 1, **kw)
 
     def _hint(self, text: str) -> str:
-        lead = " ".join(_SENTENCE_END.split(text.strip())[: self.lead_sentences])
+        lead = " ".join(split_sentences(text)[: self.lead_sentences])
         found = _content_words(lead)
         tf = Counter(w.lower() for w in found)
         score = {w: c * self.idf.get(w, self.default_idf) for w, c in tf.items()}

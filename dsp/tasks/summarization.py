@@ -49,6 +49,7 @@ class SummarizationTask:
     """The score that is the reward."""
     with_hint: PromptTemplate = field(default_factory=lambda: PromptTemplate.load("summarization/with_hint"))
     plain: PromptTemplate = field(default_factory=lambda: PromptTemplate.load("summarization/plain"))
+    _shot_blocks: dict[tuple[Example, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
     def pseudo_label(self, example: Example) -> str:
         """Phrases of the reference that also occur in the article, in reference order, joined by `; `.
@@ -106,14 +107,19 @@ class SummarizationTask:
         text = " ".join(example.input.split()[:words])
         return template.fill(text, hint, target)
 
+    def _shot_block(self, shot: Example, hinted: bool) -> str:
+        """A filled few-shot block; the same shots open every prompt, so each is built once."""
+        key = (shot, hinted)
+        if key not in self._shot_blocks:
+            template = self.with_hint if hinted else self.plain
+            self._shot_blocks[key] = self._block(template, shot, self.pseudo_label(shot) if hinted else None,
+                                                 self.shot_input_words, " ".join(shot.target.split()))
+        return self._shot_blocks[key]
+
     def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str:
         """Few-shot prompt; `hint=None` gives the plain prompt (no hint line at all)."""
         template = self.plain if hint is None else self.with_hint
-        blocks = [
-            self._block(template, s, self.pseudo_label(s) if hint is not None else None,
-                        self.shot_input_words, " ".join(s.target.split()))
-            for s in shots
-        ]
+        blocks = [self._shot_block(s, hint is not None) for s in shots]
         blocks.append(self._block(template, example, hint, self.max_input_words, None))
         return "\n\n".join(blocks)
 

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
-from dsp.errors import DSPError
+from dsp.errors import DSPError, MissingSplit
 from dsp.io import write_json_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.seq2seq import Seq2SeqPolicy
@@ -91,9 +91,8 @@ def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], lis
             dev = load_examples(cfg.data, split=cfg.dev_split, input_field=cfg.input_field,
                                 target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.dev_limit)
             return train, dev
-        except DSPError as e:
-            if "no file for split" not in str(e):
-                raise
+        except MissingSplit:
+            pass
     n_dev = max(1, min(cfg.dev_limit, len(train) // 10))
     return train[:-n_dev], train[-n_dev:]
 
