@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
-from dsp.errors import BudgetExceeded, DSPError, LLMError
+from dsp.errors import BudgetExceeded, DSPError, LLMError, MissingSplit
 from dsp.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
 from dsp.metrics import hint_f1, mean_ci
@@ -45,6 +45,8 @@ class EvalConfig:
     """Few-shot examples in each prompt, taken from the start of `shots_split`."""
     shots_split: str = "train"
     """Split the few-shot examples come from."""
+    tfidf_split: str = "train"
+    """Split whose inputs give the TF-IDF baseline its IDF (the evaluated inputs if that split is absent)."""
     input_field: str = "article"
     """Field holding the input text."""
     target_field: str = "highlights"
@@ -65,7 +67,7 @@ class EvalConfig:
 
 
 def make_hints(
-    cfg: EvalConfig, task: Task, examples: list[Example], policy: HintPolicy | None, fit_texts: Sequence[str]
+    cfg: EvalConfig, task: Task, examples: list[Example], policy: HintPolicy | None, idf_texts: Sequence[str] = ()
 ) -> dict[str, list[str | None]]:
     """One hint (or None for no hint) per example and condition."""
     hints: dict[str, list[str | None]] = {}
@@ -76,7 +78,7 @@ def make_hints(
         elif c == "oracle":
             hints[c] = [task.pseudo_label(e) for e in examples]
         elif c == "tfidf":
-            hints[c] = TfidfPolicy.fit(list(fit_texts) or inputs, separator=task.separator).generate(inputs)
+            hints[c] = TfidfPolicy.fit(list(idf_texts) or inputs, separator=task.separator).generate(inputs)
         elif c == "policy":
             if policy is None:
                 raise DSPError("--conditions includes 'policy' but no --policy was given")
@@ -138,7 +140,13 @@ async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = 
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
-    hints = make_hints(cfg, task, examples, policy, [e.input for e in shots])
+    idf_texts: list[str] = []
+    if "tfidf" in cfg.conditions:
+        try:
+            idf_texts = [e.input for e in load_examples(cfg.data, split=cfg.tfidf_split, **fields)]
+        except MissingSplit:
+            pass  # fit on the evaluated inputs: TF-IDF needs no labels
+    hints = make_hints(cfg, task, examples, policy, idf_texts)
 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]

@@ -1,0 +1,31 @@
+import asyncio
+import json
+
+from dsp.data import load_examples
+from dsp.eval import EvalConfig, run_eval
+from dsp.llm import AsyncLLMClient, LLMCache, LLMConfig
+from dsp.llm.testserver import TestServer
+from dsp.policy import TfidfPolicy
+
+
+def test_tfidf_idf_comes_from_the_train_split(synth_dir, tmp_path):
+    train = [e.input for e in load_examples(str(synth_dir), split="train")]
+    dev = [e.input for e in load_examples(str(synth_dir), split="dev", limit=6)]
+    shot = train[:1]
+    expected = TfidfPolicy.fit(train, k=10).generate(dev)
+    # Guard: fitting on the one few-shot article gives other hints, so this test can fail.
+    assert TfidfPolicy.fit(shot, k=10).generate(dev) != expected
+
+    cfg = EvalConfig(data=str(synth_dir), output_dir=str(tmp_path / "ev"), conditions=("none", "tfidf"), limit=6)
+
+    async def go(base_url):
+        client = AsyncLLMClient(LLMConfig(model="m", base_url=base_url, api_key="x"), LLMCache(tmp_path / "c.sqlite"))
+        try:
+            return await run_eval(cfg, client)
+        finally:
+            await client.aclose()
+
+    with TestServer() as server:
+        asyncio.run(go(server.base_url))
+    rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert [r["hints"]["tfidf"] for r in rows] == expected
