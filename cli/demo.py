@@ -23,7 +23,8 @@ def demo(
     """Short SFT + eval on CNN/DailyMail with the embedded LLM; prints the comparison table.
 
     The embedded LLM is Gemma 3 270M (a small base model, for trying dsp offline). The SFT
-    policy is a T5 from scratch, since no pretrained one can be downloaded offline. A re-run
+    policy is the extractive one on the packaged all-MiniLM-L6-v2 encoder (offline no
+    pretrained T5 can be fetched, and a T5 from scratch learns nothing in minutes). A re-run
     reuses the trained policy and the LLM cache.
     """
     from dsp.eval import EvalConfig, report_markdown, run_eval
@@ -31,11 +32,13 @@ def demo(
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
     from dsp.train.sft import SFTConfig, run_sft
+    from dsp.train.state import find_checkpoint
 
     sft_dir = output_dir / "sft"
     if not (sft_dir / "policy").exists():
-        typer.echo(f"== SFT: a small T5 from scratch on {data} -> {sft_dir}", err=True)
-        run_sft(SFTConfig(data=data, output_dir=str(sft_dir), epochs=epochs, resume=(sft_dir / "checkpoint").exists()))
+        typer.echo(f"== SFT: extractive policy (all-MiniLM-L6-v2) on {data} -> {sft_dir}", err=True)
+        run_sft(SFTConfig(data=data, output_dir=str(sft_dir), epochs=epochs, policy_type="extractive",
+                          resume=find_checkpoint(sft_dir) is not None))
     typer.echo(f"== eval: {limit} dev articles x 4 hint sources with the embedded LLM", err=True)
     cfg = EvalConfig(data=data, output_dir=str(output_dir / "eval"), limit=limit,
                      conditions=("none", "tfidf", "policy", "oracle"), extra={"policy": str(sft_dir)})

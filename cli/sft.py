@@ -18,17 +18,19 @@ def sft(
     data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
     output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, checkpoint/, policy/).")],
     data_config: Annotated[Optional[str], typer.Option(help="Hub dataset config, e.g. 3.0.0 for abisee/cnn_dailymail.")] = None,
-    policy: Annotated[str, typer.Option(help="Seq2seq model name/path (e.g. google/flan-t5-base), or 'scratch' for a small T5 from a config (offline).")] = "scratch",
+    policy: Annotated[Optional[str], typer.Option(help="Model name/path: an encoder (extractive), a seq2seq LM (e.g. google/flan-t5-base), or 'scratch' (a small T5 from a config). Default: the policy type's default.")] = None,
+    policy_type: Annotated[str, typer.Option(help="extractive (encoder picks input words), seq2seq (writes the hint), or auto: seq2seq Flan-T5 when the hub is reachable, else extractive with the packaged all-MiniLM-L6-v2.")] = "auto",
+    hint_words: Annotated[Optional[int], typer.Option(help="Extractive: words per hint (default: the count with the best dev hint F1).")] = None,
     scratch_size: Annotated[str, typer.Option(help="Size of the scratch T5: tiny or small.")] = "tiny",
     epochs: Annotated[int, typer.Option(help="Passes over the training data.")] = 3,
     max_steps: Annotated[Optional[int], typer.Option(help="Stop after N optimizer steps (overrides --epochs).")] = None,
     batch_size: Annotated[int, typer.Option(help="Examples per step.")] = 8,
-    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 5e-4,
+    lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training examples.")] = None,
     dev_limit: Annotated[int, typer.Option(help="Dev examples for loss and hint F1.")] = 50,
     input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
     target_field: Annotated[str, typer.Option(help="Reference field (pseudo-labels come from it).")] = "highlights",
-    max_input_tokens: Annotated[int, typer.Option(help="Policy input length; longer inputs are cut with a warning.")] = 256,
+    max_input_tokens: Annotated[Optional[int], typer.Option(help="Policy input length; longer inputs are cut with a warning (default: 512 extractive, 256 seq2seq).")] = None,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
@@ -36,12 +38,14 @@ def sft(
 ) -> None:
     """Fine-tune a hint policy on pseudo-label hints (keywords of the reference found in the input).
 
-    Example: dsp sft --data ../shared/data/cnndm --output-dir runs/sft --policy scratch --epochs 3
+    Examples:
+      dsp sft --data ../shared/data/cnndm --output-dir runs/sft            (offline: extractive MiniLM)
+      dsp sft --data ../shared/data/cnndm --output-dir runs/t5 --policy-type seq2seq --policy google/flan-t5-base
     """
     from dsp.train.sft import SFTConfig, run_sft
 
     cfg = SFTConfig(
-        data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, scratch_size=scratch_size, epochs=epochs,
+        data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, policy_type=policy_type, hint_words=hint_words, scratch_size=scratch_size, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
         input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
         eval_every=eval_every, save_every=save_every, seed=seed, resume=resume,

@@ -1,6 +1,10 @@
+import os
 from pathlib import Path
 
 import pytest
+
+# Tests never probe the network: `--policy-type auto` then means the offline default (extractive).
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -44,3 +48,22 @@ def synth_dir(tmp_path) -> Path:
     for split, n, seed in (("train", 40, 0), ("dev", 8, 1)):
         (d / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n, seed)))
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> Path:
+    """A 2-layer BERT from a config with the packaged MiniLM tokenizer: an encoder that trains in seconds."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from dsp.policy.extractive import default_encoder_path
+
+    import torch
+
+    torch.manual_seed(0)
+    tokenizer = AutoTokenizer.from_pretrained(default_encoder_path())
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    path = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -38,6 +38,10 @@ def load_policy(name_or_path: str, *, device: str = "cpu") -> HintPolicy:
         kind = meta.pop("kind", None)
         if kind == "tfidf":
             return TfidfPolicy.load(path)
+        if kind == "extractive":
+            from dsp.policy.extractive import ExtractivePolicy
+
+            return ExtractivePolicy.load(path, device=device, **meta)
         if kind == "seq2seq":
             return Seq2SeqPolicy.from_pretrained(str(path), device=device, **meta)
         raise DSPError(f"{path / MARKER}: unknown policy kind '{kind}'")

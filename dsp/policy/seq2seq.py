@@ -55,7 +55,7 @@ class Seq2SeqPolicy:
     def encode_inputs(self, inputs: Sequence[str]) -> dict[str, torch.Tensor]:
         # The untruncated pass is only for the one-time warning; skip it once given.
         if not self._warned_truncation:
-            lengths = [len(ids) for ids in self.tokenizer(list(inputs), truncation=False)["input_ids"]]
+            lengths = [len(ids) for ids in self.tokenizer(list(inputs), truncation=False, verbose=False)["input_ids"]]
             if max(lengths, default=0) > self.max_input_tokens:
                 log.warning("some inputs are longer than %d tokens and are cut to fit the policy", self.max_input_tokens)
                 self._warned_truncation = True
@@ -97,6 +97,12 @@ class Seq2SeqPolicy:
         self.model.save_pretrained(path)  # safetensors
         self.tokenizer.save_pretrained(path)
         write_marker(path, self.kind, max_input_tokens=self.max_input_tokens, max_hint_tokens=self.max_hint_tokens)
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def train(self, mode: bool = True) -> None:
+        self.model.train(mode)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.model.parameters())

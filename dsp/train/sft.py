@@ -19,7 +19,8 @@ from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
 from dsp.io import write_json_atomic
 from dsp.metrics import hint_f1
-from dsp.policy.seq2seq import Seq2SeqPolicy
+from dsp.policy.base import load_policy
+from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
 
@@ -34,8 +35,12 @@ class SFTConfig:
     """Run folder: config, log.jsonl, checkpoint/, and the final policy/."""
     data_config: str | None = None
     """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
-    policy: str = "scratch"
-    """Hugging Face seq2seq model name or path, or `scratch` for a small T5 from a config."""
+    policy: str | None = None
+    """Model name or path (an encoder for extractive, a seq2seq LM, or `scratch`); None: the type's default."""
+    policy_type: str = "auto"
+    """extractive, seq2seq, or auto (seq2seq Flan-T5 when the hub is reachable, else the packaged MiniLM encoder)."""
+    hint_words: int | None = None
+    """Extractive: words per hint; None picks the count with the best dev hint F1 after training."""
     scratch_size: str = "tiny"
     """Size of the `scratch` T5: tiny (~0.7M parameters) or small (~15M)."""
     train_split: str = "train"
@@ -56,14 +61,14 @@ class SFTConfig:
     """Stop after this many optimizer steps (overrides epochs)."""
     batch_size: int = 8
     """Examples per optimizer step."""
-    lr: float = 5e-4
-    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0."""
+    lr: float | None = None
+    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0; None: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch."""
     warmup_ratio: float = 0.05
     """Share of the steps spent warming the learning rate up."""
     grad_clip: float = 1.0
     """Gradient norm clip."""
-    max_input_tokens: int = 256
-    """Policy input length; longer inputs are cut (with a warning)."""
+    max_input_tokens: int | None = None
+    """Policy input length; longer inputs are cut (with a warning). None: 512 extractive, 256 seq2seq."""
     max_hint_tokens: int = 48
     """Longest hint the policy writes."""
     eval_every: int = 50
@@ -76,13 +81,18 @@ class SFTConfig:
     """Continue from the run folder's checkpoint."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit", "max_input_tokens", "max_hint_tokens"):
-            if getattr(self, name) <= 0:
+        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit", "max_input_tokens", "max_hint_tokens",
+                     "hint_words"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
-        if not self.lr > 0:
+        if self.lr is not None and not self.lr > 0:
             raise DSPError(f"--lr must be positive, not {self.lr}")
+        if self.policy_type not in POLICY_TYPES:
+            raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
+        if self.hint_words is not None and self.policy_type == "seq2seq":
+            raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
 
 
 def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], list[Example]]:
@@ -97,25 +107,26 @@ def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], lis
     return train[:-n_dev], train[-n_dev:]
 
 
-def _make_policy(cfg: SFTConfig, train: list[Example], labels: list[str]) -> Seq2SeqPolicy:
-    kw = dict(max_input_tokens=cfg.max_input_tokens, max_hint_tokens=cfg.max_hint_tokens)
-    if cfg.policy == "scratch":
-        from dsp.policy.scratch import build_scratch_policy
-
-        return build_scratch_policy([e.input for e in train] + labels, cfg.scratch_size, **kw)
-    return Seq2SeqPolicy.from_pretrained(cfg.policy, **kw)
+HINT_WORDS_GRID = (6, 8, 10, 12, 14, 16, 20, 24, 30)
 
 
-def evaluate_dev(policy: Seq2SeqPolicy, dev: list[Example], labels: list[str], batch_size: int) -> dict[str, float]:
-    """Dev loss (teacher forcing) and hint F1 of greedy hints against the pseudo-labels."""
-    policy.model.eval()
+def calibrate_hint_words(policy, dev: list[Example], labels: list[str], batch_size: int) -> dict[int, float]:
+    """Dev hint F1 of the extractive policy's greedy hints at each hint length of the grid."""
+    inputs = [e.input for e in dev]
+    return {k: sum(hint_f1(h, y) for h, y in zip(policy.generate(inputs, batch_size=batch_size, hint_words=k), labels)) / len(dev)
+            for k in HINT_WORDS_GRID}
+
+
+def evaluate_dev(policy, dev: list[Example], labels: list[str], batch_size: int) -> dict[str, float]:
+    """Dev loss (teacher forcing for seq2seq, selection loss for extractive) and hint F1 of greedy hints."""
+    policy.train(False)
     losses = []
     with torch.no_grad():
         for i in range(0, len(dev), batch_size):
             batch = dev[i : i + batch_size]
             losses.append(policy.loss([e.input for e in batch], labels[i : i + batch_size]).item() * len(batch))
     hints = policy.generate([e.input for e in dev], batch_size=batch_size)
-    policy.model.train()
+    policy.train(True)
     return {
         "dev/loss": sum(losses) / len(dev),
         "dev/hint_f1": sum(hint_f1(h, y) for h, y in zip(hints, labels)) / len(dev),
@@ -152,14 +163,18 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
     dev_labels = [task.pseudo_label(e) for e in dev]
 
     if checkpoint is not None:
-        policy = Seq2SeqPolicy.from_pretrained(str(checkpoint / "policy"), max_input_tokens=cfg.max_input_tokens,
-                                               max_hint_tokens=cfg.max_hint_tokens)
+        policy = load_policy(str(checkpoint / "policy"))
+        name = cfg.policy
     else:
-        policy = _make_policy(cfg, train, train_labels)
-    policy.model.train()
+        policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
+        policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
+                            scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
+                            max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words)
+    lr = cfg.lr or DEFAULT_LR["scratch" if name == "scratch" else policy.kind]
+    policy.train(True)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
-    optimizer = torch.optim.AdamW(policy.model.parameters(), lr=cfg.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(list(policy.parameters()), lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     step = 0
     if checkpoint is not None:
@@ -176,7 +191,7 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
             loss = policy.loss([train[i].input for i in idx], [train_labels[i] for i in idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(list(policy.parameters()), cfg.grad_clip)
             optimizer.step()
             scheduler.step()
             step += 1
@@ -193,6 +208,12 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
                 on_step(step)
     bar.close()
 
+    calibration = None
+    if policy.kind == "extractive" and cfg.hint_words is None:
+        calibration = calibrate_hint_words(policy, dev, dev_labels, cfg.batch_size)
+        policy.hint_words = max(calibration, key=lambda k: (calibration[k], -k))
+        metrics["dev/hint_f1"] = calibration[policy.hint_words]
+
     # The final policy: same swap-in-by-rename as checkpoints.
     tmp = run_dir / ".policy.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -205,7 +226,12 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
         "dev_examples": len(dev),
         "parameters": policy.num_parameters(),
         "seconds": round(time.time() - started, 1),
+        "policy_type": policy.kind,
         **{k: v for k, v in metrics.items() if k.startswith("dev/")},
     }
+    if policy.kind == "extractive":
+        result["hint_words"] = policy.hint_words
+    if calibration:
+        result["dev/hint_f1_by_hint_words"] = calibration
     write_json_atomic(run_dir / "result.json", result)
     return result

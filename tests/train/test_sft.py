@@ -9,7 +9,7 @@ from dsp.train.sft import SFTConfig, run_sft
 
 
 def config(data, out, **kw):
-    base = dict(data=str(data), output_dir=str(out), max_steps=6, batch_size=4, lr=3e-3, eval_every=3,
+    base = dict(data=str(data), output_dir=str(out), policy="scratch", max_steps=6, batch_size=4, lr=3e-3, eval_every=3,
                 save_every=2, dev_limit=4, max_input_tokens=48, max_hint_tokens=10)
     return SFTConfig(**(base | kw))
 
