@@ -126,3 +126,22 @@ def test_hint_from_stdin_json_and_run(trained, server, tmp_path):
     f.write_bytes(b"caf\xe9")
     r = runner.invoke(app, ["hint", "--policy", str(run), "--file", str(f)])
     assert r.exit_code == 2 and "not UTF-8" in r.stderr
+
+
+def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path):
+    data, run = trained
+    args = ["rl", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "rl"), "--iterations", "2",
+            "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--save-every", "1"] + llm_args(server, tmp_path)
+    r = runner.invoke(app, args, env={"OPENAI_API_KEY": SECRET})
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout[r.stdout.index("{"):])
+    assert result["iterations"] == 2 and result["llm"]["requests"] == len(server.state.requests) <= 2 + 2 * 4 + 2
+    assert "val/rouge_avg_first" in result and (tmp_path / "rl" / "curves.png").exists()
+    for f in (tmp_path / "rl").rglob("*.json*"):
+        assert SECRET not in f.read_text()
+    # more iterations under a cap of 3 new calls: stops with exit 3 and a checkpoint, says how far it got
+    more = [a if a != "2" or i != args.index("--iterations") + 1 else "6" for i, a in enumerate(args)]
+    r = runner.invoke(app, more + ["--resume", "--max-llm-calls", "3"])
+    assert r.exit_code == 3, r.output
+    stopped = json.loads(r.stdout[r.stdout.index("{"):])["stopped"]
+    assert "--max-llm-calls=3" in stopped and "after 2 iterations" in stopped

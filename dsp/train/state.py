@@ -14,8 +14,9 @@ import torch
 CHECKPOINT = "checkpoint"
 
 
-def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str, Any]) -> None:
-    """Policy weights, optimizer, schedule, RNG states and `state` (step, ...) as one unit."""
+def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str, Any],
+                    modules: dict[str, torch.nn.Module] | None = None) -> None:
+    """Policy weights, optimizer, schedule, RNG states, extra `modules` (a value head) and `state` as one unit."""
     run_dir = Path(run_dir)
     tmp = run_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -26,6 +27,7 @@ def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str
             "scheduler": scheduler.state_dict(),
             "rng_torch": torch.get_rng_state(),
             "rng_python": random.getstate(),
+            "modules": {name: m.state_dict() for name, m in (modules or {}).items()},
         },
         tmp / "trainer.pt",
     )
@@ -47,9 +49,11 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
-def load_trainer_state(path: Path, optimizer, scheduler) -> dict[str, Any]:
-    """Restore optimizer, schedule and RNGs from a checkpoint folder; return its `state`."""
+def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None) -> dict[str, Any]:
+    """Restore optimizer, schedule, RNGs and `modules` from a checkpoint folder; return its `state`."""
     blob = torch.load(path / "trainer.pt", weights_only=True)  # never unpickle arbitrary objects
+    for name, m in (modules or {}).items():
+        m.load_state_dict(blob["modules"][name])
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["rng_torch"])

@@ -1,0 +1,69 @@
+"""dsp rl"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from dsp.cli import app
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
+                            handle_errors, llm_config)
+
+
+@app.command()
+@handle_errors
+def rl(
+    data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
+    policy: Annotated[str, typer.Option(help="Starting policy (a `dsp sft` run folder); also the frozen KL reference.")],
+    output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, tb/, checkpoint/, curves.png, policy/).")],
+    algo: Annotated[str, typer.Option(help="ppo (value head + GAE), grpo (group mean/std baseline) or rloo (leave-one-out).")] = "grpo",
+    iterations: Annotated[int, typer.Option(help="Rollout-score-update iterations.")] = 25,
+    batch_size: Annotated[int, typer.Option(help="Inputs per iteration.")] = 4,
+    samples_per_input: Annotated[int, typer.Option(help="Hints sampled per input (LLM calls per iteration = batch x samples x llm-samples).")] = 4,
+    lr: Annotated[float, typer.Option(help="Peak learning rate, decayed linearly to 0.")] = 2e-5,
+    kl_coef: Annotated[float, typer.Option(help="KL weight to the starting policy.")] = 0.05,
+    kl_target: Annotated[Optional[float], typer.Option(help="Adaptive KL: per-hint KL to track (default: fixed coefficient).")] = None,
+    update_epochs: Annotated[int, typer.Option(help="Passes over each iteration's rollouts.")] = 2,
+    minibatch_size: Annotated[int, typer.Option(help="Rollouts per gradient step.")] = 8,
+    llm_samples: Annotated[int, typer.Option(help="LLM answers per hint, averaged (needs --llm-temperature > 0 above 1).")] = 1,
+    llm_temperature: Annotated[float, typer.Option(help="LLM temperature for rewards.")] = 0.0,
+    baseline: Annotated[str, typer.Option(help="none, or no_hint: reward minus the input's no-hint score.")] = "none",
+    shots: Annotated[int, typer.Option(help="Few-shot examples per prompt (from the train split; not rolled out).")] = 1,
+    eval_every: Annotated[int, typer.Option(help="Iterations between dev evaluations (0: only first and last).")] = 0,
+    dev_limit: Annotated[int, typer.Option(help="Dev examples per evaluation.")] = 20,
+    save_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 5,
+    limit: Annotated[Optional[int], typer.Option(help="Roll out only the first N training inputs.")] = None,
+    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
+    target_field: Annotated[str, typer.Option(help="Reference field.")] = "highlights",
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
+    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
+    cache: Cache = None,
+) -> None:
+    """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
+
+    Stops cleanly at --max-llm-calls (exit 3, checkpoint written; --resume with a larger cap continues).
+
+    Example: dsp rl --data ../shared/data/cnndm --policy runs/sft --output-dir runs/rl --algo grpo --max-llm-calls 2000
+    """
+    from dsp.errors import BudgetExceeded
+    from dsp.llm.session import run_with_llm
+    from dsp.train.rl import RLConfig, run_rl_with_llm
+
+    cfg = RLConfig(
+        data=data, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
+        samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, kl_target=kl_target, update_epochs=update_epochs,
+        minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
+        shots=shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
+        input_field=input_field, target_field=target_field, seed=seed, resume=resume,
+    )
+    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
+    result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client))
+    typer.echo(json.dumps(result, indent=2))
+    typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)
+    if result.get("stopped"):
+        raise typer.Exit(BudgetExceeded.exit_code)

@@ -1,0 +1,77 @@
+"""Rewards for RL: the LLM's output for a hinted prompt, scored by the task metric.
+
+A reward is an async callable `(examples, hints) -> list[float]`, one value per hint; a value
+that could not be computed is NaN (the trainer gives it zero advantage and counts it). It also
+has `metric(examples, hints)`: the plain task score, for dev evaluation. Tests pass cheap
+deterministic rewards with the same two methods.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol, Sequence
+
+from dsp.data import Example
+from dsp.errors import BudgetExceeded, LLMError
+from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.tasks import Task
+
+
+class Reward(Protocol):
+    async def __call__(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]: ...
+
+    async def metric(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]: ...
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else math.nan
+
+
+class LLMReward:
+    """Mean task score of `samples` LLM answers per hint; optionally minus the no-hint score.
+
+    The no-hint prompt of an input is the same request every time it comes up, so after the
+    first iteration that sees an input it is served by the cache.
+    """
+
+    def __init__(self, client: AsyncLLMClient, task: Task, shots: Sequence[Example] = (), *, samples: int = 1,
+                 temperature: float = 0.0, baseline: str = "none"):
+        if baseline not in ("none", "no_hint"):
+            raise ValueError(f"baseline must be 'none' or 'no_hint', not {baseline!r}")
+        self.client, self.task, self.shots = client, task, list(shots)
+        self.samples, self.temperature, self.baseline = samples, temperature, baseline
+        self.missing = 0  # rewards that could not be computed, over the run
+
+    def _requests(self, example: Example, hint: str | None, samples: int, temperature: float) -> list[LLMRequest]:
+        prompt = self.task.prompt(example, hint, self.shots)
+        return [LLMRequest(prompt=prompt, max_tokens=self.task.max_tokens, stop=self.task.stop,
+                           temperature=temperature, sample_index=s) for s in range(samples)]
+
+    async def _scores(self, examples: Sequence[Example], hints: Sequence[str | None], samples: int,
+                      temperature: float) -> list[float]:
+        requests = [r for e, h in zip(examples, hints) for r in self._requests(e, h, samples, temperature)]
+        answers = await self.client.complete_many(requests, desc="llm")
+        for a in answers:
+            if isinstance(a, BudgetExceeded):
+                raise a  # the trainer stops here; the answers so far are in the cache
+            if isinstance(a, BaseException) and not isinstance(a, LLMError):
+                raise a
+        out = []
+        for i, example in enumerate(examples):
+            got = [a for a in answers[i * samples : (i + 1) * samples] if isinstance(a, LLMResult)]
+            out.append(_mean([self.task.score(a.text, example)[self.task.metric] for a in got]))
+        return out
+
+    async def __call__(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
+        scores = await self._scores(examples, hints, self.samples, self.temperature)
+        if self.baseline == "no_hint":
+            unique = list({e.id: e for e in examples}.values())
+            base = dict(zip((e.id for e in unique), await self._scores(unique, [None] * len(unique), self.samples,
+                                                                        self.temperature)))
+            scores = [s - base[e.id] for s, e in zip(scores, examples)]  # NaN stays NaN
+        self.missing += sum(math.isnan(s) for s in scores)
+        return scores
+
+    async def metric(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
+        """Greedy, one answer per hint: the number `dsp eval` would report."""
+        return await self._scores(examples, hints, 1, 0.0)

@@ -1,0 +1,373 @@
+"""`dsp rl`: improve a hint policy with rewards from the black-box LLM.
+
+One iteration is five named phases: rollout (sample K hints per input, with the old and the
+reference log-probabilities and, for PPO, values), score (the reward: LLM calls), advantages
+(GAE on KL-shaped rewards for PPO; the group baseline for GRPO / RLOO), and update (epochs of
+minibatches of the clipped surrogate). The policy, the reward and the LLM client are passed
+in; nothing here formats a prompt or calls HTTP itself.
+
+Dropout stays off for the whole run, so the log-probabilities that rollout records are the
+ones a fresh forward pass gives (the ratio is exactly 1 before the first update).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from dsp.data import Example, load_examples
+from dsp.errors import BudgetExceeded, DSPError, MissingSplit
+from dsp.io import write_json_atomic
+from dsp.policy.base import load_policy
+from dsp.train import ppo
+from dsp.train.logs import RunLog, plot_curves
+from dsp.train.reward import Reward
+from dsp.train.sft import _batch_order
+from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
+
+ALGOS = ("ppo", "grpo", "rloo")
+
+
+@dataclass
+class RLConfig:
+    """Settings of one `dsp rl` run."""
+
+    data: str
+    """Local file, folder of split files, or hub dataset id."""
+    output_dir: str
+    """Run folder: config, log.jsonl, tb/, checkpoint/, curves.png, and the final policy/."""
+    policy: str
+    """The starting policy: a `dsp sft` run folder or a policy folder. It is also the frozen KL reference."""
+    data_config: str | None = None
+    """Hub dataset config name."""
+    train_split: str = "train"
+    """Split whose inputs are rolled out."""
+    dev_split: str = "dev"
+    """Split for periodic dev evaluation (greedy hints, task metric)."""
+    input_field: str = "article"
+    """Field holding the input text."""
+    target_field: str = "highlights"
+    """Field holding the reference output (the reward compares against it)."""
+    limit: int | None = None
+    """Roll out only the first N training inputs."""
+    shots: int = 1
+    """Few-shot examples in each LLM prompt, the first of `shots_split` (left out of the rollouts)."""
+    shots_split: str = "train"
+    """Split the few-shot examples come from."""
+    llm_samples: int = 1
+    """LLM answers per hint; the reward is their mean score (more than 1 needs --llm-temperature > 0)."""
+    llm_temperature: float = 0.0
+    """LLM sampling temperature for rewards (0: greedy, and repeated hints are free from the cache)."""
+    baseline: str = "none"
+    """none, or no_hint: subtract the input's no-hint score (one cached call per input)."""
+    algo: str = "grpo"
+    """ppo (value head, GAE, KL-shaped reward), grpo (group mean/std baseline) or rloo (leave-one-out baseline)."""
+    iterations: int = 25
+    """Rollout-score-update iterations."""
+    batch_size: int = 4
+    """Inputs per iteration."""
+    samples_per_input: int = 4
+    """Hints sampled per input (the group of GRPO / RLOO); rollouts per iteration = batch_size x this."""
+    update_epochs: int = 2
+    """Passes over one iteration's rollouts."""
+    minibatch_size: int = 8
+    """Rollouts per gradient step."""
+    lr: float = 2e-5
+    """Peak learning rate (AdamW), decayed linearly to 0 over the iterations."""
+    clip: float = 0.2
+    """PPO ratio clip."""
+    vf_coef: float = 0.5
+    """Weight of the value loss (ppo)."""
+    vf_clip: float | None = 0.2
+    """Value clip around the old values (ppo); None turns it off."""
+    gamma: float = 1.0
+    """Discount over hint steps (ppo)."""
+    lam: float = 0.95
+    """GAE lambda (ppo)."""
+    kl_coef: float = 0.05
+    """KL weight: a per-step reward penalty (ppo) or a loss term (grpo, rloo)."""
+    kl_target: float | None = None
+    """Adaptive KL controller: steer the coefficient so the per-hint KL tracks this; None keeps it fixed."""
+    target_kl: float | None = 0.1
+    """Stop an iteration's epochs early when the approximate KL to the rollout policy exceeds 1.5x this."""
+    ent_coef: float = 0.0
+    """Entropy bonus."""
+    grad_clip: float = 1.0
+    """Gradient norm clip."""
+    eval_every: int = 0
+    """Iterations between dev evaluations (LLM calls); 0: only before the first and after the last."""
+    dev_limit: int = 20
+    """Dev examples per evaluation."""
+    save_every: int = 5
+    """Iterations between checkpoints."""
+    seed: int = 0
+    """Seed for data order and sampling."""
+    resume: bool = False
+    """Continue the run folder's checkpoint."""
+
+    def __post_init__(self) -> None:
+        if self.algo not in ALGOS:
+            raise DSPError(f"--algo must be one of {', '.join(ALGOS)}, not '{self.algo}'")
+        for name in ("iterations", "batch_size", "samples_per_input", "update_epochs", "minibatch_size", "save_every",
+                     "dev_limit"):
+            if getattr(self, name) <= 0:
+                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.eval_every < 0:
+            raise DSPError(f"--eval-every must be 0 or more, not {self.eval_every}")
+        if self.algo != "ppo" and self.samples_per_input < 2:
+            raise DSPError(f"--algo {self.algo} needs --samples-per-input 2 or more (the group is the baseline)")
+        if not self.lr > 0 or not 0 < self.clip < 1:
+            raise DSPError("--lr must be positive and --clip in (0, 1)")
+        if self.llm_samples < 1 or (self.llm_samples > 1 and self.llm_temperature <= 0):
+            raise DSPError("--llm-samples above 1 needs --llm-temperature above 0 (greedy answers would all be the same)")
+        if self.baseline not in ("none", "no_hint"):
+            raise DSPError(f"--baseline must be none or no_hint, not '{self.baseline}'")
+        if self.shots < 0:
+            raise DSPError(f"--shots must be 0 or more, not {self.shots}")
+        if self.kl_coef < 0:
+            raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
+
+
+@dataclass
+class Rollout:
+    """One iteration's samples, N = inputs x samples_per_input, T = action steps."""
+
+    examples: list[Example]  # (N,) the example behind each rollout
+    hints: list[str]  # (N,)
+    actions: torch.Tensor  # (N, T)
+    mask: torch.Tensor  # (N, T) bool
+    logprob: torch.Tensor  # (N, T) under the policy that sampled
+    ref_logprob: torch.Tensor  # (N, T) under the frozen reference
+    values: torch.Tensor | None  # (N, T) ppo only
+
+
+# -- the phases ------------------------------------------------------------------------------
+@torch.no_grad()
+def rollout(policy, reference, value_head, examples: list[Example], k: int) -> Rollout:
+    inputs = [e.input for e in examples]
+    actions, mask, hints = policy.sample_actions(inputs, k)
+    rows = [e for e in examples for _ in range(k)]
+    row_inputs = [e.input for e in rows]
+    logprob, _, state = policy.action_logprobs(row_inputs, actions, mask)
+    ref_logprob, _, _ = reference.action_logprobs(row_inputs, actions, mask)
+    values = value_head(state).squeeze(-1) if value_head is not None else None
+    mask = mask.to(logprob.device)
+    return Rollout(rows, hints, actions, mask, logprob * mask, ref_logprob * mask, values)
+
+
+async def score(reward: Reward, ro: Rollout) -> torch.Tensor:
+    """(N,) rewards; NaN where the LLM failed after its retries."""
+    return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
+
+
+def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-step advantages (N, T) and, for ppo, returns (N, T). A missing reward gets zero advantage."""
+    mask = ro.mask.float()
+    rewards = rewards.to(mask.device)
+    missing = torch.isnan(rewards).unsqueeze(1)  # (N, 1)
+    if cfg.algo == "ppo":
+        kl = ro.logprob - ro.ref_logprob  # (N, T), the k1 estimate at the sampled actions
+        shaped = ppo.per_step_rewards(rewards, kl, mask, kl_coef)
+        adv, returns = ppo.gae(shaped, ro.values, mask, cfg.gamma, cfg.lam)
+        adv = ppo.whiten(adv, mask * ~missing)
+        return adv * ~missing, returns
+    adv = ppo.group_advantages(rewards, cfg.samples_per_input, cfg.algo)  # (N,)
+    return adv.unsqueeze(1) * mask, None
+
+
+def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
+           kl_coef: float, params: list[torch.nn.Parameter]) -> dict[str, float]:
+    """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl."""
+    n = len(ro.examples)
+    stats: dict[str, list[float]] = {}
+    stop = False
+    for _ in range(cfg.update_epochs):
+        for idx in torch.randperm(n).split(cfg.minibatch_size):
+            mask = ro.mask[idx].float()
+            logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
+                                                             ro.actions[idx], ro.mask[idx])
+            terms = ppo.pg_loss_terms(logprob, ro.logprob[idx], adv[idx], mask, cfg.clip)
+            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask)
+            if value_head is not None:
+                values = value_head(state).squeeze(-1)
+                terms["v_loss"] = ppo.value_loss(values, ro.values[idx], returns[idx], mask, cfg.vf_clip)
+                loss = loss + cfg.vf_coef * terms["v_loss"]
+            else:
+                terms["kl_loss"] = ppo.masked_mean(ppo.kl_k3(logprob, ro.ref_logprob[idx]), mask)
+                loss = loss + kl_coef * terms["kl_loss"]
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            terms["entropy"] = ppo.masked_mean(entropy.detach(), mask)
+            for k, v in terms.items():
+                stats.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
+            if cfg.target_kl is not None and terms["approx_kl"] > 1.5 * cfg.target_kl:
+                stop = True
+                break
+        if stop:
+            break
+    out = {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if k != "entropy"}
+    out["objective/entropy"] = sum(stats["entropy"]) / len(stats["entropy"])
+    out["losses/early_stop"] = float(stop)
+    return out
+
+
+# -- the loop --------------------------------------------------------------------------------
+def _dev(cfg: RLConfig) -> list[Example]:
+    try:
+        return load_examples(cfg.data, split=cfg.dev_split, input_field=cfg.input_field, target_field=cfg.target_field,
+                             config_name=cfg.data_config, limit=cfg.dev_limit)
+    except MissingSplit:
+        return []
+
+
+async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> float:
+    hints = policy.generate([e.input for e in dev])
+    values = [v for v in await reward.metric(dev, hints) if not math.isnan(v)]
+    return sum(values) / len(values) if values else math.nan
+
+
+async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
+                 on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train; checkpoints every `save_every` iterations; returns the final metrics. `client` (optional) gives usage."""
+    run_dir = Path(cfg.output_dir)
+    checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
+    if cfg.resume and checkpoint is None:
+        raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
+    if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
+        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
+
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
+                          config_name=cfg.data_config, limit=cfg.limit)
+    if cfg.shots and cfg.shots_split == cfg.train_split:
+        train = train[cfg.shots :]  # the few-shot examples are in every prompt: not rollout inputs
+    if not train:
+        raise DSPError(f"{cfg.data}: no training inputs left to roll out")
+    dev = _dev(cfg)
+    policy = load_policy(str(checkpoint / "policy") if checkpoint else cfg.policy)
+    reference = load_policy(cfg.policy)
+    if not hasattr(policy, "sample_actions"):
+        raise DSPError(f"{cfg.policy}: a {policy.kind} policy cannot be trained by RL")
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    policy.train(False)  # no dropout: rollout log-probs equal the update's fresh ones
+    reference.train(False)
+    value_head = torch.nn.Linear(policy.hidden_size, 1).to(policy.device) if cfg.algo == "ppo" else None
+    params = list(policy.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1 - i / cfg.iterations))
+    kl_ctl = ppo.AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.kl_target else ppo.FixedKL(cfg.kl_coef)
+    modules = {"value_head": value_head} if value_head is not None else {}
+    it = 0
+    if checkpoint is not None:
+        state = load_trainer_state(checkpoint, optimizer, scheduler, modules)
+        it = state["iteration"]
+        kl_ctl.load_state_dict(state["kl_ctl"])
+
+    logger = RunLog(run_dir, resume_step=it)
+    val_key = f"val/{metric_name}"
+    started, stopped = time.time(), None
+    metrics: dict[str, Any] = {}
+    if it == 0 and dev:
+        logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
+    per_epoch = math.ceil(len(train) / cfg.batch_size)
+    bar = tqdm(total=cfg.iterations, initial=it, desc=f"rl/{cfg.algo}", unit="it")
+    try:
+        while it < cfg.iterations:
+            epoch, pos = divmod(it, per_epoch)
+            batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
+            t0 = time.time()
+            ro = rollout(policy, reference, value_head, batch, cfg.samples_per_input)
+            t1 = time.time()
+            try:
+                rewards = await score(reward, ro)
+            except BudgetExceeded as e:
+                stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
+                break
+            t2 = time.time()
+            adv, returns = advantages(cfg, ro, rewards, kl_ctl.value)
+            metrics = update(cfg, policy, value_head, optimizer, ro, adv, returns, kl_ctl.value, params)
+            scheduler.step()
+            it += 1
+            kl = float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean())
+            kl_ctl.update(kl, len(ro.examples))
+            ok = rewards[~torch.isnan(rewards)]
+            metrics.update({
+                "charts/reward": float(ok.mean()) if len(ok) else math.nan,
+                "charts/reward_std": float(ok.std()) if len(ok) > 1 else math.nan,
+                "charts/reward_missing": int(torch.isnan(rewards).sum()),
+                "objective/kl": kl, "objective/kl_coef": kl_ctl.value, "charts/lr": scheduler.get_last_lr()[0],
+                "time/rollout": t1 - t0, "time/llm": t2 - t1, "time/update": time.time() - t2,
+                "samples/hint": ro.hints[0],
+            })
+            if client is not None:
+                u = client.usage.as_dict()
+                metrics.update({"charts/llm_calls": u["requests"], "charts/cache_hit_rate": u["cache_hit_rate"]})
+            if dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
+                metrics[val_key] = await evaluate_dev(policy, reward, dev)
+            logger.write(it, metrics)
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
+                            **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
+            if it % cfg.save_every == 0 or it == cfg.iterations:
+                save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
+            if on_iteration is not None:
+                on_iteration(it)
+    finally:
+        bar.close()
+        logger.close()
+
+    if stopped is not None and it % cfg.save_every != 0:
+        save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
+    _save_final(run_dir, policy)
+    plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
+    rows = [r for r in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines() if val_key in r]
+    result = {
+        "iterations": it, "algo": cfg.algo, "stopped": stopped, "seconds": round(time.time() - started, 1),
+        "reward_missing": getattr(reward, "missing", None),
+        **{k: v for k, v in metrics.items() if k.startswith(("charts/", "objective/"))},
+    }
+    if rows:
+        import json
+
+        vals = [json.loads(r)[val_key] for r in rows]
+        result[f"{val_key}_first"], result[f"{val_key}_last"] = vals[0], vals[-1]
+    if client is not None:
+        result["llm"] = client.usage.as_dict()
+    write_json_atomic(run_dir / "result.json", result)
+    return result
+
+
+async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, Any]:
+    """`dsp rl` with the LLM as the reward: the task's prompt and metric, cfg's sampling and baseline."""
+    from dsp.tasks import SummarizationTask
+    from dsp.train.reward import LLMReward
+
+    task = task or SummarizationTask()
+    shots = load_examples(cfg.data, split=cfg.shots_split, input_field=cfg.input_field, target_field=cfg.target_field,
+                          config_name=cfg.data_config, limit=cfg.shots) if cfg.shots else []
+    reward = LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
+                       baseline=cfg.baseline)
+    return await run_rl(cfg, reward, client=client, metric_name=task.metric, **kw)
+
+
+def _save_final(run_dir: Path, policy) -> None:
+    import shutil
+
+    tmp = run_dir / ".policy.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    shutil.rmtree(run_dir / "policy", ignore_errors=True)
+    tmp.rename(run_dir / "policy")

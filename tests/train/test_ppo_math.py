@@ -1,0 +1,51 @@
+import math
+
+import torch
+
+from dsp.train import ppo
+
+
+def test_group_advantages_grpo_and_rloo_with_a_missing_reward():
+    r = torch.tensor([1.0, 2.0, 3.0, math.nan, 5.0, 5.0])  # two groups of 3
+    grpo = ppo.group_advantages(r, 3, "grpo")
+    assert torch.allclose(grpo[:3], torch.tensor([-1.0, 0.0, 1.0]), atol=1e-3)
+    assert grpo[3] == 0 and grpo[4] == 0 and grpo[5] == 0  # missing -> 0; equal rewards -> 0
+    rloo = ppo.group_advantages(r, 3, "rloo")
+    assert torch.allclose(rloo[:3], torch.tensor([1 - 2.5, 2 - 2.0, 3 - 1.5]))
+    assert rloo[3] == 0 and rloo[4] == 0
+
+
+def test_gae_with_lambda_one_is_return_minus_value():
+    rewards = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
+    values = torch.tensor([[0.2, 0.3, 0.4], [0.1, 0.1, 0.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    adv, ret = ppo.gae(rewards, values, mask, gamma=1.0, lam=1.0)
+    assert torch.allclose(adv[0], torch.tensor([0.8, 0.7, 0.6]))
+    assert torch.allclose(adv[1], torch.tensor([0.4, -0.1, 0.0]))  # the padded step takes no part
+    assert torch.allclose(ret[0], torch.ones(3))
+
+
+def test_per_step_rewards_put_the_score_on_the_last_real_step():
+    mask = torch.tensor([[1.0, 1.0, 0.0]])
+    out = ppo.per_step_rewards(torch.tensor([2.0]), torch.tensor([[0.1, 0.2, 0.3]]), mask, kl_coef=1.0)
+    assert torch.allclose(out, torch.tensor([[-0.1, 1.8, 0.0]]))
+    assert torch.allclose(ppo.per_step_rewards(torch.tensor([math.nan]), torch.zeros(1, 3), mask, 1.0), torch.zeros(1, 3))
+
+
+def test_clipped_surrogate_at_ratio_one_and_beyond_the_clip():
+    mask = torch.ones(1, 2)
+    lp = torch.zeros(1, 2)
+    t = ppo.pg_loss_terms(lp, lp, torch.tensor([[1.0, -1.0]]), mask, clip=0.2)
+    assert t["approx_kl"] == 0 and t["clipfrac"] == 0 and t["ratio"] == 1
+    t = ppo.pg_loss_terms(torch.full((1, 2), 0.5), lp, torch.tensor([[1.0, 1.0]]), mask, clip=0.2)
+    assert torch.isclose(t["pg_loss"], torch.tensor(-1.2)) and t["clipfrac"] == 1  # gain capped at 1 + clip
+
+
+def test_kl_estimator_and_adaptive_controller():
+    assert ppo.kl_k3(torch.tensor([0.3]), torch.tensor([0.3])).item() == 0
+    assert ppo.kl_k3(torch.tensor([0.0]), torch.tensor([-1.0])).item() > 0
+    ctl = ppo.AdaptiveKL(0.1, target=1.0, horizon=100)
+    ctl.update(kl=3.0, n_steps=10)  # KL too high: coefficient grows (error clipped at +0.2)
+    assert math.isclose(ctl.value, 0.1 * 1.02)
+    ctl.update(kl=0.0, n_steps=10)
+    assert ctl.value < 0.1 * 1.02

@@ -1,0 +1,145 @@
+import json
+import math
+
+import pytest
+import torch
+
+from dsp.errors import BudgetExceeded, DSPError
+from dsp.policy import load_policy
+from dsp.policy.extractive import ExtractivePolicy, content_words
+from dsp.train import rl
+from dsp.train.rl import RLConfig, run_rl
+from tests.conftest import NAMES, PLACES
+
+TARGET = {w.lower() for w in " ".join(NAMES + PLACES).split()}
+
+
+class WordListReward:
+    """Cheap and deterministic: the share of the hint's words that are names or places."""
+
+    def __init__(self, fail_every: int = 0, budget: int | None = None):
+        self.calls, self.fail_every, self.budget, self.missing = 0, fail_every, budget, 0
+
+    def _one(self, hint):
+        self.calls += 1
+        if self.fail_every and self.calls % self.fail_every == 0:
+            self.missing += 1
+            return math.nan
+        words = content_words(hint)
+        return len(words & TARGET) / max(1, len(words))
+
+    async def __call__(self, examples, hints):
+        if self.budget is not None and self.calls + len(hints) > self.budget:
+            raise BudgetExceeded("call cap of the test reward")
+        return [self._one(h) for h in hints]
+
+    async def metric(self, examples, hints):
+        return [len(content_words(h) & TARGET) / max(1, len(content_words(h))) for h in hints]
+
+
+@pytest.fixture
+def start_policy(tiny_encoder, tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "start"
+    ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3).save(path)
+    return path
+
+
+def cfg(synth_dir, out, policy, **kw):
+    base = dict(data=str(synth_dir), output_dir=str(out), policy=str(policy), iterations=12, batch_size=4,
+                samples_per_input=4, minibatch_size=8, lr=3e-3, save_every=4, dev_limit=8, kl_coef=0.01)
+    return RLConfig(**(base | kw))
+
+
+def rewards_logged(out):
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    return [r["charts/reward"] for r in rows if "charts/reward" in r], rows
+
+
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_rl_raises_a_deterministic_reward(algo, synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    out = tmp_path / algo
+    result = asyncio.run(run_rl(cfg(synth_dir, out, start_policy, algo=algo), WordListReward()))
+    rewards, rows = rewards_logged(out)
+    assert result["iterations"] == 12 and len(rewards) == 12
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert last > first + 0.25, rewards
+    assert rows[0]["step"] == 0 and "val/metric" in rows[0] and result["val/metric_last"] > result["val/metric_first"]
+    assert (out / "curves.png").stat().st_size > 1000 and any((out / "tb").iterdir())
+    assert load_policy(str(out)).kind == "extractive"
+    assert {"losses/pg_loss", "losses/approx_kl", "losses/clipfrac", "objective/kl", "objective/entropy"} <= rows[-1].keys()
+    if algo == "ppo":
+        assert "losses/v_loss" in rows[-1]
+
+
+def test_first_ratio_is_one_and_kl_to_itself_is_zero(synth_dir, start_policy):
+    from dsp.data import load_examples
+
+    policy, reference = load_policy(str(start_policy)), load_policy(str(start_policy))
+    policy.train(False)
+    reference.train(False)
+    examples = load_examples(synth_dir, split="train", limit=3)
+    c = cfg(synth_dir, "unused", start_policy, algo="ppo")
+    head = torch.nn.Linear(policy.hidden_size, 1)
+    ro = rl.rollout(policy, reference, head, examples, 4)
+    assert torch.equal(ro.logprob, ro.ref_logprob)  # policy = reference: KL exactly 0
+    fresh, _, _ = policy.action_logprobs([e.input for e in ro.examples], ro.actions, ro.mask)
+    t = rl.ppo.pg_loss_terms(fresh, ro.logprob, torch.ones_like(fresh), ro.mask.float(), 0.2)
+    assert t["ratio"] == 1 and t["approx_kl"] == 0
+    # a missing reward gets zero advantage, in both families
+    rewards = torch.tensor([0.6, math.nan, 0.1, 0.9] * 3)
+    for algo in ("ppo", "grpo"):
+        adv, _ = rl.advantages(RLConfig(**{**c.__dict__, "algo": algo}), ro, rewards, 0.05)
+        assert (adv[1] == 0).all() and adv[0].abs().sum() > 0
+
+
+def test_missing_rewards_are_counted_not_zero(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    reward = WordListReward(fail_every=5)
+    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "r", start_policy, iterations=2), reward))
+    _, rows = rewards_logged(tmp_path / "r")
+    assert sum(r.get("charts/reward_missing", 0) for r in rows) == reward.missing > 0
+    assert result["reward_missing"] == reward.missing
+
+
+def test_crash_then_resume_matches_uninterrupted_run(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    asyncio.run(run_rl(cfg(synth_dir, tmp_path / "straight", start_policy, iterations=6, save_every=2, algo="ppo"),
+                       WordListReward()))
+
+    def crash(it):
+        if it == 5:  # after the checkpoint at 4: iteration 5 is lost and redone
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        asyncio.run(run_rl(cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo"),
+                           WordListReward(), on_iteration=crash))
+    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo",
+                                    resume=True), WordListReward()))
+    assert result["iterations"] == 6
+    a, b = load_policy(str(tmp_path / "straight")), load_policy(str(tmp_path / "crashed"))
+    for (n, x), (_, y) in zip(a.encoder.state_dict().items(), b.encoder.state_dict().items()):
+        assert torch.allclose(x, y, atol=1e-6), n
+    _, rows = rewards_logged(tmp_path / "crashed")
+    assert [r["step"] for r in rows] == list(range(0, 7))  # no iteration lost or logged twice
+
+
+def test_budget_stop_checkpoints_and_says_how_far(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "b", start_policy, save_every=4), WordListReward(budget=16 * 3)))
+    assert result["iterations"] == 3 and "after 3 iterations" in result["stopped"]
+    assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["iteration"] == 3
+
+
+def test_config_rules(tmp_path):
+    with pytest.raises(DSPError, match="--algo must be one of"):
+        RLConfig(data="d", output_dir="o", policy="p", algo="a2c")
+    with pytest.raises(DSPError, match="samples-per-input 2 or more"):
+        RLConfig(data="d", output_dir="o", policy="p", algo="grpo", samples_per_input=1)
