@@ -55,6 +55,10 @@ def _norm(word: str) -> str:
     return word.lower().replace("’", "'")
 
 
+def _ordered_words(text: str) -> list[str]:
+    return [_norm(w) for w in _WORD.findall(text)]
+
+
 def content_words(text: str) -> set[str]:
     """Case-folded content words of a text: what a hint is compared on."""
     return {_norm(w) for w in _WORD.findall(text) if _norm(w) not in STOPWORDS}
@@ -172,6 +176,11 @@ class ExtractivePolicy:
         yield from self.encoder.parameters()
         yield from self.head.parameters()
 
+    def param_groups(self, lr: float) -> list[dict]:
+        """The fresh head learns at 20x the encoder's rate: at the encoder's fine-tuning rate it barely moves."""
+        return [{"params": list(self.encoder.parameters()), "lr": lr},
+                {"params": list(self.head.parameters()), "lr": lr * 20}]
+
     def train(self, mode: bool = True) -> None:
         self.encoder.train(mode)
         self.head.train(mode)
@@ -251,29 +260,39 @@ class ExtractivePolicy:
         return self.encoder.config.hidden_size
 
     @torch.no_grad()
-    def sample_actions(self, inputs: Sequence[str], num_samples: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
         """`num_samples` Plackett-Luce selections per input (input-major).
 
-        Returns actions (N, k) candidate indices in pick order, mask (N, k) (False past the
-        candidates an input has), and the N hints. Sampling draws from torch's global RNG,
+        Returns actions (N, k) candidate indices in pick order, valid (N, k) (False past the
+        candidates an input has), generated (N, k) (valid and not forced), and the N hints.
+        `reset_hints` (one per row, or None) forces a row's first picks to that hint's words
+        that are candidates; the policy picks the rest. Sampling draws from torch's global RNG,
         which checkpoints restore.
         """
         scores, cands, _ = self.scores(inputs)
         k = self.hint_words
         n = len(inputs) * num_samples
         actions = torch.zeros(n, k, dtype=torch.long)
-        mask = torch.zeros(n, k, dtype=torch.bool)
+        valid = torch.zeros(n, k, dtype=torch.bool)
+        generated = torch.zeros(n, k, dtype=torch.bool)
         hints = []
         for b, (text, s, c) in enumerate(zip(inputs, scores, cands)):
+            where = {w: i for i, w in enumerate(c.words)}
             for j in range(num_samples):
-                picks = plackett_luce_sample(s.float().cpu(), k)
                 row = b * num_samples + j
+                reset = reset_hints[row] if reset_hints is not None else None
+                prefix = list(dict.fromkeys(where[w] for w in _ordered_words(reset) if w in where))[: k - 1] if reset else []
+                rest = s.float().cpu().clone()
+                rest[prefix] = float("-inf")
+                picks = torch.tensor(prefix + plackett_luce_sample(rest, min(k, len(s)) - len(prefix)).tolist(), dtype=torch.long)
                 actions[row, : len(picks)] = picks
-                mask[row, : len(picks)] = True
+                valid[row, : len(picks)] = True
+                generated[row, len(prefix) : len(picks)] = True
                 hints.append(render_hint(text, c, picks.tolist(), self.separator))
-        return actions, mask, hints
+        return actions, valid, generated, hints
 
-    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, mask: torch.Tensor
+    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-pick log-probabilities and entropies (N, k), and a state (N, k, H) for a value head.
 
@@ -288,7 +307,7 @@ class ExtractivePolicy:
         ent = torch.zeros(actions.shape, device=self.device)
         rows_lp, rows_ent = [], []
         for row, text in enumerate(inputs):
-            m = mask[row]
+            m = valid[row]
             lp, en = plackett_luce_logprobs(scores[where[text]], actions[row][m].to(self.device))
             rows_lp.append((row, m, lp))
             rows_ent.append(en)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +29,7 @@ class Seq2SeqPolicy:
         max_input_tokens: int = 512,
         max_hint_tokens: int = 64,
         num_beams: int = 1,
+        hint_vocab: str = "all",
         device: str = "cpu",
     ):
         self.model = model.to(device)
@@ -35,6 +37,10 @@ class Seq2SeqPolicy:
         self.max_input_tokens = max_input_tokens
         self.max_hint_tokens = max_hint_tokens
         self.num_beams = num_beams
+        if hint_vocab not in ("all", "input"):
+            raise DSPError(f"--hint-vocab must be 'all' or 'input', not '{hint_vocab}'")
+        self.hint_vocab = hint_vocab
+        self.separator_ids: list[int] = self.tokenizer(";", add_special_tokens=False)["input_ids"]
         self.device = device
         self._warned_truncation = False
 
@@ -80,6 +86,10 @@ class Seq2SeqPolicy:
         hints: list[str] = []
         for start in range(0, len(inputs), batch_size):
             batch = self.encode_inputs(inputs[start : start + batch_size])
+            if self.hint_vocab == "input" and not gen_kwargs:  # our own loop applies the vocabulary mask
+                actions, valid, _ = self._decode(batch, 1, greedy=True)
+                hints += self._texts(actions, valid)
+                continue
             out = self.model.generate(
                 **batch,
                 max_new_tokens=self.max_hint_tokens,
@@ -91,12 +101,117 @@ class Seq2SeqPolicy:
         self.model.train(was_training)
         return hints
 
+    # -- RL: hint tokens as actions ----------------------------------------------------------
+    @property
+    def hidden_size(self) -> int:
+        c = self.model.config
+        return getattr(c, "d_model", None) or c.hidden_size
+
+    def allowed_tokens(self, input_ids: torch.Tensor) -> torch.Tensor | None:
+        """(B, V) True where a hint token may be used: with hint_vocab `input`, the input's own
+        tokens, the separator's and end-of-sequence. The same mask is applied when sampling and
+        when computing log-probabilities, so the PPO ratio compares like with like."""
+        if self.hint_vocab == "all":
+            return None
+        vocab = self.model.config.vocab_size
+        allowed = torch.zeros(input_ids.shape[0], vocab, dtype=torch.bool, device=input_ids.device)
+        allowed.scatter_(1, input_ids, True)
+        allowed[:, self.separator_ids] = True
+        allowed[:, self.tokenizer.eos_token_id] = True
+        if self.tokenizer.pad_token_id != self.tokenizer.eos_token_id:
+            allowed[:, self.tokenizer.pad_token_id] = False
+        return allowed
+
+    def _texts(self, actions: torch.Tensor, valid: torch.Tensor) -> list[str]:
+        return [h.strip() for h in self.tokenizer.batch_decode(torch.where(valid, actions, self.tokenizer.pad_token_id),
+                                                               skip_special_tokens=True)]
+
+    def _decode(self, batch: dict[str, torch.Tensor], k: int, greedy: bool = False,
+                prefixes: Sequence[Sequence[int] | None] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Our own decoding loop: k samples per input (or greedy), optionally forced to start with a prefix.
+
+        Returns actions (N, T), valid (N, T) (up to and including end-of-sequence) and
+        generated (N, T) (valid and not forced by a prefix).
+        """
+        ids = batch["input_ids"].repeat_interleave(k, 0)  # (N, S)
+        attn = batch["attention_mask"].repeat_interleave(k, 0)
+        allowed = self.allowed_tokens(ids)
+        n, eos, pad = ids.shape[0], self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        start = self.model.config.decoder_start_token_id
+        encoder_outputs = self.model.get_encoder()(input_ids=ids, attention_mask=attn)
+        dec = torch.full((n, 1), start, dtype=torch.long, device=self.device)
+        past, done = None, torch.zeros(n, dtype=torch.bool, device=self.device)
+        tokens, forced = [], []
+        # transformers 5.x renamed past_key_values to cache (the old name warns); take what forward accepts
+        cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+        for t in range(self.max_hint_tokens):
+            out = self.model(encoder_outputs=encoder_outputs, attention_mask=attn, decoder_input_ids=dec[:, -1:],
+                             use_cache=True, **{cache_arg: past})
+            past = out.get(cache_arg)
+            logits = out.logits[:, -1].float()  # (N, V)
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed, float("-inf"))
+            tok = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+            is_forced = torch.zeros(n, dtype=torch.bool, device=self.device)
+            if prefixes is not None:
+                for row, prefix in enumerate(prefixes):
+                    if prefix is not None and t < len(prefix):
+                        tok[row], is_forced[row] = prefix[t], True
+            tok = torch.where(done, torch.full_like(tok, pad), tok)
+            tokens.append(tok)
+            forced.append(is_forced)
+            done = done | (tok == eos)
+            dec = torch.cat([dec, tok.unsqueeze(1)], 1)
+            if done.all():
+                break
+        actions = torch.stack(tokens, 1)  # (N, T)
+        ended_before = torch.cumsum((actions == eos).long(), 1) - (actions == eos).long()
+        valid = ended_before == 0  # up to and including the first end-of-sequence
+        generated = valid & ~torch.stack(forced, 1)
+        return actions, valid, generated
+
+    @torch.no_grad()
+    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        """`num_samples` sampled hints per input (input-major): actions, valid, generated (N, T), texts.
+
+        `reset_hints` (one per rollout row, or None) starts a row from that hint's tokens, which
+        the policy then completes; those forced steps are valid but not `generated`.
+        """
+        batch = self.encode_inputs(inputs)
+        prefixes = None
+        if reset_hints is not None:
+            prefixes = [None if h is None else self.tokenizer(h, add_special_tokens=False)["input_ids"][: self.max_hint_tokens - 1]
+                        for h in reset_hints]
+        actions, valid, generated = self._decode(batch, num_samples, prefixes=prefixes)
+        return actions, valid, generated, self._texts(actions, valid)
+
+    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per-token log-probabilities and entropies (N, T) by teacher forcing, and decoder states (N, T, H)."""
+        batch = self.encode_inputs(inputs)
+        actions = actions.to(self.device)
+        start = torch.full((actions.shape[0], 1), self.model.config.decoder_start_token_id, dtype=torch.long,
+                           device=self.device)
+        dec = torch.cat([start, actions[:, :-1]], 1)  # (N, T): the decoder is causal, so padding after EOS is harmless
+        out = self.model(**batch, decoder_input_ids=dec, output_hidden_states=True)
+        logits = out.logits.float()  # (N, T, V)
+        allowed = self.allowed_tokens(batch["input_ids"])
+        if allowed is not None:
+            logits = logits.masked_fill(~allowed.unsqueeze(1), float("-inf"))
+        logp_all = torch.log_softmax(logits, -1)
+        safe = torch.where(valid.to(self.device), actions, 0)  # padded steps read token 0, then masked out
+        logp = torch.where(valid.to(self.device), logp_all.gather(2, safe.unsqueeze(2)).squeeze(2), 0.0)
+        entropy = -(logp_all.exp() * logp_all.masked_fill(torch.isinf(logp_all), 0.0)).sum(-1)
+        return logp, entropy, out.decoder_hidden_states[-1]
+
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path)  # safetensors
         self.tokenizer.save_pretrained(path)
-        write_marker(path, self.kind, max_input_tokens=self.max_input_tokens, max_hint_tokens=self.max_hint_tokens)
+        write_marker(path, self.kind, max_input_tokens=self.max_input_tokens, max_hint_tokens=self.max_hint_tokens,
+                     hint_vocab=self.hint_vocab)
 
     def parameters(self):
         return self.model.parameters()

@@ -97,6 +97,10 @@ class RLConfig:
     """Adaptive KL controller: steer the coefficient so the per-hint KL tracks this; None keeps it fixed."""
     target_kl: float | None = 0.1
     """Stop an iteration's epochs early when the approximate KL to the rollout policy exceeds 1.5x this."""
+    reset_prob: float = 0.0
+    """DR-PO dataset reset: share of rollouts that start from a random prefix of the pseudo-label hint."""
+    hint_vocab: str | None = None
+    """Seq2seq only: `input` restricts hint tokens to the input's own (plus separator and end); None keeps the policy's."""
     ent_coef: float = 0.0
     """Entropy bonus."""
     grad_clip: float = 1.0
@@ -131,6 +135,10 @@ class RLConfig:
             raise DSPError(f"--baseline must be none or no_hint, not '{self.baseline}'")
         if self.shots < 0:
             raise DSPError(f"--shots must be 0 or more, not {self.shots}")
+        if not 0 <= self.reset_prob <= 1:
+            raise DSPError(f"--reset-prob must be in [0, 1], not {self.reset_prob}")
+        if self.hint_vocab not in (None, "all", "input"):
+            raise DSPError(f"--hint-vocab must be 'all' or 'input', not '{self.hint_vocab}'")
         if self.kl_coef < 0:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
 
@@ -142,24 +150,43 @@ class Rollout:
     examples: list[Example]  # (N,) the example behind each rollout
     hints: list[str]  # (N,)
     actions: torch.Tensor  # (N, T)
-    mask: torch.Tensor  # (N, T) bool
+    valid: torch.Tensor  # (N, T) bool: real steps (a reset prefix included)
+    mask: torch.Tensor  # (N, T) bool: steps the policy generated; the only ones in the loss and KL
     logprob: torch.Tensor  # (N, T) under the policy that sampled
     ref_logprob: torch.Tensor  # (N, T) under the frozen reference
     values: torch.Tensor | None  # (N, T) ppo only
 
 
 # -- the phases ------------------------------------------------------------------------------
+def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: Callable[[Example], str] | None
+                   ) -> list[str | None] | None:
+    """DR-PO's dataset reset: with probability `prob` a rollout starts from a random-length
+    prefix (at least one word, never all) of its input's pseudo-label hint."""
+    if not prob or pseudo_label is None:
+        return None
+    out: list[str | None] = []
+    for e in examples:
+        words = pseudo_label(e).split()
+        for _ in range(k):
+            if len(words) > 1 and random.random() < prob:
+                out.append(" ".join(words[: random.randint(1, len(words) - 1)]))
+            else:
+                out.append(None)
+    return out
+
+
 @torch.no_grad()
-def rollout(policy, reference, value_head, examples: list[Example], k: int) -> Rollout:
+def rollout(policy, reference, value_head, examples: list[Example], k: int,
+            reset_hints: list[str | None] | None = None) -> Rollout:
     inputs = [e.input for e in examples]
-    actions, mask, hints = policy.sample_actions(inputs, k)
+    actions, valid, generated, hints = policy.sample_actions(inputs, k, reset_hints)
     rows = [e for e in examples for _ in range(k)]
     row_inputs = [e.input for e in rows]
-    logprob, _, state = policy.action_logprobs(row_inputs, actions, mask)
-    ref_logprob, _, _ = reference.action_logprobs(row_inputs, actions, mask)
+    logprob, _, state = policy.action_logprobs(row_inputs, actions, valid)
+    ref_logprob, _, _ = reference.action_logprobs(row_inputs, actions, valid)
     values = value_head(state).squeeze(-1) if value_head is not None else None
-    mask = mask.to(logprob.device)
-    return Rollout(rows, hints, actions, mask, logprob * mask, ref_logprob * mask, values)
+    mask = generated.to(logprob.device)
+    return Rollout(rows, hints, actions, valid, mask, logprob * mask, ref_logprob * mask, values)
 
 
 async def score(reward: Reward, ro: Rollout) -> torch.Tensor:
@@ -192,7 +219,7 @@ def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch
         for idx in torch.randperm(n).split(cfg.minibatch_size):
             mask = ro.mask[idx].float()
             logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
-                                                             ro.actions[idx], ro.mask[idx])
+                                                             ro.actions[idx], ro.valid[idx])
             terms = ppo.pg_loss_terms(logprob, ro.logprob[idx], adv[idx], mask, cfg.clip)
             loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask)
             if value_head is not None:
@@ -236,8 +263,14 @@ async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> float:
 
 
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
+                 pseudo_label: Callable[[Example], str] | None = None,
                  on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train; checkpoints every `save_every` iterations; returns the final metrics. `client` (optional) gives usage."""
+    """Train; checkpoints every `save_every` iterations; returns the final metrics.
+
+    `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob.
+    """
+    if cfg.reset_prob and pseudo_label is None:
+        raise DSPError("--reset-prob needs the task's pseudo-labels")
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
@@ -260,6 +293,10 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     reference = load_policy(cfg.policy)
     if not hasattr(policy, "sample_actions"):
         raise DSPError(f"{cfg.policy}: a {policy.kind} policy cannot be trained by RL")
+    if cfg.hint_vocab is not None:
+        if policy.kind != "seq2seq":
+            raise DSPError(f"--hint-vocab applies to seq2seq policies; a {policy.kind} policy picks input words already")
+        policy.hint_vocab = reference.hint_vocab = cfg.hint_vocab  # one mask for sampling and for log-probs
     for p in reference.parameters():
         p.requires_grad_(False)
     policy.train(False)  # no dropout: rollout log-probs equal the update's fresh ones
@@ -289,7 +326,8 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
             epoch, pos = divmod(it, per_epoch)
             batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
             t0 = time.time()
-            ro = rollout(policy, reference, value_head, batch, cfg.samples_per_input)
+            resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, pseudo_label)
+            ro = rollout(policy, reference, value_head, batch, cfg.samples_per_input, resets)
             t1 = time.time()
             try:
                 rewards = await score(reward, ro)
@@ -360,7 +398,7 @@ async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, A
                           config_name=cfg.data_config, limit=cfg.shots) if cfg.shots else []
     reward = LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
                        baseline=cfg.baseline)
-    return await run_rl(cfg, reward, client=client, metric_name=task.metric, **kw)
+    return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label, **kw)
 
 
 def _save_final(run_dir: Path, policy) -> None:

@@ -64,8 +64,8 @@ def test_gumbel_top_k_samples_first_picks_by_softmax():
 
 def test_sampled_actions_logprobs_recompute(policy):
     inputs = ["Alice Moreau opened a new museum in Lisbon on Monday.", "Bob Tanaka visited Osaka and Quito in May."]
-    actions, mask, hints = policy.sample_actions(inputs, 2)
-    assert actions.shape == (4, 3) and mask.all() and len(hints) == 4
+    actions, mask, generated, hints = policy.sample_actions(inputs, 2)
+    assert actions.shape == (4, 3) and mask.all() and generated.all() and len(hints) == 4
     rows = [inputs[0]] * 2 + [inputs[1]] * 2
     logp, ent, state = policy.action_logprobs(rows, actions, mask)
     scores, _, _ = policy.scores(inputs)
@@ -124,3 +124,12 @@ def test_sft_crash_then_resume_matches_uninterrupted_run(synth_dir, tiny_encoder
 def test_scratch_is_not_an_extractive_policy(synth_dir, tmp_path):
     with pytest.raises(DSPError, match="policy-type seq2seq"):
         run_sft(SFTConfig(data=str(synth_dir), output_dir=str(tmp_path / "r"), policy="scratch", policy_type="extractive"))
+
+
+def test_reset_prefix_is_forced_and_not_generated(policy):
+    text = "Alice Moreau opened a grand museum in Lisbon on Monday."
+    actions, valid, generated, hints = policy.sample_actions([text], 3, reset_hints=["Lisbon museum", None, "zzz"])
+    _, (c,) = policy.candidates([text])
+    assert [c.words[i] for i in actions[0, :2].tolist()] == ["lisbon", "museum"]
+    assert generated[0].tolist() == [False, False, True] and generated[1].all() and generated[2].all()
+    assert "Lisbon" in hints[0] and "museum" in hints[0]

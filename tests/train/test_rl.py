@@ -143,3 +143,74 @@ def test_config_rules(tmp_path):
         RLConfig(data="d", output_dir="o", policy="p", algo="a2c")
     with pytest.raises(DSPError, match="samples-per-input 2 or more"):
         RLConfig(data="d", output_dir="o", policy="p", algo="grpo", samples_per_input=1)
+
+
+@pytest.fixture
+def start_t5(tmp_path):
+    from dsp.policy.scratch import build_scratch_policy
+    from tests.conftest import synthetic_rows
+
+    rows = synthetic_rows(40)
+    torch.manual_seed(0)
+    p = build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
+                             max_input_tokens=48, max_hint_tokens=6)
+    p.save(tmp_path / "t5")
+    return tmp_path / "t5"
+
+
+class PieceReward(WordListReward):
+    """For a T5 whose tokenizer is nearly character-level: the share of the hint's pieces that
+    occur in the people's names and not in the filler sentences."""
+
+    def __init__(self, tokenizer):
+        super().__init__()
+        from tests.conftest import FILLER
+
+        self.tokenizer = tokenizer
+        self.target = set(tokenizer.tokenize(" ".join(NAMES))) - set(tokenizer.tokenize(" ".join(FILLER)))
+
+    def _one(self, hint):
+        pieces = self.tokenizer.tokenize(hint)
+        return sum(p in self.target for p in pieces) / max(1, len(pieces))
+
+    async def metric(self, examples, hints):
+        return [self._one(h) for h in hints]
+
+
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_rl_raises_a_deterministic_reward_on_a_tiny_t5(algo, synth_dir, start_t5, tmp_path):
+    import asyncio
+
+    out = tmp_path / algo
+    reward = PieceReward(load_policy(str(start_t5)).tokenizer)
+    result = asyncio.run(run_rl(cfg(synth_dir, out, start_t5, algo=algo, hint_vocab="input", iterations=15), reward))
+    rewards, rows = rewards_logged(out)
+    assert result["iterations"] == 15
+    first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
+    assert last > first + 0.2, rewards
+    assert load_policy(str(out)).hint_vocab == "input"
+
+
+def test_reset_prob_needs_pseudo_labels_and_keeps_prefixes_out_of_the_loss(synth_dir, start_t5, tmp_path):
+    import asyncio
+
+    from dsp.data import load_examples
+    from dsp.tasks import SummarizationTask
+
+    with pytest.raises(DSPError, match="needs the task's pseudo-labels"):
+        asyncio.run(run_rl(cfg(synth_dir, tmp_path / "x", start_t5, reset_prob=0.5), WordListReward()))
+    task = SummarizationTask()
+    examples = load_examples(synth_dir, split="train", limit=2)
+    resets = rl.reset_prefixes(examples, 3, 1.0, task.pseudo_label)
+    assert all(r is not None and task.pseudo_label(e).startswith(r) for e, r in zip([e for e in examples for _ in range(3)], resets))
+    policy, reference = load_policy(str(start_t5)), load_policy(str(start_t5))
+    policy.train(False)
+    ro = rl.rollout(policy, reference, None, examples, 3, resets)
+    forced = ro.valid & ~ro.mask
+    assert forced[:, 0].all()  # every row starts with forced prefix tokens
+    assert (ro.logprob[forced] == 0).all() and (ro.ref_logprob[forced] == 0).all()  # not in the loss, not in the KL
+    adv, _ = rl.advantages(cfg(synth_dir, "u", start_t5, samples_per_input=3), ro, torch.rand(6), 0.05)
+    assert (adv[forced] == 0).all()
+    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "y", start_t5, reset_prob=0.5, iterations=2), WordListReward(),
+                                pseudo_label=task.pseudo_label))
+    assert result["iterations"] == 2
