@@ -26,7 +26,7 @@ from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
 from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
-from dsp.train import ppo
+from dsp.train import dist, ppo
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
@@ -78,7 +78,7 @@ class RLConfig:
     update_epochs: int = 2
     """Passes over one iteration's rollouts."""
     minibatch_size: int = 8
-    """Rollouts per gradient step."""
+    """Rollouts per gradient step (per process when data-parallel)."""
     lr: float = 2e-5
     """Peak learning rate (AdamW), decayed linearly to 0 over the iterations."""
     clip: float = 0.2
@@ -231,12 +231,13 @@ def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch
                 loss = loss + kl_coef * terms["kl_loss"]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            dist.average_gradients(params)  # no-op in one process
             terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             optimizer.step()
             terms["entropy"] = ppo.masked_mean(entropy.detach(), mask)
             for k, v in terms.items():
                 stats.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
-            if cfg.target_kl is not None and terms["approx_kl"] > 1.5 * cfg.target_kl:
+            if cfg.target_kl is not None and dist.mean(float(terms["approx_kl"])) > 1.5 * cfg.target_kl:
                 stop = True
                 break
         if stop:
@@ -264,21 +265,28 @@ async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> float:
 
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
                  pseudo_label: Callable[[Example], str] | None = None,
-                 on_iteration: Callable[[int], None] | None = None) -> dict[str, Any]:
+                 on_iteration: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Train; checkpoints every `save_every` iterations; returns the final metrics.
 
-    `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob.
+    `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob;
+    `on_iteration(iteration, policy)` runs after each iteration is logged and checkpointed.
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
+    rank, world = dist.setup()
+    main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
+    if cfg.batch_size % world:
+        raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
+    dist.barrier()  # every rank has checked before rank 0 writes
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -307,24 +315,27 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1 - i / cfg.iterations))
     kl_ctl = ppo.AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.kl_target else ppo.FixedKL(cfg.kl_coef)
     modules = {"value_head": value_head} if value_head is not None else {}
+    dist.broadcast_parameters(params)
     it = 0
     if checkpoint is not None:
         state = load_trainer_state(checkpoint, optimizer, scheduler, modules)
         it = state["iteration"]
         kl_ctl.load_state_dict(state["kl_ctl"])
 
-    logger = RunLog(run_dir, resume_step=it)
+    logger = RunLog(run_dir, resume_step=it) if main else None
     val_key = f"val/{metric_name}"
     started, stopped = time.time(), None
     metrics: dict[str, Any] = {}
-    if it == 0 and dev:
+    if it == 0 and dev and main:
         logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
+    dist.barrier()
     per_epoch = math.ceil(len(train) / cfg.batch_size)
-    bar = tqdm(total=cfg.iterations, initial=it, desc=f"rl/{cfg.algo}", unit="it")
+    bar = tqdm(total=cfg.iterations, initial=it, desc=f"rl/{cfg.algo}", unit="it", disable=not main)
     try:
         while it < cfg.iterations:
             epoch, pos = divmod(it, per_epoch)
             batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
+            batch = batch[rank::world]  # each input is rolled out by one process
             t0 = time.time()
             resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, pseudo_label)
             ro = rollout(policy, reference, value_head, batch, cfg.samples_per_input, resets)
@@ -333,19 +344,22 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
                 rewards = await score(reward, ro)
             except BudgetExceeded as e:
                 stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
+            if dist.mean(float(stopped is not None)) > 0:  # all ranks stop together
+                stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
             t2 = time.time()
             adv, returns = advantages(cfg, ro, rewards, kl_ctl.value)
             metrics = update(cfg, policy, value_head, optimizer, ro, adv, returns, kl_ctl.value, params)
             scheduler.step()
             it += 1
-            kl = float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean())
-            kl_ctl.update(kl, len(ro.examples))
-            ok = rewards[~torch.isnan(rewards)]
+            kl = dist.mean(float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean()))
+            kl_ctl.update(kl, len(ro.examples) * world)
+            all_rewards = torch.tensor(dist.gather_floats(rewards.tolist()))
+            ok = all_rewards[~torch.isnan(all_rewards)]
             metrics.update({
                 "charts/reward": float(ok.mean()) if len(ok) else math.nan,
                 "charts/reward_std": float(ok.std()) if len(ok) > 1 else math.nan,
-                "charts/reward_missing": int(torch.isnan(rewards).sum()),
+                "charts/reward_missing": int(torch.isnan(all_rewards).sum()),
                 "objective/kl": kl, "objective/kl_coef": kl_ctl.value, "charts/lr": scheduler.get_last_lr()[0],
                 "time/rollout": t1 - t0, "time/llm": t2 - t1, "time/update": time.time() - t2,
                 "samples/hint": ro.hints[0],
@@ -353,20 +367,26 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
             if client is not None:
                 u = client.usage.as_dict()
                 metrics.update({"charts/llm_calls": u["requests"], "charts/cache_hit_rate": u["cache_hit_rate"]})
-            if dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
+            if main and dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
                 metrics[val_key] = await evaluate_dev(policy, reward, dev)
-            logger.write(it, metrics)
+            if main:
+                logger.write(it, metrics)
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
-            if it % cfg.save_every == 0 or it == cfg.iterations:
+            if main and (it % cfg.save_every == 0 or it == cfg.iterations):
                 save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
+            dist.barrier()
             if on_iteration is not None:
-                on_iteration(it)
+                on_iteration(it, policy)
     finally:
         bar.close()
-        logger.close()
+        if logger is not None:
+            logger.close()
 
+    if not main:
+        dist.barrier()
+        return {"iterations": it, "rank": rank, "stopped": stopped}
     if stopped is not None and it % cfg.save_every != 0:
         save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
     _save_final(run_dir, policy)
@@ -385,6 +405,7 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     if client is not None:
         result["llm"] = client.usage.as_dict()
     write_json_atomic(run_dir / "result.json", result)
+    dist.barrier()
     return result
 
 
