@@ -37,12 +37,13 @@ def eval_(
     from dsp.errors import BudgetExceeded
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
+    from dsp.policy.choose import resolve_device
 
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
     cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
-    hint_policy = load_policy(policy) if policy and "policy" in conds else None
+    hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
     summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, policy=hint_policy))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)

@@ -40,6 +40,7 @@ def rl(
     limit: Annotated[Optional[int], typer.Option(help="Roll out only the first N training inputs.")] = None,
     input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
     target_field: Annotated[str, typer.Option(help="Reference field.")] = "highlights",
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...; auto takes a GPU when there is one.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
@@ -61,7 +62,7 @@ def rl(
         samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, kl_target=kl_target, update_epochs=update_epochs,
         minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
         reset_prob=reset_prob, hint_vocab=hint_vocab, shots=shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
-        input_field=input_field, target_field=target_field, seed=seed, resume=resume,
+        input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client))

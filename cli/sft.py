@@ -33,6 +33,7 @@ def sft(
     max_input_tokens: Annotated[Optional[int], typer.Option(help="Policy input length; longer inputs are cut with a warning (default: 512 extractive, 256 seq2seq).")] = None,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
+    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...; auto takes a GPU when there is one.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
 ) -> None:
@@ -48,7 +49,7 @@ def sft(
         data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, policy_type=policy_type, hint_words=hint_words, scratch_size=scratch_size, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
         input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
-        eval_every=eval_every, save_every=save_every, seed=seed, resume=resume,
+        eval_every=eval_every, save_every=save_every, device=device, seed=seed, resume=resume,
     )
     result = run_sft(cfg)
     typer.echo(json.dumps(result, indent=2))

@@ -56,16 +56,25 @@ def resolve_policy_type(policy_type: str, policy: str | None) -> tuple[str, str 
     return "extractive", None
 
 
+def resolve_device(device: str) -> str:
+    """`auto`: the first CUDA GPU when there is one, else the CPU."""
+    if device == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
 def new_policy(policy_type: str, policy: str | None, *, train_texts: Sequence[str] = (), scratch_size: str = "tiny",
                max_input_tokens: int | None = None, max_hint_tokens: int = 48, separator: str = "; ",
-               hint_words: int | None = None):
+               hint_words: int | None = None, device: str = "cpu"):
     """A fresh policy to fine-tune."""
     if policy_type == "extractive":
         from dsp.policy.extractive import ExtractivePolicy
 
         return ExtractivePolicy.from_encoder(policy, max_input_tokens=max_input_tokens or 512,
-                                             separator=separator, hint_words=hint_words or 12)
-    kw = dict(max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens)
+                                             separator=separator, hint_words=hint_words or 12, device=device)
+    kw = dict(max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens, device=device)
     if policy == "scratch":
         from dsp.policy.scratch import build_scratch_policy
 

@@ -1,7 +1,7 @@
 """Data-parallel RL over processes: each rank rolls out its share of every batch, gradients are averaged.
 
 Launch with `torchrun --nproc_per_node N $(which dsp) rl ...` or `accelerate launch`: both set
-RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, which is all this reads. CPU processes talk over
+RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT, which is all this reads. Processes talk over
 gloo; with one process (no WORLD_SIZE) every function here is a no-op.
 """
 
@@ -13,11 +13,15 @@ import torch
 import torch.distributed as dist
 
 
-def setup() -> tuple[int, int]:
-    """(rank, world size); joins the process group when launched with more than one process."""
+def setup(device: str = "cpu") -> tuple[int, int]:
+    """(rank, world size); joins the process group when launched with more than one process.
+
+    Always gloo: it reduces CPU and CUDA tensors alike, and a hint policy's gradients are
+    small next to the LLM calls an iteration waits for, so NCCL's speed would buy nothing.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 

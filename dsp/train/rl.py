@@ -13,6 +13,7 @@ ones a fresh forward pass gives (the ratio is exactly 1 before the first update)
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -26,6 +27,7 @@ from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
 from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
+from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
@@ -111,6 +113,8 @@ class RLConfig:
     """Dev examples per evaluation."""
     save_every: int = 5
     """Iterations between checkpoints."""
+    device: str = "auto"
+    """cpu, cuda, ...; auto takes a GPU when there is one (with several processes, rank r takes cuda:r)."""
     seed: int = 0
     """Seed for data order and sampling."""
     resume: bool = False
@@ -273,7 +277,7 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
-    rank, world = dist.setup()
+    rank, world = dist.setup(cfg.device)
     main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
         raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
@@ -297,8 +301,11 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     if not train:
         raise DSPError(f"{cfg.data}: no training inputs left to roll out")
     dev = _dev(cfg)
-    policy = load_policy(str(checkpoint / "policy") if checkpoint else cfg.policy)
-    reference = load_policy(cfg.policy)
+    device = resolve_device(cfg.device)
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    policy = load_policy(str(checkpoint / "policy") if checkpoint else cfg.policy, device=device)
+    reference = load_policy(cfg.policy, device=device)
     if not hasattr(policy, "sample_actions"):
         raise DSPError(f"{cfg.policy}: a {policy.kind} policy cannot be trained by RL")
     if cfg.hint_vocab is not None:

@@ -20,7 +20,7 @@ from dsp.errors import DSPError, MissingSplit
 from dsp.io import write_json_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
-from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_policy_type
+from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_device, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
 
@@ -75,6 +75,8 @@ class SFTConfig:
     """Steps between dev evaluations."""
     save_every: int = 50
     """Steps between checkpoints."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one."""
     seed: int = 0
     """Seed for initialisation and data order."""
     resume: bool = False
@@ -162,14 +164,16 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
     train_labels = [task.pseudo_label(e) for e in train]
     dev_labels = [task.pseudo_label(e) for e in dev]
 
+    device = resolve_device(cfg.device)
     if checkpoint is not None:
-        policy = load_policy(str(checkpoint / "policy"))
+        policy = load_policy(str(checkpoint / "policy"), device=device)
         name = cfg.policy
     else:
         policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
         policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
                             scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
-                            max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words)
+                            max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words,
+                            device=device)
     lr = cfg.lr or DEFAULT_LR["scratch" if name == "scratch" else policy.kind]
     policy.train(True)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
