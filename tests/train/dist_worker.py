@@ -3,6 +3,7 @@
 import asyncio
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -37,7 +38,8 @@ def main(data: str, policy: str, out: str, record: str) -> None:
 
     reward, weights = RecordingReward(), []
     cfg = RLConfig(data=data, output_dir=out, policy=policy, iterations=2, batch_size=4, samples_per_input=2,
-                   minibatch_size=4, lr=3e-3, save_every=1, dev_limit=2, algo="ppo")
+                   minibatch_size=4, lr=3e-3, save_every=1, dev_limit=2, algo="ppo",
+                   device=os.environ.get("DSP_WORKER_DEVICE", "cpu"))
     weights.append(digest(__import__("dsp.policy", fromlist=["load_policy"]).load_policy(policy)))
     asyncio.run(run_rl(cfg, reward, on_iteration=lambda it, p: weights.append(digest(p))))
     rank = dist.get_rank()
