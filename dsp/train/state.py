@@ -27,6 +27,8 @@ def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str
             "scheduler": scheduler.state_dict(),
             "rng_torch": torch.get_rng_state(),
             "rng_python": random.getstate(),
+            # dropout on a GPU draws from the CUDA generators: without them a resumed run diverges
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "modules": {name: m.state_dict() for name, m in (modules or {}).items()},
         },
         tmp / "trainer.pt",
@@ -57,6 +59,8 @@ def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torc
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
     torch.set_rng_state(blob["rng_torch"])
+    if blob.get("rng_cuda") and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(blob["rng_cuda"])
     random.setstate(_as_random_state(blob["rng_python"]))
     return json.loads((path / "state.json").read_text(encoding="utf-8"))
 

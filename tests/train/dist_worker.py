@@ -29,7 +29,7 @@ class RecordingReward:
 def digest(policy) -> str:
     h = hashlib.sha256()
     for p in policy.parameters():
-        h.update(p.detach().numpy().tobytes())
+        h.update(p.detach().cpu().numpy().tobytes())
     return h.hexdigest()
 
 
