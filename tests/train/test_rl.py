@@ -233,7 +233,7 @@ def test_two_processes_hold_identical_weights_and_split_the_inputs(synth_dir, st
     procs = []
     for rank in (0, 1):
         env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(port), "PYTHONPATH": str(root)}
+               "MASTER_PORT": str(port), "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
         procs.append(subprocess.Popen([sys.executable, "-m", "tests.train.dist_worker", str(synth_dir), str(start_policy),
                                        str(tmp_path / "run"), str(record)], env=env, cwd=root,
                                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
