@@ -3,7 +3,8 @@ with the learning checks of the CPU tests, and the SFT step time of a MiniLM-siz
 the GPU next to the CPU of the same machine.
 
 Usage (on a machine with a GPU, from the repository root):
-    python bench/gpu_check.py TOKENIZER_DIR [DEVICE]     (DEVICE: cuda by default; cpu for a dry run)
+    python bench/gpu_check.py TOKENIZER_DIR [DEVICE [accelerate]]
+DEVICE: cuda by default, cpu for a dry run; `accelerate` runs only the two-process launch check.
 TOKENIZER_DIR holds the all-MiniLM-L6-v2 tokenizer files and config.json (no weights needed).
 Prints one JSON object; exits non-zero if a check fails.
 """
@@ -91,7 +92,9 @@ def accelerate_check(root: Path, data: Path, start: Path, device: str) -> dict:
     record = root / "record"
     record.mkdir()
     cmd = ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", *(["--cpu"] if device == "cpu" else []), "-m", "tests.train.dist_worker",
+           # --cpu: accelerate's multi-process launcher (with one GPU it would otherwise start a single
+           # process); DSP_WORKER_DEVICE still puts both ranks' policies on the GPU, reduced over gloo
+           "--dynamo_backend", "no", "--cpu", "-m", "tests.train.dist_worker",
            str(data), str(start), str(root / "acc"), str(record)]
     env = {**os.environ, "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}", "DSP_WORKER_DEVICE": device}
     p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
@@ -104,9 +107,18 @@ def accelerate_check(root: Path, data: Path, start: Path, device: str) -> dict:
             "identical_weights_every_step": same, "inputs_split": disjoint}
 
 
-def main(tok_dir: str, device: str = "cuda") -> int:
+def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
     assert device == "cpu" or torch.cuda.is_available(), "no CUDA device"
     out: dict = {"device": torch.cuda.get_device_name(0) if device != "cpu" else "cpu", "torch": torch.__version__}
+    if only == "accelerate":
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            data, enc = write_data(root), tiny_encoder(root, tok_dir)
+            torch.manual_seed(0)
+            ExtractivePolicy.from_encoder(str(enc), hint_words=3).save(root / "start")
+            out["accelerate_launch_2_processes"] = accelerate_check(root, data, root / "start", device)
+        print(json.dumps(out, indent=2))
+        return 0 if out["accelerate_launch_2_processes"]["ok"] else 1
     failures = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -173,4 +185,4 @@ def main(tok_dir: str, device: str = "cuda") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:3]))
+    sys.exit(main(*sys.argv[1:4]))
