@@ -92,9 +92,9 @@ def accelerate_check(root: Path, data: Path, start: Path, device: str) -> dict:
     record = root / "record"
     record.mkdir()
     cmd = ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           # --cpu: accelerate's multi-process launcher (with one GPU it would otherwise start a single
-           # process); DSP_WORKER_DEVICE still puts both ranks' policies on the GPU, reduced over gloo
-           "--dynamo_backend", "no", "--cpu", "-m", "tests.train.dist_worker",
+           # --multi_gpu: accelerate's torchrun launcher (--cpu alone starts one process without MPI);
+           # on a one-GPU machine both ranks share cuda:0 and reduce over gloo
+           "--dynamo_backend", "no", "--multi_gpu" if device != "cpu" else "--cpu", "-m", "tests.train.dist_worker",
            str(data), str(start), str(root / "acc"), str(record)]
     env = {**os.environ, "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}", "DSP_WORKER_DEVICE": device}
     p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
