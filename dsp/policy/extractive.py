@@ -242,15 +242,21 @@ class ExtractivePolicy:
     def generate(self, inputs: Sequence[str], *, batch_size: int = 16, hint_words: int | None = None) -> list[str]:
         """Greedy: the top `hint_words` candidates, rendered as phrases."""
         k = hint_words or self.hint_words
+        return self.hints_by_length(inputs, (k,), batch_size=batch_size)[k]
+
+    @torch.no_grad()
+    def hints_by_length(self, inputs: Sequence[str], lengths: Sequence[int], *, batch_size: int = 16) -> dict[int, list[str]]:
+        """Greedy hints of each length in `lengths` from one encoder pass (for choosing the length)."""
         was_training = self.encoder.training
         self.train(False)
-        hints: list[str] = []
+        hints: dict[int, list[str]] = {k: [] for k in lengths}
         for start in range(0, len(inputs), batch_size):
             chunk = list(inputs[start : start + batch_size])
             scores, cands, _ = self.scores(chunk)
             for text, s, c in zip(chunk, scores, cands):
-                picked = torch.topk(s, min(k, len(s))).indices.tolist() if len(s) else []
-                hints.append(render_hint(text, c, picked, self.separator))
+                order = torch.argsort(s, descending=True).tolist()
+                for k in lengths:
+                    hints[k].append(render_hint(text, c, order[:k], self.separator))
         self.train(was_training)
         return hints
 

@@ -114,9 +114,8 @@ HINT_WORDS_GRID = (6, 8, 10, 12, 14, 16, 20, 24, 30)
 
 def calibrate_hint_words(policy, dev: list[Example], labels: list[str], batch_size: int) -> dict[int, float]:
     """Dev hint F1 of the extractive policy's greedy hints at each hint length of the grid."""
-    inputs = [e.input for e in dev]
-    return {k: sum(hint_f1(h, y) for h, y in zip(policy.generate(inputs, batch_size=batch_size, hint_words=k), labels)) / len(dev)
-            for k in HINT_WORDS_GRID}
+    by_length = policy.hints_by_length([e.input for e in dev], HINT_WORDS_GRID, batch_size=batch_size)
+    return {k: sum(hint_f1(h, y) for h, y in zip(by_length[k], labels)) / len(dev) for k in HINT_WORDS_GRID}
 
 
 def evaluate_dev(policy, dev: list[Example], labels: list[str], batch_size: int) -> dict[str, float]:
