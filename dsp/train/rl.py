@@ -1,10 +1,11 @@
 """`dsp rl`: improve a hint policy with rewards from the black-box LLM.
 
-One iteration is five named phases: rollout (sample K hints per input, with the old and the
-reference log-probabilities and, for PPO, values), score (the reward: LLM calls), advantages
-(GAE on KL-shaped rewards for PPO; the group baseline for GRPO / RLOO), and update (epochs of
-minibatches of the clipped surrogate). The policy, the reward and the LLM client are passed
-in; nothing here formats a prompt or calls HTTP itself.
+One iteration is the named phases of `dsp.train.phases`: rollout (sample K hints per input,
+with the old and the reference log-probabilities and, for PPO, values), score (the reward: LLM
+calls), advantages (GAE on KL-shaped rewards for PPO; the group baseline for GRPO / RLOO), and
+update (epochs of minibatches of the clipped surrogate). This module holds the config and the
+loop: data order, checkpoints, logs, dev evaluation, the call cap. The policy, the reward and
+the LLM client are passed in; nothing here formats a prompt or calls HTTP itself.
 
 Dropout stays off for the whole run, so the log-probabilities that rollout records are the
 ones a fresh forward pass gives (the ratio is exactly 1 before the first update).
@@ -29,6 +30,7 @@ from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
 from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
+from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, score, update  # noqa: F401
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
@@ -145,111 +147,6 @@ class RLConfig:
             raise DSPError(f"--hint-vocab must be 'all' or 'input', not '{self.hint_vocab}'")
         if self.kl_coef < 0:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
-
-
-@dataclass
-class Rollout:
-    """One iteration's samples, N = inputs x samples_per_input, T = action steps."""
-
-    examples: list[Example]  # (N,) the example behind each rollout
-    hints: list[str]  # (N,)
-    actions: torch.Tensor  # (N, T)
-    valid: torch.Tensor  # (N, T) bool: real steps (a reset prefix included)
-    mask: torch.Tensor  # (N, T) bool: steps the policy generated; the only ones in the loss and KL
-    logprob: torch.Tensor  # (N, T) under the policy that sampled
-    ref_logprob: torch.Tensor  # (N, T) under the frozen reference
-    values: torch.Tensor | None  # (N, T) ppo only
-
-
-# -- the phases ------------------------------------------------------------------------------
-def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: Callable[[Example], str] | None
-                   ) -> list[str | None] | None:
-    """DR-PO's dataset reset: with probability `prob` a rollout starts from a random-length
-    prefix (at least one word, never all) of its input's pseudo-label hint."""
-    if not prob or pseudo_label is None:
-        return None
-    out: list[str | None] = []
-    for e in examples:
-        words = pseudo_label(e).split()
-        for _ in range(k):
-            if len(words) > 1 and random.random() < prob:
-                out.append(" ".join(words[: random.randint(1, len(words) - 1)]))
-            else:
-                out.append(None)
-    return out
-
-
-@torch.no_grad()
-def rollout(policy, reference, value_head, examples: list[Example], k: int,
-            reset_hints: list[str | None] | None = None) -> Rollout:
-    inputs = [e.input for e in examples]
-    actions, valid, generated, hints = policy.sample_actions(inputs, k, reset_hints)
-    rows = [e for e in examples for _ in range(k)]
-    row_inputs = [e.input for e in rows]
-    logprob, _, state = policy.action_logprobs(row_inputs, actions, valid)
-    ref_logprob, _, _ = reference.action_logprobs(row_inputs, actions, valid)
-    values = value_head(state).squeeze(-1) if value_head is not None else None
-    mask = generated.to(logprob.device)
-    return Rollout(rows, hints, actions, valid, mask, logprob * mask, ref_logprob * mask, values)
-
-
-async def score(reward: Reward, ro: Rollout) -> torch.Tensor:
-    """(N,) rewards; NaN where the LLM failed after its retries."""
-    return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
-
-
-def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-step advantages (N, T) and, for ppo, returns (N, T). A missing reward gets zero advantage."""
-    mask = ro.mask.float()
-    rewards = rewards.to(mask.device)
-    missing = torch.isnan(rewards).unsqueeze(1)  # (N, 1)
-    if cfg.algo == "ppo":
-        kl = ro.logprob - ro.ref_logprob  # (N, T), the k1 estimate at the sampled actions
-        shaped = ppo.per_step_rewards(rewards, kl, mask, kl_coef)
-        adv, returns = ppo.gae(shaped, ro.values, mask, cfg.gamma, cfg.lam)
-        adv = ppo.whiten(adv, mask * ~missing)
-        return adv * ~missing, returns
-    adv = ppo.group_advantages(rewards, cfg.samples_per_input, cfg.algo)  # (N,)
-    return adv.unsqueeze(1) * mask, None
-
-
-def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
-           kl_coef: float, params: list[torch.nn.Parameter]) -> dict[str, float]:
-    """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl."""
-    n = len(ro.examples)
-    stats: dict[str, list[float]] = {}
-    stop = False
-    for _ in range(cfg.update_epochs):
-        for idx in torch.randperm(n).split(cfg.minibatch_size):
-            mask = ro.mask[idx].float()
-            logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
-                                                             ro.actions[idx], ro.valid[idx])
-            terms = ppo.pg_loss_terms(logprob, ro.logprob[idx], adv[idx], mask, cfg.clip)
-            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask)
-            if value_head is not None:
-                values = value_head(state).squeeze(-1)
-                terms["v_loss"] = ppo.value_loss(values, ro.values[idx], returns[idx], mask, cfg.vf_clip)
-                loss = loss + cfg.vf_coef * terms["v_loss"]
-            else:
-                terms["kl_loss"] = ppo.masked_mean(ppo.kl_k3(logprob, ro.ref_logprob[idx]), mask)
-                loss = loss + kl_coef * terms["kl_loss"]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            dist.average_gradients(params)  # no-op in one process
-            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
-            terms["entropy"] = ppo.masked_mean(entropy.detach(), mask)
-            for k, v in terms.items():
-                stats.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
-            if cfg.target_kl is not None and dist.mean(float(terms["approx_kl"])) > 1.5 * cfg.target_kl:
-                stop = True
-                break
-        if stop:
-            break
-    out = {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if k != "entropy"}
-    out["objective/entropy"] = sum(stats["entropy"]) / len(stats["entropy"])
-    out["losses/early_stop"] = float(stop)
-    return out
 
 
 # -- the loop --------------------------------------------------------------------------------

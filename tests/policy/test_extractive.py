@@ -4,11 +4,11 @@ import math
 import pytest
 import torch
 
-from dsp.data import Example, load_examples
+from dsp.data import load_examples
 from dsp.errors import DSPError
 from dsp.metrics import hint_f1
 from dsp.policy import load_policy
-from dsp.policy.extractive import (ExtractivePolicy, find_candidates, plackett_luce_logprobs, plackett_luce_sample,
+from dsp.policy.extractive import (ExtractivePolicy, plackett_luce_logprobs, plackett_luce_sample,
                                    render_hint)
 from dsp.tasks import SummarizationTask
 from dsp.train.sft import SFTConfig, run_sft
