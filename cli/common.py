@@ -24,6 +24,26 @@ Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models.
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
 
 
+TaskName = Annotated[str, typer.Option("--task", help="Built-in task (cnndm, xsum) or a path to a task .toml file; it gives --data and field defaults.")]
+DataSource = Annotated[Optional[str], typer.Option(help="Local file, folder of split files (train.jsonl, dev.jsonl), or hub dataset id. Default: the task's source.")]
+InputField = Annotated[Optional[str], typer.Option(help="Input text field (default: the task's).")]
+TargetField = Annotated[Optional[str], typer.Option(help="Reference field (default: the task's).")]
+
+
+def resolve_task(task: str, data: str | None, input_field: str | None, target_field: str | None,
+                 data_config: str | None = None):
+    """(task, data, input_field, target_field, data_config): flags win over the task file's defaults."""
+    from dsp.tasks.config import load_task
+
+    loaded = load_task(task)
+    d = loaded.data
+    if data is None and d.source is None:
+        raise DSPError(f"--data is required: task '{loaded.task.name}' names no data source")
+    if data is None:
+        data_config = data_config or d.config
+    return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
+
+
 def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices) -> LLMConfig:
     price_in = price_out = None
     if prices is not None:

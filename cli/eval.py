@@ -8,23 +8,24 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
-                            handle_errors, llm_config)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, TargetField, TaskName, handle_errors, llm_config, resolve_task)
 
 
 @app.command("eval")
 @handle_errors
 def eval_(
-    data: Annotated[str, typer.Option(help="Local file, folder with split files, or hub dataset id.")],
     output_dir: Annotated[Path, typer.Option(help="Where examples.jsonl, summary.json and report.md go.")],
+    task: TaskName = "cnndm",
+    data: DataSource = None,
     data_config: Annotated[Optional[str], typer.Option(help="Hub dataset config, e.g. 3.0.0 for abisee/cnn_dailymail.")] = None,
     policy: Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = None,
     conditions: Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")] = "none,policy,oracle",
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "dev",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N examples.")] = None,
     shots: Annotated[int, typer.Option(help="Few-shot examples per prompt (from the train split).")] = 1,
-    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
-    target_field: Annotated[str, typer.Option(help="Reference field.")] = "highlights",
+    input_field: InputField = None,
+    target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None,
@@ -39,12 +40,13 @@ def eval_(
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
 
+    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field, data_config)
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
     cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
-                     input_field=input_field, target_field=target_field, extra={"policy": policy})
+                     input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
-    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, policy=hint_policy))
+    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
     if summary.get("stopped"):

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, TaskName,
                             handle_errors, llm_config)
 from dsp.errors import DSPError
 
@@ -40,6 +40,7 @@ def hint(
     text: Annotated[Optional[str], typer.Argument(help="Input text; '-' or nothing reads stdin.", show_default=False)] = None,
     policy: Annotated[str, typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = ...,
     file: Annotated[Optional[Path], typer.Option(help="Read the input from this file.")] = None,
+    task: TaskName = "cnndm",
     run: Annotated[bool, typer.Option("--run", help="Also run the LLM with the hint and print its output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {hint, prompt, output}.")] = False,
     shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
@@ -56,19 +57,21 @@ def hint(
     from dsp.llm.client import LLMRequest
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
-    from dsp.tasks import SummarizationTask
+    from dsp.tasks.config import load_task
 
     source = _read_input(text, file)
-    task = SummarizationTask()
+    loaded = load_task(task)
+    the_task = loaded.task
     the_hint = load_policy(policy).generate([source])[0]
     result = {"hint": the_hint}
     if run:
-        examples = load_examples(shots_data, split="train", limit=shots) if shots_data and shots > 0 else []
-        prompt = task.prompt(Example(id="input", input=source, target=""), the_hint, examples)
+        examples = load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
+                                 target_field=loaded.data.target_field) if shots_data and shots > 0 else []
+        prompt = the_task.prompt(Example(id="input", input=source, target=""), the_hint, examples)
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
 
         async def work(client):
-            return await client.complete(LLMRequest(prompt=prompt, max_tokens=task.max_tokens, stop=task.stop))
+            return await client.complete(LLMRequest(prompt=prompt, max_tokens=the_task.max_tokens, stop=the_task.stop))
 
         answer = run_with_llm(llm, cache, work)
         result.update(prompt=prompt, output=answer.text.strip())

@@ -9,16 +9,17 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices,
-                            handle_errors, llm_config)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, TargetField, TaskName, handle_errors, llm_config, resolve_task)
 
 
 @app.command()
 @handle_errors
 def rl(
-    data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
     policy: Annotated[str, typer.Option(help="Starting policy (a `dsp sft` run folder); also the frozen KL reference.")],
     output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, tb/, checkpoint/, curves.png, policy/).")],
+    task: TaskName = "cnndm",
+    data: DataSource = None,
     algo: Annotated[str, typer.Option(help="ppo (value head + GAE), grpo (group mean/std baseline) or rloo (leave-one-out).")] = "grpo",
     iterations: Annotated[int, typer.Option(help="Rollout-score-update iterations.")] = 25,
     batch_size: Annotated[int, typer.Option(help="Inputs per iteration.")] = 4,
@@ -38,8 +39,8 @@ def rl(
     dev_limit: Annotated[int, typer.Option(help="Dev examples per evaluation.")] = 20,
     save_every: Annotated[int, typer.Option(help="Iterations between checkpoints.")] = 5,
     limit: Annotated[Optional[int], typer.Option(help="Roll out only the first N training inputs.")] = None,
-    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
-    target_field: Annotated[str, typer.Option(help="Reference field.")] = "highlights",
+    input_field: InputField = None,
+    target_field: TargetField = None,
     device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...; auto takes a GPU when there is one.")] = "auto",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
@@ -57,15 +58,16 @@ def rl(
     from dsp.llm.session import run_with_llm
     from dsp.train.rl import RLConfig, run_rl_with_llm
 
+    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field)
     cfg = RLConfig(
-        data=data, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
+        data=data, data_config=data_config, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
         samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, kl_target=kl_target, update_epochs=update_epochs,
         minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
         reset_prob=reset_prob, hint_vocab=hint_vocab, shots=shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
-    result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client))
+    result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)
     if result.get("stopped"):

@@ -9,14 +9,15 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import handle_errors
+from dsp.cli.common import DataSource, InputField, TargetField, TaskName, handle_errors, resolve_task
 
 
 @app.command()
 @handle_errors
 def sft(
-    data: Annotated[str, typer.Option(help="Local file, folder with train/dev files, or hub dataset id.")],
     output_dir: Annotated[Path, typer.Option(help="Run folder (config, log.jsonl, checkpoint/, policy/).")],
+    task: TaskName = "cnndm",
+    data: DataSource = None,
     data_config: Annotated[Optional[str], typer.Option(help="Hub dataset config, e.g. 3.0.0 for abisee/cnn_dailymail.")] = None,
     policy: Annotated[Optional[str], typer.Option(help="Model name/path: an encoder (extractive), a seq2seq LM (e.g. google/flan-t5-base), or 'scratch' (a small T5 from a config). Default: the policy type's default.")] = None,
     policy_type: Annotated[str, typer.Option(help="extractive (encoder picks input words), seq2seq (writes the hint), or auto: seq2seq Flan-T5 when the hub is reachable, else extractive with the packaged all-MiniLM-L6-v2.")] = "auto",
@@ -28,8 +29,8 @@ def sft(
     lr: Annotated[Optional[float], typer.Option(help="Peak learning rate (default: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch).")] = None,
     limit: Annotated[Optional[int], typer.Option(help="Use only the first N training examples.")] = None,
     dev_limit: Annotated[int, typer.Option(help="Dev examples for loss and hint F1.")] = 50,
-    input_field: Annotated[str, typer.Option(help="Input text field.")] = "article",
-    target_field: Annotated[str, typer.Option(help="Reference field (pseudo-labels come from it).")] = "highlights",
+    input_field: InputField = None,
+    target_field: TargetField = None,
     max_input_tokens: Annotated[Optional[int], typer.Option(help="Policy input length; longer inputs are cut with a warning (default: 512 extractive, 256 seq2seq).")] = None,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
@@ -45,12 +46,14 @@ def sft(
     """
     from dsp.train.sft import SFTConfig, run_sft
 
+    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field, data_config)
+
     cfg = SFTConfig(
         data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, policy_type=policy_type, hint_words=hint_words, scratch_size=scratch_size, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
         input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
         eval_every=eval_every, save_every=save_every, device=device, seed=seed, resume=resume,
     )
-    result = run_sft(cfg)
+    result = run_sft(cfg, the_task)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}", err=True)

@@ -1,0 +1,1 @@
+"""Built-in task configs (installed as package data `dsp.task_configs`; see dsp/tasks/config.py)."""

@@ -1,0 +1,115 @@
+"""Tasks as TOML files: built-in ones, a user's own end to end, and one-line errors naming the key."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+import dsp.cli.commands  # noqa: F401
+from dsp.cli import app
+from dsp.data import Example
+from dsp.errors import DSPError
+from dsp.llm.testserver import TestServer
+from dsp.tasks import SummarizationTask
+from dsp.tasks.config import builtin_tasks, load_task
+
+runner = CliRunner()
+EX = Example(id="1", input="Alice Moreau opened a museum in Lisbon. It cost millions.", target="Alice Moreau opened a museum.")
+
+
+def test_builtin_cnndm_is_the_summarization_task():
+    assert {"cnndm", "xsum"} <= set(builtin_tasks())
+    loaded = load_task("cnndm")
+    reference = SummarizationTask()
+    assert loaded.task.prompt(EX, "Alice Moreau; museum", [EX]) == reference.prompt(EX, "Alice Moreau; museum", [EX])
+    assert loaded.task.pseudo_label(EX) == reference.pseudo_label(EX)
+    assert (loaded.data.source, loaded.data.config, loaded.data.input_field) == ("abisee/cnn_dailymail", "3.0.0", "article")
+
+
+def test_xsum_asks_for_one_sentence():
+    loaded = load_task("xsum")
+    assert "in one sentence" in loaded.task.prompt(EX, "museum") and loaded.task.stop[0] == "\n"
+    assert (loaded.data.input_field, loaded.data.target_field) == ("document", "summary")
+
+
+USER_TASK = '''
+name = "reviews"
+[data]
+source = "{data}"
+input_field = "text"
+target_field = "gist"
+[prompt]
+with_hint_text = "Review: {{input}}\\nKeywords: {{hint}}\\nGist: {{target}}"
+plain_text = "Review: {{input}}\\nGist: {{target}}"
+[generation]
+max_tokens = 32
+stop = ["\\n"]
+[reward]
+metric = "rouge1"
+'''
+
+
+@pytest.fixture
+def user_task(tmp_path):
+    from tests.conftest import synthetic_rows
+
+    data = tmp_path / "reviews"
+    data.mkdir()
+    for split, n, seed in (("train", 24, 0), ("dev", 6, 1)):
+        rows = [{"text": r["article"], "gist": r["highlights"]} for r in synthetic_rows(n, seed)]
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    path = tmp_path / "reviews.toml"
+    path.write_text(USER_TASK.format(data=data))
+    return path
+
+
+def test_a_users_task_through_every_command(user_task, tiny_encoder, tmp_path):
+    loaded = load_task(str(user_task))
+    assert loaded.task.prompt(EX, "museum").endswith("Keywords: museum\nGist:") and loaded.task.metric == "rouge1"
+    run = tmp_path / "sft"
+    r = runner.invoke(app, ["sft", "--task", str(user_task), "--output-dir", str(run), "--policy", str(tiny_encoder),
+                            "--policy-type", "extractive", "--max-steps", "2", "--batch-size", "4", "--dev-limit", "4"])
+    assert r.exit_code == 0, r.output
+    with TestServer() as server:
+        llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
+        r = runner.invoke(app, ["eval", "--task", str(user_task), "--policy", str(run), "--output-dir", str(tmp_path / "ev"),
+                                "--limit", "3", "--conditions", "none,policy,oracle"] + llm)
+        assert r.exit_code == 0, r.output
+        summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+        assert summary["metric"] == "rouge1" and summary["task"] == "reviews" and summary["complete"] == 3
+        prompts = [q["prompt"] for q in server.state.requests]
+        assert all(p.endswith("Gist:") for p in prompts) and sum("\nKeywords: " in p for p in prompts) == 6
+        r = runner.invoke(app, ["rl", "--task", str(user_task), "--policy", str(run), "--output-dir", str(tmp_path / "rl"),
+                                "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2"] + llm)
+        assert r.exit_code == 0, r.output
+        assert "val/rouge1_first" in json.loads(r.stdout[r.stdout.index("{"):])
+        r = runner.invoke(app, ["hint", "--task", str(user_task), "--policy", str(run), "--json", "--run"] + llm,
+                          input="Grace Okafor opened a museum in Quito.")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["prompt"].startswith("Review: Grace Okafor")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('name = "t"\n[prompt]\nwith_hnt = "x"\n', "unknown key 'prompt.with_hnt'"),
+    ('name = "t"\n[generation]\nmax_tokens = "many"\n', "key 'generation.max_tokens' must be int"),
+    ('name = "t"\n[generation]\nmax_tokens = 0\n', "key 'generation.max_tokens' must be positive"),
+    ('[data]\nsource = "x"\n', "missing key 'name'"),
+    ('name = "t"\n[rewards]\nmetric = "x"\n', "unknown section [rewards]"),
+    ('name = "t"\n[reward]\nmetric = "bleu9"\n', "key 'reward.metric' must be one of"),
+    ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {target}"\n', "has no {hint} placeholder"),
+    ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
+    ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
+    ('name = "t\n', "not valid TOML"),
+])
+def test_bad_task_files_are_one_line_errors(tmp_path, text, message):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(DSPError, match="bad.toml"):
+        load_task(str(path))
+    r = runner.invoke(app, ["sft", "--task", str(path), "--data", "x", "--output-dir", str(tmp_path / "o")])
+    assert r.exit_code == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.output
+
+
+def test_unknown_builtin_task_lists_the_known_ones(tmp_path):
+    r = runner.invoke(app, ["eval", "--task", "nosuch", "--output-dir", str(tmp_path)])
+    assert r.exit_code == 2 and "built-in tasks are cnndm, xsum" in r.stderr
