@@ -21,6 +21,8 @@ Concurrency = Annotated[int, typer.Option(help="Most LLM calls in flight (the em
 MaxCalls = Annotated[Optional[int], typer.Option("--max-llm-calls", help="Hard cap on HTTP requests to the LLM this run (cache hits are free).", rich_help_panel="LLM")]
 MaxCost = Annotated[Optional[float], typer.Option(help="Hard cap in USD; needs --prices.", rich_help_panel="LLM")]
 Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
+Timeout = Annotated[float, typer.Option("--llm-timeout", help="Seconds before one LLM call is abandoned and retried.", rich_help_panel="LLM")]
+Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM call on 429, 5xx, timeouts, dropped connections, malformed answers.", rich_help_panel="LLM")]
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
 
 
@@ -44,13 +46,15 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
     return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
 
 
-def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices) -> LLMConfig:
+def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, timeout: float = 120.0,
+               max_retries: int = 6) -> LLMConfig:
     price_in = price_out = None
     if prices is not None:
         price_in, price_out = load_prices(prices, model)
     return LLMConfig(
         model=model, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
-        max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out,
+        max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out, timeout=timeout,
+        max_retries=max_retries,
     )
 
 

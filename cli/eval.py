@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+from dsp.cli.common import (Retries, Timeout, ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
                             Model, Prices, TargetField, TaskName, handle_errors, llm_config, resolve_task)
 
 
@@ -28,7 +28,7 @@ def eval_(
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None,
+    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
 ) -> None:
     """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
 
@@ -44,7 +44,8 @@ def eval_(
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
     cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
-    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
+    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
+                     llm_timeout, max_retries)
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
     summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
     typer.echo(report_markdown(summary))

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+from dsp.cli.common import (Retries, Timeout, ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
                             Model, Prices, TargetField, TaskName, handle_errors, llm_config, resolve_task)
 
 
@@ -46,7 +46,7 @@ def rl(
     resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None,
+    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
 ) -> None:
     """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
 
@@ -66,7 +66,8 @@ def rl(
         reset_prob=reset_prob, hint_vocab=hint_vocab, shots=shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
-    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices)
+    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
+                     llm_timeout, max_retries)
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

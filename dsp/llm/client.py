@@ -59,6 +59,8 @@ class LLMConfig:
             raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
         if self.concurrency < 1:
             raise DSPError(f"--concurrency must be at least 1, not {self.concurrency}")
+        if not self.timeout > 0:
+            raise DSPError(f"--llm-timeout must be positive, not {self.timeout}")
         if self.max_retries < 0:
             raise DSPError(f"--max-retries must be 0 or more, not {self.max_retries}")
         if self.max_llm_calls is not None and self.max_llm_calls < 0:
@@ -298,6 +300,11 @@ class AsyncLLMClient:
             raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}") from None
         raise AssertionError("unreachable")
 
+    async def _create(self, wire: dict[str, Any], params: dict[str, Any]):
+        if wire["endpoint"] == "chat":
+            return await self._api.chat.completions.create(messages=wire["messages"], **params)
+        return await self._api.completions.create(prompt=wire["prompt"], **params)
+
     async def _send(self, wire: dict[str, Any]) -> LLMResult:
         estimate = self._reserve(wire)
         try:
@@ -311,13 +318,15 @@ class AsyncLLMClient:
                 params["stop"] = wire["stop"]
             if wire.get("seed") is not None:
                 params["seed"] = wire["seed"]
+            try:
+                r = await self._create(wire, params)
+            except ValueError as e:  # a 200 whose body is not the JSON it claims (cut off, garbled)
+                raise MalformedResponse(f"the answer is not valid JSON ({str(e)[:80]})") from None
             if wire["endpoint"] == "chat":
-                r = await self._api.chat.completions.create(messages=wire["messages"], **params)
                 if not r.choices or r.choices[0].message is None:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].message.content or ""
             else:
-                r = await self._api.completions.create(prompt=wire["prompt"], **params)
                 if not r.choices:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].text or ""

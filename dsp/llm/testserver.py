@@ -3,15 +3,25 @@
 It answers /v1/completions, /v1/chat/completions and /v1/models. Answers are deterministic:
 at temperature 0 the text echoes the line of the prompt just before its last line (with a
 "Keywords:" hint that is the hint, so hints change scores the way they should); at temperature
-> 0 a per-request counter is appended, so samples differ. Faults are scripted: the first
-requests take the (status, headers, body) entries of `faults` in order.
+> 0 a per-request counter is appended, so samples differ.
+
+Faults, two ways: scripted (the first requests take the (status, headers, body) entries of
+`faults` in order), or drawn at `fault_rate` from `fault_kinds` (429 with and without
+Retry-After, 500/502/503, an answer slower than the client's timeout, a connection closed
+mid-answer, malformed JSON, empty `choices`). A drawn fault depends only on the seed, the
+request body and how many times that body was asked before, so a run's faults are the same
+whatever order concurrent requests arrive in.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
+import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -28,7 +38,30 @@ class ServerState:
     inflight: int = 0
     max_inflight: int = 0
     counter: int = 0
+    fault_rate: float = 0.0
+    fault_kinds: tuple[str, ...] = ()
+    seed: int = 0
+    slow_seconds: float = 2.0
+    attempts: Counter = field(default_factory=Counter)  # request body -> times asked
+    injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def draw_fault(self, body: dict[str, Any]) -> str | None:
+        """The fault for this request, decided by (seed, body, attempt); call under the lock."""
+        if not self.fault_rate:
+            return None
+        key = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        attempt = self.attempts[key]
+        self.attempts[key] += 1
+        rng = random.Random(f"{self.seed}:{key}:{attempt}")
+        if rng.random() >= self.fault_rate:
+            return None
+        kind = rng.choice(self.fault_kinds or FAULT_KINDS)
+        self.injected[kind] += 1
+        return kind
+
+
+FAULT_KINDS = ("429_retry_after", "429", "500", "502", "503", "slow", "disconnect", "malformed_json", "empty_choices")
 
 
 def echo_answer(prompt: str, max_tokens: int) -> str:
@@ -70,6 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.counter += 1
             count = state.counter
             fault = state.faults.pop(0) if state.faults else None
+            drawn = state.draw_fault(body) if fault is None else None
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
         try:
@@ -79,12 +113,15 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, text = fault
                 self._send(status, text.encode(), headers)
                 return
+            if drawn is not None and self._drawn_fault(drawn, state):
+                return
             chat = self.path.rstrip("/").endswith("/chat/completions")
             prompt = body["messages"][-1]["content"] if chat else body["prompt"]
             text = echo_answer(prompt, int(body.get("max_tokens", 16)))
             if float(body.get("temperature", 1.0)) > 0:
                 text += f" #{count}"
             choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+            empty = drawn == "empty_choices"
             if chat:
                 choice["message"] = {"role": "assistant", "content": text}
             else:
@@ -94,7 +131,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "object": "chat.completion" if chat else "text_completion",
                 "created": int(time.time()),
                 "model": body.get("model", "test-model"),
-                "choices": [choice],
+                "choices": [] if empty else [choice],
                 "usage": {
                     "prompt_tokens": len(prompt.split()),
                     "completion_tokens": len(text.split()),
@@ -102,9 +139,37 @@ class _Handler(BaseHTTPRequestHandler):
                 },
             }
             self._send(200, json.dumps(answer).encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout) before a slow answer came
         finally:
             with state.lock:
                 state.inflight -= 1
+
+    def _drawn_fault(self, kind: str, state: ServerState) -> bool:
+        """Answer with fault `kind`; False for kinds that shape a normal answer instead (slow, empty)."""
+        error = json.dumps({"error": {"message": f"injected {kind}", "type": "server_error"}}).encode()
+        if kind == "429_retry_after":
+            self._send(429, error, {"Retry-After": "0.05"})
+        elif kind in ("429", "500", "502", "503"):
+            self._send(int(kind), error)
+        elif kind == "malformed_json":
+            self._send(200, b'{"id": "cmpl-x", "choices": [{"text": "trunc')
+        elif kind == "disconnect":
+            body = b'{"id": "cmpl-x", "object": "text_completion", "choices": [{"index": 0, "text": "half an ans'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body) * 2))  # promise more than is sent
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif kind == "slow":
+            time.sleep(state.slow_seconds)
+            return False
+        else:
+            return False
+        return True
 
 
 class _Server(ThreadingHTTPServer):
@@ -117,8 +182,13 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, latency: float = 0.0):
-        self.state = ServerState(latency=latency)
+    def __init__(self, latency: float = 0.0, fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = (), seed: int = 0,
+                 slow_seconds: float = 2.0):
+        unknown = set(fault_kinds) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
+        self.state = ServerState(latency=latency, fault_rate=fault_rate, fault_kinds=fault_kinds, seed=seed,
+                                 slow_seconds=slow_seconds)
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.state = self.state  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
