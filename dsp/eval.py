@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, LLMError, MissingSplit
-from dsp.io import write_json_atomic, write_jsonl_atomic, write_text_atomic
+from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
 from dsp.metrics import hint_f1, mean_ci
 from dsp.policy.base import HintPolicy
@@ -134,7 +134,12 @@ def report_markdown(summary: dict[str, Any]) -> str:
 
 
 async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None) -> dict[str, Any]:
-    """Run the comparison and write the report files; returns the summary."""
+    """Run the comparison and write the report files; returns the summary. One process at a time per output folder."""
+    with RunLock(cfg.output_dir):
+        return await _run_eval(cfg, client, task, policy)
+
+
+async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None) -> dict[str, Any]:
     task = task or SummarizationTask()
     started = time.time()
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)

@@ -13,6 +13,7 @@ ones a fresh forward pass gives (the ratio is exactly 1 before the first update)
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import random
@@ -26,7 +27,7 @@ from tqdm.auto import tqdm
 
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
-from dsp.io import write_json_atomic
+from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
 from dsp.policy.base import load_policy
 from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
@@ -174,6 +175,12 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
+    rank, _ = dist.setup(cfg.device)
+    with RunLock(cfg.output_dir) if rank == 0 else contextlib.nullcontext():  # one writer per run folder
+        return await _run_rl(cfg, reward, client, metric_name, pseudo_label, on_iteration)
+
+
+async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseudo_label, on_iteration) -> dict[str, Any]:
     rank, world = dist.setup(cfg.device)
     main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
@@ -182,7 +189,7 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
+    if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
     dist.barrier()  # every rank has checked before rank 0 writes
     if main:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import shutil
@@ -17,11 +16,12 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
-from dsp.io import write_json_atomic
+from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_device, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
+from dsp.train.logs import RunLog
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
 
 
@@ -144,13 +144,19 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
     `on_step(step)` is called after each step is logged and checkpointed (progress hooks, tests).
+    One process at a time writes a run folder (`RunLock`).
     """
+    with RunLock(cfg.output_dir):
+        return _run_sft(cfg, task, on_step)
+
+
+def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None) -> dict[str, Any]:
     task = task or SummarizationTask()
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and run_dir.exists() and any(run_dir.iterdir()):
+    if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "config.json", {"command": "sft", **asdict(cfg)})
@@ -184,11 +190,11 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
     if checkpoint is not None:
         step = load_trainer_state(checkpoint, optimizer, scheduler)["step"]
 
-    log_path = run_dir / "log.jsonl"
     metrics: dict[str, Any] = {}
     started = time.time()
+    log = RunLog(run_dir, resume_step=step)  # drops lines past the checkpoint: they are about to be redone
     bar = tqdm(total=total, initial=step, desc="sft", unit="step")
-    with log_path.open("a", encoding="utf-8") as log:
+    try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
             idx = _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
@@ -199,17 +205,18 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], N
             optimizer.step()
             scheduler.step()
             step += 1
-            metrics = {"step": step, "epoch": epoch, "train/loss": loss.item(), "charts/lr": scheduler.get_last_lr()[0]}
+            metrics = {"epoch": epoch, "train/loss": loss.item(), "charts/lr": scheduler.get_last_lr()[0]}
             if step % cfg.eval_every == 0 or step == total:
                 metrics.update(evaluate_dev(policy, dev, dev_labels, cfg.batch_size))
-            log.write(json.dumps(metrics) + "\n")
-            log.flush()
+            log.write(step, metrics)
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}", **({"dev_f1": f"{metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in metrics else {}))
             if step % cfg.save_every == 0 or step == total:
                 save_checkpoint(run_dir, policy, optimizer, scheduler, {"step": step})
             if on_step is not None:
                 on_step(step)
+    finally:
+        log.close()
     bar.close()
 
     calibration = None

@@ -18,8 +18,9 @@ def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str
                     modules: dict[str, torch.nn.Module] | None = None) -> None:
     """Policy weights, optimizer, schedule, RNG states, extra `modules` (a value head) and `state` as one unit."""
     run_dir = Path(run_dir)
+    for stale in run_dir.glob(f".{CHECKPOINT}.tmp-*"):  # left by a killed process (the run lock says we are alone)
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = run_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
     policy.save(tmp / "policy")
     torch.save(
         {
