@@ -60,6 +60,8 @@ class EvalConfig:
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
             raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+        if self.limit is not None and self.limit <= 0:
+            raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.shots < 0:
             raise DSPError(f"--shots must be 0 or more, not {self.shots}")
         if self.batch_size <= 0:

@@ -32,8 +32,8 @@ class PromptTemplate:
         for name in ("{input}", "{target}"):
             if name not in self.text:
                 raise DSPError(f"{self.source}: prompt template has no {name} placeholder")
-        if self.text.rstrip().endswith("{target}") is False:
-            raise DSPError(f"{self.source}: prompt template must end with {{target}}")
+        if not self.text.rstrip().endswith("{target}") or self.text.count("{target}") != 1:
+            raise DSPError(f"{self.source}: prompt template must end with {{target}}, and hold it once only")
 
     @property
     def uses_hint(self) -> bool:

@@ -130,6 +130,8 @@ class RLConfig:
                      "dev_limit"):
             if getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.limit is not None and self.limit <= 0:
+            raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.eval_every < 0:
             raise DSPError(f"--eval-every must be 0 or more, not {self.eval_every}")
         if self.algo != "ppo" and self.samples_per_input < 2:

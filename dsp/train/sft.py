@@ -87,6 +87,8 @@ class SFTConfig:
                      "hint_words"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.limit is not None and self.limit <= 0:
+            raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
         if self.lr is not None and not self.lr > 0:
