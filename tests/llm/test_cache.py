@@ -49,3 +49,32 @@ def test_two_connections_write_one_file(tmp_path):
         b.put(f"b{i}", BASE, {"text": str(i)})
     assert len(a) == len(b) == 100
     assert sqlite3.connect(p).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+@pytest.mark.parametrize("kill_after", [5, 60, 300])
+def test_cache_survives_kill_9_during_writes(tmp_path, kill_after):
+    """A writer killed mid-transaction leaves a cache that opens clean and keeps every committed answer."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    p = tmp_path / "c.sqlite"
+    writer = (
+        "import sys\nfrom dsp.llm.cache import LLMCache\n"
+        f"c = LLMCache({str(p)!r})\n"
+        "for i in range(100000):\n"
+        "    c.put(f'k{i}', {'prompt': 'p'}, {'text': 'x' * 20000})\n"
+        "    print(i, flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", writer], stdout=subprocess.PIPE, text=True)
+    committed = -1
+    for line in proc.stdout:
+        committed = int(line)
+        if committed >= kill_after:
+            os.kill(proc.pid, signal.SIGKILL)
+            break
+    proc.wait()
+    cache = LLMCache(p)  # runs PRAGMA quick_check
+    assert all(cache.get(f"k{i}") == {"text": "x" * 20000} for i in range(committed + 1))
+    assert len(cache) >= committed + 1
