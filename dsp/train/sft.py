@@ -16,7 +16,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
-from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
+from dsp.io import RunLock, is_empty_run_folder, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_device, resolve_policy_type
@@ -39,6 +39,10 @@ class SFTConfig:
     """Model name or path (an encoder for extractive, a seq2seq LM, or `scratch`); None: the type's default."""
     policy_type: str = "auto"
     """extractive, seq2seq, or auto (seq2seq Flan-T5 when the hub is reachable, else the packaged MiniLM encoder)."""
+    labels: str = "reference"
+    """reference: pseudo-labels found in the reference outputs; llm: the LLM writes them (no references needed)."""
+    label_template: str = "labelling/keywords"
+    """Labelling prompt for --labels llm: a packaged template name or a .txt path."""
     hint_words: int | None = None
     """Extractive: words per hint; None picks the count with the best dev hint F1 after training."""
     scratch_size: str = "tiny"
@@ -93,17 +97,28 @@ class SFTConfig:
             raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
         if self.lr is not None and not self.lr > 0:
             raise DSPError(f"--lr must be positive, not {self.lr}")
+        if self.labels not in ("reference", "llm"):
+            raise DSPError(f"--labels must be 'reference' or 'llm', not '{self.labels}'")
         if self.policy_type not in POLICY_TYPES:
             raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
         if self.hint_words is not None and self.policy_type == "seq2seq":
             raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
 
 
+def load_train_dev(cfg: SFTConfig) -> tuple[list[Example], list[Example]]:
+    """The training and dev examples an SFT run with this config uses."""
+    train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field,
+                          target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.limit,
+                          need_target=cfg.labels == "reference")
+    return _split_dev(cfg, train)
+
+
 def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], list[Example]]:
     if cfg.dev_split:
         try:
             dev = load_examples(cfg.data, split=cfg.dev_split, input_field=cfg.input_field,
-                                target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.dev_limit)
+                                target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.dev_limit,
+                                need_target=cfg.labels == "reference")
             return train, dev
         except MissingSplit:
             pass
@@ -142,17 +157,20 @@ def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], None] | None = None) -> dict[str, Any]:
+def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], None] | None = None,
+            labels: dict[str, str] | None = None) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
-    `on_step(step)` is called after each step is logged and checkpointed (progress hooks, tests).
-    One process at a time writes a run folder (`RunLock`).
+    `labels` ({example id: hint}) replaces the task's pseudo-labels (LLM-written labels, a
+    teacher's hints); examples without one are left out. `on_step(step)` is called after each
+    step is logged and checkpointed. One process at a time writes a run folder (`RunLock`).
     """
     with RunLock(cfg.output_dir):
-        return _run_sft(cfg, task, on_step)
+        return _run_sft(cfg, task, on_step, labels)
 
 
-def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None) -> dict[str, Any]:
+def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None,
+             labels: dict[str, str] | None) -> dict[str, Any]:
     task = task or SummarizationTask()
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
@@ -166,10 +184,21 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field,
-                          target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.limit)
+                          target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.limit,
+                          need_target=cfg.labels == "reference")
     train, dev = _split_dev(cfg, train)
-    train_labels = [task.pseudo_label(e) for e in train]
-    dev_labels = [task.pseudo_label(e) for e in dev]
+    if cfg.labels == "llm" and labels is None:
+        raise DSPError("--labels llm: label the inputs first (dsp.train.labels.llm_labels), then pass them in")
+    if labels is not None:
+        write_jsonl_atomic(run_dir / "labels.jsonl", [{"id": k, "hint": v} for k, v in labels.items()])
+        train, dev = [e for e in train if labels.get(e.id)], [e for e in dev if labels.get(e.id)]
+        if not train or not dev:
+            raise DSPError("no training or dev example has a label: nothing to learn from")
+        label = lambda e: labels[e.id]  # noqa: E731
+    else:
+        label = task.pseudo_label
+    train_labels = [label(e) for e in train]
+    dev_labels = [label(e) for e in dev]
 
     device = resolve_device(cfg.device)
     if checkpoint is not None:

@@ -1,0 +1,70 @@
+"""Hint labels for SFT when there are no references: the black-box LLM writes them (`dsp sft --labels llm`).
+
+The LLM reads each input in a labelling prompt (`prompts/labelling/keywords.txt`, or a task's own)
+and lists key phrases; the phrases that occur in the input become its label, joined by the task's
+separator. Every call goes through the client: cached (a re-run pays nothing), capped
+(`--max-llm-calls`), retried. Inputs need no reference at all.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+from dsp.data import Example
+from dsp.errors import BudgetExceeded, LLMError
+from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.tasks.base import PromptTemplate
+from dsp.tasks.stopwords import STOPWORDS
+
+DEFAULT_TEMPLATE = "labelling/keywords"
+
+
+_WORD = re.compile(r"\w+(?:[-'’.]\w+)*")
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def parse_phrases(answer: str, source: str, separator: str = "; ", max_phrases: int = 20) -> str:
+    """Phrases of an LLM answer (split at ; , or new lines) that occur in `source` as whole words,
+    not only stop words, deduplicated, in answer order."""
+    text = f" {' '.join(_words(source))} "
+    out: list[str] = []
+    for raw in re.split(r"[;\n,]|\s-\s", answer):
+        words = _words(raw)
+        key = " ".join(words)
+        if not words or all(w in STOPWORDS for w in words) or f" {key} " not in text or key in (p.lower() for p in out):
+            continue
+        out.append(" ".join(raw.strip(" .:-*\"'").split()))
+    return separator.join(out[:max_phrases])
+
+
+async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, separator: str = "; ",
+                     template: str = DEFAULT_TEMPLATE, max_input_words: int = 400, max_tokens: int = 64) -> dict[str, str]:
+    """{example id: label}. Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
+    prompt = PromptTemplate.load(template)
+    requests = [LLMRequest(prompt=prompt.fill(" ".join(e.input.split()[:max_input_words]), None, None),
+                           max_tokens=max_tokens, stop=("\n\n", "\nArticle:")) for e in examples]
+    answers = await client.complete_many(requests, desc="labels")
+    labels: dict[str, str] = {}
+    for e, a in zip(examples, answers):
+        if isinstance(a, BudgetExceeded):
+            raise BudgetExceeded(f"{a} (labelled {len(labels)} of {len(examples)} inputs)")
+        if isinstance(a, LLMResult):
+            labels[e.id] = parse_phrases(a.text, e.input, separator)
+        elif not isinstance(a, LLMError):
+            raise a
+    if not labels:
+        raise next(a for a in answers if isinstance(a, BaseException))
+    return labels
+
+
+async def label_for_sft(cfg, client: AsyncLLMClient, separator: str = "; ") -> dict[str, str]:
+    """LLM labels for every training and dev input an SFT run with `cfg` will use."""
+    from dsp.train.sft import load_train_dev
+
+    train, dev = load_train_dev(cfg)
+    unique = list({e.id: e for e in train + dev}.values())
+    return await llm_labels(unique, client, separator=separator, template=cfg.label_template)
