@@ -43,7 +43,7 @@ def parse_phrases(answer: str, source: str, separator: str = "; ", max_phrases: 
 
 async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, separator: str = "; ",
                      template: str = DEFAULT_TEMPLATE, max_input_words: int = 400, max_tokens: int = 64) -> dict[str, str]:
-    """{example id: label}. Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
+    """{example.where: label} (file:line: unique across splits, unlike ids). Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
     prompt = PromptTemplate.load(template)
     requests = [LLMRequest(prompt=prompt.fill(" ".join(e.input.split()[:max_input_words]), None, None),
                            max_tokens=max_tokens, stop=("\n\n", "\nArticle:")) for e in examples]
@@ -53,7 +53,7 @@ async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, sep
         if isinstance(a, BudgetExceeded):
             raise BudgetExceeded(f"{a} (labelled {len(labels)} of {len(examples)} inputs)")
         if isinstance(a, LLMResult):
-            labels[e.id] = parse_phrases(a.text, e.input, separator)
+            labels[e.where] = parse_phrases(a.text, e.input, separator)
         elif not isinstance(a, LLMError):
             raise a
     if not labels:
@@ -66,5 +66,5 @@ async def label_for_sft(cfg, client: AsyncLLMClient, separator: str = "; ") -> d
     from dsp.train.sft import load_train_dev
 
     train, dev = load_train_dev(cfg)
-    unique = list({e.id: e for e in train + dev}.values())
+    unique = list({e.where: e for e in train + dev}.values())
     return await llm_labels(unique, client, separator=separator, template=cfg.label_template)

@@ -8,7 +8,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -40,7 +40,7 @@ class SFTConfig:
     policy_type: str = "auto"
     """extractive, seq2seq, or auto (seq2seq Flan-T5 when the hub is reachable, else the packaged MiniLM encoder)."""
     labels: str = "reference"
-    """reference: pseudo-labels found in the reference outputs; llm: the LLM writes them (no references needed)."""
+    """reference: pseudo-labels found in the reference outputs; llm: the LLM writes them; teacher: `dsp distill`'s teacher does."""
     label_template: str = "labelling/keywords"
     """Labelling prompt for --labels llm: a packaged template name or a .txt path."""
     hint_words: int | None = None
@@ -97,7 +97,7 @@ class SFTConfig:
             raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
         if self.lr is not None and not self.lr > 0:
             raise DSPError(f"--lr must be positive, not {self.lr}")
-        if self.labels not in ("reference", "llm"):
+        if self.labels not in ("reference", "llm", "teacher"):
             raise DSPError(f"--labels must be 'reference' or 'llm', not '{self.labels}'")
         if self.policy_type not in POLICY_TYPES:
             raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
@@ -158,19 +158,23 @@ def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
 
 
 def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], None] | None = None,
-            labels: dict[str, str] | None = None) -> dict[str, Any]:
+            labels: dict[str, str] | None = None, *, extra_train: Sequence[Example] = (), initial_policy=None,
+            extra_loss: Callable[[Any, list[str], list[str]], torch.Tensor] | None = None) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
-    `labels` ({example id: hint}) replaces the task's pseudo-labels (LLM-written labels, a
-    teacher's hints); examples without one are left out. `on_step(step)` is called after each
-    step is logged and checkpointed. One process at a time writes a run folder (`RunLock`).
+    `labels` ({example.where: hint}; `where` is file:line, unique across splits, unlike ids) replaces the task's pseudo-labels (LLM-written labels, a
+    teacher's hints); examples without one are left out. `extra_train` adds inputs (labelled by
+    `labels`), `initial_policy` replaces the fresh policy (a student cut from its teacher), and
+    `extra_loss(policy, inputs, hints)` is added to each step's loss (token-level distillation).
+    `on_step(step)` is called after each step is logged and checkpointed. One process at a time
+    writes a run folder (`RunLock`).
     """
     with RunLock(cfg.output_dir):
-        return _run_sft(cfg, task, on_step, labels)
+        return _run_sft(cfg, task, on_step, labels, list(extra_train), initial_policy, extra_loss)
 
 
-def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None,
-             labels: dict[str, str] | None) -> dict[str, Any]:
+def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None, labels: dict[str, str] | None,
+             extra_train: list[Example], initial_policy, extra_loss) -> dict[str, Any]:
     task = task or SummarizationTask()
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
@@ -187,14 +191,15 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
                           target_field=cfg.target_field, config_name=cfg.data_config, limit=cfg.limit,
                           need_target=cfg.labels == "reference")
     train, dev = _split_dev(cfg, train)
-    if cfg.labels == "llm" and labels is None:
-        raise DSPError("--labels llm: label the inputs first (dsp.train.labels.llm_labels), then pass them in")
+    train = train + extra_train
+    if cfg.labels != "reference" and labels is None:
+        raise DSPError(f"--labels {cfg.labels}: label the inputs first (dsp.train.labels, dsp.train.distill), then pass them in")
     if labels is not None:
-        write_jsonl_atomic(run_dir / "labels.jsonl", [{"id": k, "hint": v} for k, v in labels.items()])
-        train, dev = [e for e in train if labels.get(e.id)], [e for e in dev if labels.get(e.id)]
+        write_jsonl_atomic(run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in labels.items()])
+        train, dev = [e for e in train if labels.get(e.where)], [e for e in dev if labels.get(e.where)]
         if not train or not dev:
             raise DSPError("no training or dev example has a label: nothing to learn from")
-        label = lambda e: labels[e.id]  # noqa: E731
+        label = lambda e: labels[e.where]  # noqa: E731
     else:
         label = task.pseudo_label
     train_labels = [label(e) for e in train]
@@ -204,6 +209,8 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     if checkpoint is not None:
         policy = load_policy(str(checkpoint / "policy"), device=device)
         name = cfg.policy
+    elif initial_policy is not None:
+        policy, name = initial_policy, cfg.policy
     else:
         policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
         policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
@@ -229,7 +236,10 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
             idx = _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-            loss = policy.loss([train[i].input for i in idx], [train_labels[i] for i in idx])
+            inputs, hints = [train[i].input for i in idx], [train_labels[i] for i in idx]
+            loss = policy.loss(inputs, hints)
+            if extra_loss is not None:
+                loss = loss + extra_loss(policy, inputs, hints)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(list(policy.parameters()), cfg.grad_clip)

@@ -34,7 +34,7 @@ def test_sft_with_llm_labels_caches_and_stops_at_the_cap(tiny_encoder, tmp_path)
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) == 24 and "Article:" in server.state.requests[0]["prompt"]
         labels = [json.loads(l) for l in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
-        assert len(labels) == 24 and all(l["hint"] for l in labels)
+        assert len(labels) == 24 and all(l["hint"] and ".jsonl:" in l["where"] for l in labels)
         r = runner.invoke(app, base + ["--output-dir", str(tmp_path / "b")])  # a re-run is served by the cache
         assert r.exit_code == 0 and len(server.state.requests) == 24
         r = runner.invoke(app, base + ["--output-dir", str(tmp_path / "c"), "--cache", str(tmp_path / "new.sqlite"),

@@ -1,0 +1,202 @@
+"""`dsp distill`: a large hint policy (the teacher) into a smaller one (the student).
+
+Sequence level: the teacher's greedy hints for the training inputs (and for extra unlabelled
+inputs) are the student's SFT labels. Token level, when the two share a tokenizer: each step
+also pulls the student's distribution towards the teacher's, KL(teacher || student) at a
+temperature T, scaled by T^2 (Hinton et al.) - over the candidate words of an input for
+extractive policies, over the next hint token (teacher-forced on the teacher's hint) for
+seq2seq ones.
+
+A student is a model name or path, or `layers:N`: the teacher cut to its first N layers
+(encoder layers for extractive; encoder and decoder blocks for seq2seq), its head kept, the way
+DistilBERT starts from its teacher.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from dsp.data import Example, load_examples
+from dsp.errors import DSPError
+from dsp.policy.base import load_policy
+from dsp.train.sft import SFTConfig, load_train_dev, run_sft
+
+
+@dataclass
+class DistillConfig:
+    """Settings of one `dsp distill` run."""
+
+    teacher: str
+    """The teacher policy: a `dsp sft` or `dsp rl` run folder, or a policy folder."""
+    data: str
+    """Training data (its inputs are labelled by the teacher; references are not needed)."""
+    output_dir: str
+    """Run folder of the student (as `dsp sft` writes it)."""
+    student: str = "layers:3"
+    """`layers:N` (the teacher cut to N layers) or a model name or path of the teacher's kind."""
+    unlabelled: str | None = None
+    """Extra inputs (a file or folder of split files) for the teacher to label."""
+    unlabelled_limit: int | None = None
+    """Use the first N extra inputs only."""
+    token_level: bool = True
+    """Add the token-level KL term when teacher and student share a tokenizer."""
+    temperature: float = 2.0
+    """Softening of both distributions in the KL term."""
+    kl_weight: float = 1.0
+    """Weight of the KL term next to the sequence-level loss."""
+    data_config: str | None = None
+    input_field: str = "article"
+    target_field: str = "highlights"
+    limit: int | None = None
+    dev_limit: int = 50
+    epochs: int = 3
+    max_steps: int | None = None
+    batch_size: int = 8
+    lr: float | None = None
+    save_every: int = 50
+    eval_every: int = 50
+    device: str = "auto"
+    seed: int = 0
+    resume: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise DSPError(f"--temperature must be positive, not {self.temperature}")
+        if self.kl_weight < 0:
+            raise DSPError(f"--kl-weight must be 0 or more, not {self.kl_weight}")
+        if self.student.startswith("layers:"):
+            n = self.student.split(":", 1)[1]
+            if not n.isdigit() or int(n) < 1:
+                raise DSPError(f"--student layers:N needs a positive N, not '{self.student}'")
+
+    def sft_config(self) -> SFTConfig:
+        names = {f.name for f in fields(SFTConfig)}
+        kw = {k: v for k, v in asdict(self).items() if k in names}
+        # the teacher writes every label: no references are needed
+        return SFTConfig(**kw, labels="teacher", hint_words=None)
+
+
+def cut_layers(teacher, n: int):
+    """A copy of `teacher` with its first n layers (and its head): the student's starting point."""
+    student = copy.deepcopy(teacher)
+    if teacher.kind == "extractive":
+        layers = student.encoder.encoder.layer
+        if n >= len(layers):
+            raise DSPError(f"--student layers:{n}: the teacher has only {len(layers)} layers")
+        student.encoder.encoder.layer = torch.nn.ModuleList(list(layers)[:n])
+        student.encoder.config.num_hidden_layers = n
+        return student
+    model = student.model
+    for stack in (model.encoder, model.decoder):
+        if n >= len(stack.block):
+            raise DSPError(f"--student layers:{n}: the teacher has only {len(stack.block)} blocks")
+        stack.block = torch.nn.ModuleList(list(stack.block)[:n])
+    model.config.num_layers = model.config.num_decoder_layers = n
+    return student
+
+
+def same_tokenizer(a, b) -> bool:
+    return a.tokenizer.get_vocab() == b.tokenizer.get_vocab()
+
+
+def candidate_kl(teacher, student, inputs: Sequence[str], temperature: float = 1.0, batch_size: int = 16) -> float:
+    """Mean KL(teacher || student) of the extractive policies' candidate distributions on `inputs`."""
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for i in range(0, len(inputs), batch_size):
+            chunk = list(inputs[i : i + batch_size])
+            for kl in _extractive_kl_terms(teacher, student, chunk, temperature):
+                total, n = total + float(kl), n + 1
+    return total / n if n else math.nan
+
+
+def _extractive_kl_terms(teacher, student, inputs: list[str], t: float) -> list[torch.Tensor]:
+    with torch.no_grad():
+        t_scores, t_cands, _ = teacher.scores(inputs)
+    s_scores, s_cands, _ = student.scores(inputs)
+    terms = []
+    for ts, tc, ss, sc in zip(t_scores, t_cands, s_scores, s_cands):
+        if tc.words != sc.words or not len(ts):
+            continue  # different windows: the distributions are over different candidates
+        terms.append(F.kl_div(torch.log_softmax(ss / t, -1), torch.log_softmax(ts.to(ss.device) / t, -1),
+                              log_target=True, reduction="sum"))
+    return terms
+
+
+def token_kl_loss(teacher, temperature: float, weight: float):
+    """The token-level term: extra_loss(student, inputs, hints) for run_sft."""
+    t2 = temperature * temperature
+
+    def extractive(student, inputs, hints):
+        terms = _extractive_kl_terms(teacher, student, inputs, temperature)
+        return weight * t2 * torch.stack(terms).mean() if terms else torch.zeros((), device=student.device)
+
+    def seq2seq(student, inputs, hints):
+        labels = student.tokenizer(text_target=list(hints), truncation=True, max_length=student.max_hint_tokens,
+                                   padding=True, return_tensors="pt")["input_ids"].to(student.device)  # (B, T)
+        mask = labels != student.tokenizer.pad_token_id
+        batch = student.encode_inputs(inputs)
+        s_logits = student.model(**batch, labels=labels).logits  # (B, T, V)
+        with torch.no_grad():
+            t_batch = teacher.encode_inputs(inputs)
+            t_logits = teacher.model(**t_batch, labels=labels.to(teacher.device)).logits.to(s_logits.device)
+        kl = F.kl_div(torch.log_softmax(s_logits / temperature, -1), torch.log_softmax(t_logits / temperature, -1),
+                      log_target=True, reduction="none").sum(-1)  # (B, T)
+        return weight * t2 * (kl * mask).sum() / mask.sum().clamp(min=1)
+
+    return extractive if teacher.kind == "extractive" else seq2seq
+
+
+def run_distill(cfg: DistillConfig) -> dict[str, Any]:
+    """Label with the teacher, train the student (sequence level + optional token level); returns metrics."""
+    from dsp.policy.choose import new_policy, resolve_device
+
+    device = resolve_device(cfg.device)
+    teacher = load_policy(cfg.teacher, device=device)
+    teacher.train(False)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    sft_cfg = cfg.sft_config()
+    train, dev = load_train_dev(sft_cfg)
+    extra: list[Example] = []
+    if cfg.unlabelled:
+        extra = load_examples(cfg.unlabelled, split="train", input_field=cfg.input_field, target_field=cfg.target_field,
+                              limit=cfg.unlabelled_limit, need_target=False)
+        extra = [Example(f"unlabelled:{e.id}", e.input, "", e.where) for e in extra]
+    everyone = list({e.where: e for e in train + dev + extra}.values())
+    hints = teacher.generate([e.input for e in everyone])
+    labels = {e.where: h for e, h in zip(everyone, hints) if h}
+
+    if cfg.resume:
+        student = None
+    elif cfg.student.startswith("layers:"):
+        student = cut_layers(teacher, int(cfg.student.split(":", 1)[1]))
+        for p in student.parameters():
+            p.requires_grad_(True)
+    else:
+        student = new_policy(teacher.kind, cfg.student, separator=getattr(teacher, "separator", "; "), device=device,
+                             hint_words=getattr(teacher, "hint_words", None))
+    extra_loss = None
+    probe = student or load_policy(f"{cfg.output_dir}/checkpoint/policy", device=device)
+    if cfg.token_level and cfg.kl_weight > 0 and same_tokenizer(teacher, probe):
+        extra_loss = token_kl_loss(teacher, cfg.temperature, cfg.kl_weight)
+    kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" else None
+
+    result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss)
+    final = load_policy(cfg.output_dir, device=device)
+    result.update({
+        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+        "student_parameters": final.num_parameters(),
+        "token_level": extra_loss is not None,
+        "teacher_labelled_inputs": len(labels),
+    })
+    if teacher.kind == "extractive":
+        result["dev/kl_teacher_student_before"] = kl_before
+        result["dev/kl_teacher_student_after"] = candidate_kl(teacher, final, [e.input for e in dev])
+    return result
