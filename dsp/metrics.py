@@ -1,4 +1,4 @@
-"""Scores as plain functions: ROUGE, hint F1, and confidence intervals."""
+"""Scores as plain functions: ROUGE, BLEU, exact match of numbers, slot recall, hint F1, confidence intervals."""
 
 from __future__ import annotations
 
@@ -71,3 +71,48 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
     return mean, t * sd / math.sqrt(n)
+
+
+def bleu(prediction: str, reference: str) -> float:
+    """Sentence BLEU-4 (x100) of lower-cased word tokens, with smoothing (method 1) so that a short
+    answer missing one n-gram order is not scored 0. NLTK's implementation (already installed with
+    rouge-score), not ours."""
+    from nltk.translate.bleu_score import SmoothingFunction, sentence_bleu
+
+    hyp, ref = words(prediction), words(reference)
+    if not hyp or not ref:
+        return 0.0
+    return 100.0 * sentence_bleu([ref], hyp, smoothing_function=SmoothingFunction().method1)
+
+
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def final_number(text: str) -> float | None:
+    """The last number in `text` ("1,234.50" -> 1234.5; GSM8K's "#### 72" -> 72), or None."""
+    if "####" in text:
+        text = text.rsplit("####", 1)[1]
+    found = _NUMBER.findall(text)
+    if not found:
+        return None
+    try:
+        return float(found[-1].replace(",", ""))
+    except ValueError:
+        return None
+
+
+def exact_match_number(prediction: str, reference: str | float) -> float:
+    """1.0 when the final numbers of prediction and reference agree (within 1e-6), else 0.0."""
+    gold = reference if isinstance(reference, (int, float)) else final_number(reference)
+    pred = final_number(prediction)
+    return float(gold is not None and pred is not None and abs(pred - float(gold)) < 1e-6)
+
+
+def slot_recall(response: str, values: Sequence[str]) -> float:
+    """Share of the reference's informed slot values that occur in the response (case-insensitive,
+    whole words); 1.0 when there are none to inform."""
+    wanted = [v for v in values if v.strip()]
+    if not wanted:
+        return 1.0
+    text = f" {' '.join(words(response))} "
+    return sum(f" {' '.join(words(v))} " in text for v in wanted) / len(wanted)

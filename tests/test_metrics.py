@@ -28,3 +28,35 @@ def test_mean_ci_known_values():
     assert mean == 2.5 and ci == pytest.approx(2.054, abs=1e-3)
     mean, ci = mean_ci([float("nan"), 5.0])
     assert mean == 5.0 and math.isnan(ci)
+
+
+def test_bleu_known_values():
+    from dsp.metrics import bleu
+
+    assert bleu("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(100.0)
+    assert bleu("", "the cat") == 0.0 and bleu("dog", "the cat sat on the mat") < 5
+    # 5 of 5 unigrams, 3 of 4 bigrams, 2 of 3 trigrams, 1 of 2 4-grams; brevity penalty exp(1 - 6/5)
+    import math
+
+    expected = 100 * math.exp(1 - 6 / 5) * (5 / 5 * 3 / 4 * 2 / 3 * 1 / 2) ** 0.25
+    assert bleu("the cat sat on mat", "the cat sat on the mat") == pytest.approx(expected, rel=1e-6)
+
+
+def test_final_number_and_exact_match():
+    from dsp.metrics import exact_match_number, final_number
+
+    assert final_number("She has 3 apples, then 1,200.50 dollars.") == 1200.5
+    assert final_number("Janet sells 16 - 3 - 4 = <<16-3-4=9>>9 duck eggs.\n#### 18") == 18
+    assert final_number("no digits here") is None
+    assert exact_match_number("So the answer is 72.", "#### 72") == 1.0
+    assert exact_match_number("So the answer is 72.0", 72) == 1.0
+    assert exact_match_number("So the answer is 71", "#### 72") == 0.0
+    assert exact_match_number("I cannot tell", 5) == 0.0
+
+
+def test_slot_recall():
+    from dsp.metrics import slot_recall
+
+    assert slot_recall("The Golden Wok serves Chinese food in the centre.", ["golden wok", "chinese", "north"]) == pytest.approx(2 / 3)
+    assert slot_recall("anything", []) == 1.0
+    assert slot_recall("cheapest", ["cheap"]) == 0.0  # whole words only
