@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from dsp.errors import DSPError, InputError, MissingSplit
 
-SUFFIXES = (".jsonl", ".json", ".csv", ".parquet")
+SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".zip")
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,11 @@ class Example:
     input: str
     target: str
     where: str = ""
+    meta: str = ""
+    """The record's other fields as JSON (a task may read them: dialogue acts, slot values)."""
+
+    def fields(self) -> dict[str, Any]:
+        return json.loads(self.meta) if self.meta else {}
 
 
 def resolve_source(source: str, split: str) -> Path | None:
@@ -38,7 +43,8 @@ def resolve_source(source: str, split: str) -> Path | None:
         raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
     if path.exists():
         if path.suffix not in SUFFIXES:
-            raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv or .parquet)")
+            raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv, .parquet, "
+                           "or a MultiWOZ .json.zip)")
         return path
     if path.suffix in SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DSPError(f"{path}: no such file or folder")
@@ -121,6 +127,14 @@ def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool
     return value
 
 
+def _meta(rest: dict[str, Any]) -> str:
+    try:
+        return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
+    except TypeError:  # values JSON cannot hold (hub datasets' images, dates): not for tasks to read
+        return json.dumps({k: v for k, v in rest.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
+                          ensure_ascii=False, sort_keys=True, default=str)
+
+
 def load_examples(
     source: str,
     *,
@@ -139,9 +153,14 @@ def load_examples(
     if path is None:
         records, where = _hub_records(source, split, config_name), f"{source}[{split}]"
     else:
-        reader = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
-        records, where = reader[path.suffix](path), str(path)
-    label = "record" if path is None or path.suffix in (".json", ".parquet") else None
+        if path.suffix == ".zip":
+            from dsp.tasks.dialogue import multiwoz_records
+
+            records, where = multiwoz_records(path, split), str(path)
+        else:
+            reader = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
+            records, where = reader[path.suffix](path), str(path)
+    label = "record" if path is None or path.suffix in (".json", ".parquet", ".zip") else None
     examples: list[Example] = []
     for line, record in records:
         loc = f"{label} {line}" if label else line
@@ -150,8 +169,9 @@ def load_examples(
         text = _field_text(record, input_field, where, loc)
         target = _field_text(record, target_field, where, loc, required=need_target) or ""
         rid = record.get(id_field)
+        rest = {k: v for k, v in record.items() if k not in (input_field, target_field, id_field)}
         examples.append(Example(id=str(rid) if rid is not None else f"{Path(where).name}:{line}",
-                                input=text, target=target, where=f"{where}:{loc}"))
+                                input=text, target=target, where=f"{where}:{loc}", meta=_meta(rest)))
         if limit is not None and len(examples) >= limit:
             break
     if not examples:

@@ -35,13 +35,14 @@ from typing import Any
 
 from dsp.errors import DSPError
 from dsp.tasks.base import PromptTemplate
+from dsp.tasks.dialogue import DialogueTask
 from dsp.tasks.summarization import SummarizationTask
 
 DEFAULT_TASK = "cnndm"
 
 # key -> (type, required); sections are checked key by key so a typo is named
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
-    "": {"name": (str, True), "description": (str, False)},
+    "": {"name": (str, True), "kind": (str, False), "description": (str, False)},
     "data": {"source": (str, False), "config": (str, False), "input_field": (str, False), "target_field": (str, False),
              "id_field": (str, False)},
     "prompt": {"with_hint": (str, False), "plain": (str, False), "with_hint_text": (str, False), "plain_text": (str, False),
@@ -50,8 +51,11 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "generation": {"max_tokens": (int, False), "stop": (list, False)},
     "reward": {"metric": (str, False)},
 }
-LABELLERS = ("reference_phrases",)
-METRICS = ("rouge_avg", "rouge1", "rouge2", "rougeLsum")
+# kind -> (its task class, labellers, metrics)
+KINDS = {
+    "summarization": ("reference_phrases", ("rouge_avg", "rouge1", "rouge2", "rougeLsum")),
+    "dialogue": ("dialogue_acts", ("dialogue_score", "bleu", "slot_recall")),
+}
 
 
 @dataclass
@@ -134,29 +138,36 @@ def _template(section: dict[str, Any], which: str, where: str, base: Path | None
     return PromptTemplate.load(name)
 
 
-def load_task(name_or_path: str | None = None) -> LoadedTask:
+def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a flat list of checks)
     """A built-in task by name or a user's TOML task file; errors name the file and the key."""
     raw, where, base = _read(name_or_path or DEFAULT_TASK)
     _check(raw, where)
     prompt, hint, gen, reward = (raw.get(k, {}) for k in ("prompt", "hint", "generation", "reward"))
-    if hint.get("labeller", "reference_phrases") not in LABELLERS:
-        raise DSPError(f"{where}: key 'hint.labeller' must be one of {', '.join(LABELLERS)}, not '{hint['labeller']}'")
-    if reward.get("metric", "rouge_avg") not in METRICS:
-        raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(METRICS)}, not '{reward['metric']}'")
+    kind = raw.get("kind", "summarization")
+    if kind not in KINDS:
+        raise DSPError(f"{where}: key 'kind' must be one of {', '.join(KINDS)}, not '{kind}'")
+    labeller, metrics = KINDS[kind]
+    if hint.get("labeller", labeller) != labeller:
+        raise DSPError(f"{where}: key 'hint.labeller' must be '{labeller}' for a {kind} task, not '{hint['labeller']}'")
+    if reward.get("metric", metrics[0]) not in metrics:
+        raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(metrics)} for a {kind} task, "
+                       f"not '{reward['metric']}'")
     stop = gen.get("stop", ["\n\n"])
     if not all(isinstance(s, str) and s for s in stop):
         raise DSPError(f"{where}: key 'generation.stop' must be a list of non-empty strings")
-    task = SummarizationTask(
+    cls = DialogueTask if kind == "dialogue" else SummarizationTask
+    defaults = cls()
+    task = cls(
         name=raw["name"],
-        separator=hint.get("separator", "; "),
-        max_input_words=prompt.get("max_input_words", 400),
-        shot_input_words=prompt.get("shot_input_words", 200),
-        max_phrase_words=hint.get("max_phrase_words", 4),
-        max_tokens=gen.get("max_tokens", 96),
+        separator=hint.get("separator", defaults.separator),
+        max_input_words=prompt.get("max_input_words", defaults.max_input_words),
+        shot_input_words=prompt.get("shot_input_words", defaults.shot_input_words),
+        max_phrase_words=hint.get("max_phrase_words", defaults.max_phrase_words),
+        max_tokens=gen.get("max_tokens", defaults.max_tokens),
         stop=tuple(stop),
-        metric=reward.get("metric", "rouge_avg"),
-        with_hint=_template(prompt, "with_hint", where, base, "summarization/with_hint"),
-        plain=_template(prompt, "plain", where, base, "summarization/plain"),
+        metric=reward.get("metric", metrics[0]),
+        with_hint=_template(prompt, "with_hint", where, base, f"{kind}/with_hint"),
+        plain=_template(prompt, "plain", where, base, f"{kind}/plain"),
     )
     if not task.with_hint.uses_hint:
         raise DSPError(f"{where}: the with_hint template has no {{hint}} placeholder")
