@@ -79,6 +79,8 @@ def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float
     rewards = rewards.to(mask.device)
     missing = torch.isnan(rewards).unsqueeze(1)  # (N, 1)
     if cfg.algo == "ppo":
+        if cfg.whiten_rewards:
+            rewards = ppo.standardize(rewards)
         kl = ro.logprob - ro.ref_logprob  # (N, T), the k1 estimate at the sampled actions
         shaped = ppo.per_step_rewards(rewards, kl, mask, kl_coef)
         adv, returns = ppo.gae(shaped, ro.values, mask, cfg.gamma, cfg.lam)

@@ -28,6 +28,15 @@ def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torc
     return out * mask
 
 
+def standardize(rewards: torch.Tensor) -> torch.Tensor:
+    """(r - mean) / std over the rewards that are there (N,); NaN stays NaN."""
+    ok = ~torch.isnan(rewards)
+    if ok.sum() < 2:
+        return rewards - torch.nan_to_num(rewards).sum() / ok.sum().clamp(min=1)
+    mean, std = rewards[ok].mean(), rewards[ok].std()
+    return (rewards - mean) / (std + 1e-8)
+
+
 def group_advantages(rewards: torch.Tensor, group: int, kind: str) -> torch.Tensor:
     """Per-rollout advantage from its group of `group` samples of the same input, (N,) -> (N,).
 

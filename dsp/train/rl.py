@@ -92,6 +92,9 @@ class RLConfig:
     """Weight of the value loss (ppo)."""
     vf_clip: float | None = 0.2
     """Value clip around the old values (ppo); None turns it off."""
+    whiten_rewards: bool = True
+    """PPO: standardise each iteration's rewards before KL shaping. Raw ROUGE (0-100) would make the
+    value loss thousands of times the policy loss and, through the one gradient clip, shrink the policy's step."""
     gamma: float = 1.0
     """Discount over hint steps (ppo)."""
     lam: float = 0.95

@@ -49,3 +49,8 @@ def test_kl_estimator_and_adaptive_controller():
     assert math.isclose(ctl.value, 0.1 * 1.02)
     ctl.update(kl=0.0, n_steps=10)
     assert ctl.value < 0.1 * 1.02
+
+
+def test_standardize_keeps_missing_rewards_missing():
+    out = ppo.standardize(torch.tensor([10.0, 20.0, math.nan, 30.0]))
+    assert torch.isnan(out[2]) and torch.allclose(out[[0, 1, 3]], torch.tensor([-1.0, 0.0, 1.0]))
