@@ -245,7 +245,8 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
     if it == 0 and dev and main:
         logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
     dist.barrier()
-    per_epoch = math.ceil(len(train) / cfg.batch_size)
+    # whole batches only: a short last batch would split unevenly over processes (and stall them)
+    per_epoch = max(1, len(train) // cfg.batch_size)
     bar = tqdm(total=cfg.iterations, initial=it, desc=f"rl/{cfg.algo}", unit="it", disable=not main)
     try:
         while it < cfg.iterations:
