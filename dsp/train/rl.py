@@ -240,16 +240,21 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
 
     logger = RunLog(run_dir, resume_step=it) if main else None
     val_key = f"val/{metric_name}"
-    started, stopped = time.time(), None
+    started = time.time()
     metrics: dict[str, Any] = {}
+    stopped: str | None = None
     if it == 0 and dev and main:
-        logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
-    dist.barrier()
+        try:
+            logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
+        except BudgetExceeded as e:
+            stopped = f"{e} (during the first dev evaluation)"
+    if dist.mean(float(stopped is not None)) > 0:  # every rank learns that rank 0 stopped
+        stopped = stopped or "rank 0 reached its call cap during the first dev evaluation"
     # whole batches only: a short last batch would split unevenly over processes (and stall them)
     per_epoch = max(1, len(train) // cfg.batch_size)
     bar = tqdm(total=cfg.iterations, initial=it, desc=f"rl/{cfg.algo}", unit="it", disable=not main)
     try:
-        while it < cfg.iterations:
+        while it < cfg.iterations and stopped is None:
             epoch, pos = divmod(it, per_epoch)
             batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
             batch = batch[rank::world]  # each input is rolled out by one process
@@ -285,7 +290,10 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
                 u = client.usage.as_dict()
                 metrics.update({"charts/llm_calls": u["requests"], "charts/cache_hit_rate": u["cache_hit_rate"]})
             if main and dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
-                metrics[val_key] = await evaluate_dev(policy, reward, dev)
+                try:
+                    metrics[val_key] = await evaluate_dev(policy, reward, dev)
+                except BudgetExceeded as e:  # the iteration's update stands: log and checkpoint it, then stop
+                    stopped = f"{e} (during the dev evaluation after iteration {it})"
             if main:
                 logger.write(it, metrics)
             bar.update(1)
@@ -296,6 +304,8 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
             dist.barrier()
             if on_iteration is not None:
                 on_iteration(it, policy)
+            if dist.mean(float(stopped is not None)) > 0:
+                break
     finally:
         bar.close()
         if logger is not None:

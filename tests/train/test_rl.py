@@ -246,3 +246,22 @@ def test_two_processes_hold_identical_weights_and_split_the_inputs(synth_dir, st
     assert len(ids[0]) == len(ids[1]) == 8 and not set(ids[0]) & set(ids[1])
     # and the training changed the weights
     assert ranks[0]["weights"][0] != ranks[0]["weights"][-1]
+
+
+def test_cap_reached_in_the_final_dev_evaluation_still_saves_the_last_iteration(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    class CapAtSecondMetric(WordListReward):
+        metric_calls = 0
+
+        async def metric(self, examples, hints):
+            self.metric_calls += 1
+            if self.metric_calls == 2:
+                raise BudgetExceeded("stopped before passing --max-llm-calls=9")
+            return await super().metric(examples, hints)
+
+    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "r", start_policy, iterations=3, save_every=2),
+                                CapAtSecondMetric()))
+    assert result["iterations"] == 3 and "during the dev evaluation after iteration 3" in result["stopped"]
+    assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["iteration"] == 3
+    assert load_policy(str(tmp_path / "r")).kind == "extractive" and (tmp_path / "r" / "result.json").exists()
