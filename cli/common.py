@@ -32,6 +32,11 @@ InputField = Annotated[Optional[str], typer.Option(help="Input text field (defau
 TargetField = Annotated[Optional[str], typer.Option(help="Reference field (default: the task's).")]
 
 
+Device = Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...; auto takes a GPU when there is one.")]
+Seed = Annotated[int, typer.Option(help="Random seed.")]
+Resume = Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")]
+
+
 def resolve_task(task: str, data: str | None, input_field: str | None, target_field: str | None,
                  data_config: str | None = None):
     """(task, data, input_field, target_field, data_config): flags win over the task file's defaults."""

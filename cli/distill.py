@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import DataSource, InputField, TargetField, TaskName, handle_errors, resolve_task
+from dsp.cli.common import (DataSource, Device, InputField, Resume, Seed, TargetField, TaskName, handle_errors,
+                            resolve_task)
 
 
 @app.command()
@@ -33,9 +34,9 @@ def distill(
     dev_limit: Annotated[int, typer.Option(help="Dev inputs for hint F1 and the teacher-student KL.")] = 50,
     input_field: InputField = None,
     target_field: TargetField = None,
-    device: Annotated[str, typer.Option(help="cpu, cuda, ...; auto takes a GPU when there is one.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the student's checkpoint.")] = False,
+    device: Device = "auto",
+    seed: Seed = 0,
+    resume: Resume = False,
 ) -> None:
     """Distill a teacher policy into a smaller student (sequence level, plus token level on a shared tokenizer).
 

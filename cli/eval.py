@@ -8,8 +8,9 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (Retries, Timeout, ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, TargetField, TaskName, handle_errors, llm_config, resolve_task)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
+                            resolve_task)
 
 
 @app.command("eval")

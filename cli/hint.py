@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (Retries, Timeout, ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, TaskName,
-                            handle_errors, llm_config)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, Retries,
+                            TaskName, Timeout, handle_errors, llm_config)
 from dsp.errors import DSPError
 
 

@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config, resolve_task)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
+                            MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout,
+                            handle_errors, llm_config, resolve_task)
 
 
 @app.command()
@@ -37,9 +38,9 @@ def sft(
     max_input_tokens: Annotated[Optional[int], typer.Option(help="Policy input length; longer inputs are cut with a warning (default: 512 extractive, 256 seq2seq).")] = None,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
-    device: Annotated[str, typer.Option(help="cpu, cuda, cuda:1, ...; auto takes a GPU when there is one.")] = "auto",
-    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    resume: Annotated[bool, typer.Option(help="Continue the run folder's checkpoint.")] = False,
+    device: Device = "auto",
+    seed: Seed = 0,
+    resume: Resume = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,

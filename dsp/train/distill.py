@@ -50,20 +50,35 @@ class DistillConfig:
     """Softening of both distributions in the KL term."""
     kl_weight: float = 1.0
     """Weight of the KL term next to the sequence-level loss."""
+    # The rest mean what they mean in SFTConfig (the student is trained by run_sft).
     data_config: str | None = None
+    """Hub dataset config name."""
     input_field: str = "article"
+    """Field holding the input text."""
     target_field: str = "highlights"
+    """Field holding the reference (not needed: the teacher labels)."""
     limit: int | None = None
+    """Use the first N training inputs only."""
     dev_limit: int = 50
+    """Dev inputs for hint F1 and the teacher-student KL."""
     epochs: int = 3
+    """Passes over the teacher-labelled inputs."""
     max_steps: int | None = None
+    """Stop after this many steps (overrides epochs)."""
     batch_size: int = 8
+    """Inputs per step."""
     lr: float | None = None
+    """Peak learning rate; None: the policy type's default."""
     save_every: int = 50
+    """Steps between checkpoints."""
     eval_every: int = 50
+    """Steps between dev evaluations."""
     device: str = "auto"
+    """cpu, cuda, ...; auto takes a GPU when there is one."""
     seed: int = 0
+    """Seed for initialisation and data order."""
     resume: bool = False
+    """Continue the student's checkpoint."""
 
     def __post_init__(self) -> None:
         if not self.temperature > 0:
