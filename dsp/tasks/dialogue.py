@@ -97,6 +97,7 @@ def multiwoz_records(path: Path, split: str, context_turns: int = 4) -> Iterator
 class DialogueTask(SummarizationTask):
     """Dialogue acts as the hint; BLEU and slot recall as the score (see the module doc)."""
 
+    extractive_hints = False  # act labels are not words of the context: a seq2seq policy must write them
     name: str = "multiwoz"
     separator: str = " "
     max_input_words: int = 200

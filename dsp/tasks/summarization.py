@@ -32,6 +32,7 @@ def _norm(token: str) -> str:
 class SummarizationTask:
     """Keywords of the reference that occur in the article are the hint; ROUGE-avg is the reward."""
 
+    extractive_hints = True  # a hint is words of the input: an extractive policy can write it
     name: str = "summarization"
     separator: str = "; "
     """Joins hint phrases."""

@@ -74,9 +74,10 @@ def test_real_multiwoz_zip_if_present():
 def test_every_command_on_the_dialogue_task(tmp_path):
     z = synthetic_zip(tmp_path / "val.json.zip")
     run = tmp_path / "sft"
-    r = runner.invoke(app, ["sft", "--task", "multiwoz", "--data", str(z), "--output-dir", str(run), "--policy", "scratch",
-                            "--policy-type", "seq2seq", "--max-steps", "3", "--batch-size", "4", "--dev-limit", "4"])
+    r = runner.invoke(app, ["sft", "--task", "multiwoz", "--data", str(z), "--output-dir", str(run), "--max-steps", "3",
+                            "--batch-size", "4", "--dev-limit", "4", "--max-input-tokens", "64"])
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout[r.stdout.index("{"):])["policy_type"] == "seq2seq"  # offline default for act hints
     with TestServer() as server:
         llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
         r = runner.invoke(app, ["eval", "--task", "multiwoz", "--data", str(z), "--policy", str(run), "--output-dir",
