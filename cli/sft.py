@@ -69,7 +69,7 @@ def sft(
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                          llm_timeout, max_retries)
-        hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task.separator))
+        hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}", err=True)

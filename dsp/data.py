@@ -111,7 +111,8 @@ def _hub_records(source: str, split: str, config_name: str | None) -> Iterator[t
     yield from enumerate(ds, start=1)
 
 
-def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool = True) -> str | None:
+def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool = True,
+                allow_number: bool = False) -> str | None:
     if name not in record:
         if not required:
             return None
@@ -120,6 +121,8 @@ def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool
     value = record[name]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = "\n".join(value)
+    if allow_number and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = f"{value:g}" if isinstance(value, float) else str(value)  # MultiArith's answers are numbers
     if not isinstance(value, str):
         raise InputError(path, line, name, f"expected text, got {type(value).__name__}")
     if not value.strip():
@@ -167,7 +170,7 @@ def load_examples(
         if not isinstance(record, dict):
             raise InputError(where, loc, None, f"expected a JSON object, got {type(record).__name__}")
         text = _field_text(record, input_field, where, loc)
-        target = _field_text(record, target_field, where, loc, required=need_target) or ""
+        target = _field_text(record, target_field, where, loc, required=need_target, allow_number=True) or ""
         rid = record.get(id_field)
         rest = {k: v for k, v in record.items() if k not in (input_field, target_field, id_field)}
         examples.append(Example(id=str(rid) if rid is not None else f"{Path(where).name}:{line}",

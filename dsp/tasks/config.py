@@ -36,6 +36,7 @@ from typing import Any
 from dsp.errors import DSPError
 from dsp.tasks.base import PromptTemplate
 from dsp.tasks.dialogue import DialogueTask
+from dsp.tasks.reasoning import ReasoningTask
 from dsp.tasks.summarization import SummarizationTask
 
 DEFAULT_TASK = "cnndm"
@@ -55,6 +56,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
 KINDS = {
     "summarization": ("reference_phrases", ("rouge_avg", "rouge1", "rouge2", "rougeLsum")),
     "dialogue": ("dialogue_acts", ("dialogue_score", "bleu", "slot_recall")),
+    "reasoning": ("trigger_search", ("exact_match",)),
 }
 
 
@@ -155,7 +157,7 @@ def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a f
     stop = gen.get("stop", ["\n\n"])
     if not all(isinstance(s, str) and s for s in stop):
         raise DSPError(f"{where}: key 'generation.stop' must be a list of non-empty strings")
-    cls = DialogueTask if kind == "dialogue" else SummarizationTask
+    cls = {"dialogue": DialogueTask, "reasoning": ReasoningTask}.get(kind, SummarizationTask)
     defaults = cls()
     task = cls(
         name=raw["name"],

@@ -61,10 +61,42 @@ async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, sep
     return labels
 
 
-async def label_for_sft(cfg, client: AsyncLLMClient, separator: str = "; ") -> dict[str, str]:
-    """LLM labels for every training and dev input an SFT run with `cfg` will use."""
+async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, task, triggers: Sequence[str]
+                         ) -> dict[str, str]:
+    """{example.where: the first trigger with which the LLM answers correctly, else the zero-shot-CoT one}.
+
+    Every (question, trigger) pair is one cached call, so a search costs len(examples) x len(triggers)
+    calls once and nothing on a re-run.
+    """
+    from dsp.tasks.reasoning import DEFAULT_TRIGGER
+
+    requests = [LLMRequest(prompt=task.prompt(e, t), max_tokens=task.max_tokens, stop=task.stop)
+                for e in examples for t in triggers]
+    answers = await client.complete_many(requests, desc="triggers")
+    labels: dict[str, str] = {}
+    for i, e in enumerate(examples):
+        chosen = DEFAULT_TRIGGER
+        for j, trigger in enumerate(triggers):
+            a = answers[i * len(triggers) + j]
+            if isinstance(a, BudgetExceeded):
+                raise BudgetExceeded(f"{a} (labelled {len(labels)} of {len(examples)} inputs)")
+            if isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0:
+                chosen = trigger
+                break
+            if isinstance(a, BaseException) and not isinstance(a, LLMError):
+                raise a
+        labels[e.where] = chosen
+    return labels
+
+
+async def label_for_sft(cfg, client: AsyncLLMClient, task) -> dict[str, str]:
+    """LLM labels for every training and dev input an SFT run with `cfg` will use: key phrases for
+    keyword tasks, the searched trigger for reasoning tasks."""
+    from dsp.tasks.reasoning import ReasoningTask, load_triggers
     from dsp.train.sft import load_train_dev
 
     train, dev = load_train_dev(cfg)
     unique = list({e.where: e for e in train + dev}.values())
-    return await llm_labels(unique, client, separator=separator, template=cfg.label_template)
+    if isinstance(task, ReasoningTask):
+        return await trigger_labels(unique, client, task, load_triggers())
+    return await llm_labels(unique, client, separator=task.separator, template=cfg.label_template)

@@ -1,0 +1,47 @@
+"""Arithmetic word problems (MultiArith, GSM8K) with chain-of-thought triggers as hints.
+
+The hint is an instance-specific trigger that opens the answer ("Q: ...\\nA: Let's first find the
+total, then divide it equally."); the LLM reasons on from it; the score is exact match (x100) of
+the final number of its answer with the reference (a number, or GSM8K's "... #### 18").
+
+Triggers have no reference to be found in: the pseudo-label of a question is the first trigger of
+`prompts/reasoning/triggers.txt` with which the LLM answers it correctly (`dsp sft --labels llm`
+searches them, cached and capped), or the zero-shot-CoT trigger when none does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+
+from dsp.data import Example
+from dsp.metrics import exact_match_number
+from dsp.tasks.summarization import SummarizationTask
+
+DEFAULT_TRIGGER = "Let's think step by step."
+
+
+def load_triggers(name: str = "reasoning/triggers") -> list[str]:
+    text = resources.files("dsp.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+@dataclass
+class ReasoningTask(SummarizationTask):
+    """Triggers as hints, exact match of the final number as the score (see the module doc)."""
+
+    extractive_hints = False  # a trigger is not a set of input words
+    name: str = "multiarith"
+    separator: str = " "
+    max_input_words: int = 300
+    shot_input_words: int = 300
+    max_tokens: int = 128
+    stop: tuple[str, ...] = ("\nQ:", "\n\n")
+    metric: str = "exact_match"
+
+    def pseudo_label(self, example: Example) -> str:
+        trigger = example.fields().get("trigger")
+        return trigger if isinstance(trigger, str) and trigger.strip() else DEFAULT_TRIGGER
+
+    def score(self, output: str, example: Example) -> dict[str, float]:
+        return {"exact_match": 100.0 * exact_match_number(output, example.target)}

@@ -1,0 +1,56 @@
+"""Chain-of-thought triggers for arithmetic problems: prompts, exact match, and the trigger search."""
+
+import json
+
+from typer.testing import CliRunner
+
+import dsp.cli.commands  # noqa: F401
+from dsp.cli import app
+from dsp.data import Example, load_examples
+from dsp.llm.testserver import TestServer
+from dsp.tasks.config import load_task
+from dsp.tasks.reasoning import DEFAULT_TRIGGER, load_triggers
+
+runner = CliRunner()
+PROBLEMS = [("Tom has 3 apples and buys 4 more. How many apples does he have?", 7.0),
+            ("A box holds 6 pens. How many pens are in 2 boxes?", 12.0),
+            ("There are 10 birds and 4 fly away. How many are left?", 6.0)]
+
+
+def test_prompt_score_and_numeric_answers(tmp_path):
+    f = tmp_path / "train.jsonl"
+    f.write_text("".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, (q, a) in enumerate(PROBLEMS)))
+    examples = load_examples(str(f), input_field="question", target_field="answer")
+    assert examples[0].target == "7"  # numbers are read as answers
+    task = load_task("multiarith").task
+    assert task.prompt(examples[0], "Let's add.") == f"Q: {PROBLEMS[0][0]}\nA: Let's add."
+    assert task.prompt(examples[0], None) == f"Q: {PROBLEMS[0][0]}\nA:"
+    assert task.score("3 + 4 = 7. The answer is 7.", examples[0]) == {"exact_match": 100.0}
+    assert task.score("The answer is 8.", examples[0]) == {"exact_match": 0.0}
+    assert task.pseudo_label(examples[0]) == DEFAULT_TRIGGER
+    gsm = load_task("gsm8k").task
+    assert gsm.score("so 18 dollars", Example("g", "q", "She makes 9 * 2 = $18.\n#### 18")) == {"exact_match": 100.0}
+    assert len(load_triggers()) >= 5 and load_triggers()[0] == DEFAULT_TRIGGER
+
+
+def test_trigger_search_labels_through_sft(tmp_path):
+    data = tmp_path / "arith"
+    data.mkdir()
+    rows = [{"id": i, "question": q, "answer": a} for i, (q, a) in enumerate(PROBLEMS * 4)]
+    (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with TestServer() as server:
+        def args(out):
+            return ["sft", "--task", "multiarith", "--data", str(data), "--labels", "llm", "--output-dir", str(out),
+                    "--max-steps", "2", "--batch-size", "4", "--max-input-tokens", "48", "--base-url", server.base_url,
+                    "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
+
+        r = runner.invoke(app, args(tmp_path / "a"))
+        assert r.exit_code == 0, r.output
+        distinct = {q["prompt"] for q in server.state.requests}
+        assert len(server.state.requests) == len(distinct) == 3 * len(load_triggers())  # each pair asked once
+        labels = [json.loads(l) for l in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
+        assert len(labels) == 12 and {l["hint"] for l in labels} <= set(load_triggers())
+        assert json.loads(r.stdout[r.stdout.index("{"):])["policy_type"] == "seq2seq"  # triggers are not input words
+        r = runner.invoke(app, args(tmp_path / "b"))
+        assert r.exit_code == 0, r.output
+        assert len(server.state.requests) == 3 * len(load_triggers())  # the re-run is served by the cache
