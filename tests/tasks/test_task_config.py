@@ -18,7 +18,7 @@ EX = Example(id="1", input="Alice Moreau opened a museum in Lisbon. It cost mill
 
 
 def test_builtin_cnndm_is_the_summarization_task():
-    assert {"cnndm", "multiwoz", "xsum"} <= set(builtin_tasks())
+    assert {"cnndm", "gsm8k", "multiarith", "multiwoz", "xsum"} == set(builtin_tasks())
     loaded = load_task("cnndm")
     reference = SummarizationTask()
     assert loaded.task.prompt(EX, "Alice Moreau; museum", [EX]) == reference.prompt(EX, "Alice Moreau; museum", [EX])
@@ -112,4 +112,4 @@ def test_bad_task_files_are_one_line_errors(tmp_path, text, message):
 
 def test_unknown_builtin_task_lists_the_known_ones(tmp_path):
     r = runner.invoke(app, ["eval", "--task", "nosuch", "--output-dir", str(tmp_path)])
-    assert r.exit_code == 2 and "built-in tasks are cnndm, multiwoz, xsum" in r.stderr
+    assert r.exit_code == 2 and "built-in tasks are cnndm, gsm8k, multiarith, multiwoz, xsum," in r.stderr
