@@ -62,7 +62,11 @@ def cached_prompts(cache: Path) -> set[str]:
 
 
 def no_partial_json(folder: Path) -> None:
+    """Every result file parses. Dot-named temporaries (a checkpoint or file being written when the kill
+    came) may stay behind: they are never read, and the next save clears them."""
     for f in folder.rglob("*.json*"):
+        if any(part.startswith(".") for part in f.relative_to(folder).parts):
+            continue
         if f.name.endswith(".jsonl"):
             [json.loads(line) for line in f.read_text().splitlines()]
         else:
