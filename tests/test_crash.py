@@ -162,7 +162,10 @@ def test_two_processes_share_one_cache_and_refuse_one_run_folder(data, tmp_path)
                   "--cache", cache]
         a = start(common + ["--conditions", "none,oracle", "--output-dir", tmp_path / "a"], tmp_path)
         b = start(common + ["--conditions", "none,tfidf", "--output-dir", tmp_path / "b"], tmp_path)
-        time.sleep(1.0)
+        lock = tmp_path / "a" / ".dsp.lock"
+        deadline = time.time() + 120
+        while not (lock.exists() and lock.read_text().strip() == str(a.pid)) and time.time() < deadline:
+            time.sleep(0.02)  # a holds its folder before the third process tries it
         same = run(common + ["--conditions", "none", "--output-dir", tmp_path / "a"], tmp_path)
         assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
     # the third process found folder a in use (unless a had already finished: then it simply re-ran cached)
