@@ -35,7 +35,7 @@ from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, score
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
-from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
+from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
 
 ALGOS = ("ppo", "grpo", "rloo")
 
@@ -316,7 +316,7 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
         return {"iterations": it, "rank": rank, "stopped": stopped}
     if stopped is not None and it % cfg.save_every != 0:
         save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
-    _save_final(run_dir, policy)
+    save_final_policy(run_dir, policy)
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
     rows = [r for r in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines() if val_key in r]
     result = {
@@ -347,13 +347,3 @@ async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, A
     reward = LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
                        baseline=cfg.baseline)
     return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label, **kw)
-
-
-def _save_final(run_dir: Path, policy) -> None:
-    import shutil
-
-    tmp = run_dir / ".policy.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save(tmp)
-    shutil.rmtree(run_dir / "policy", ignore_errors=True)
-    tmp.rename(run_dir / "policy")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +21,7 @@ from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_device, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
 from dsp.train.logs import RunLog
-from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint
+from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
 
 
 @dataclass
@@ -269,12 +268,7 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
         policy.hint_words = max(calibration, key=lambda k: (calibration[k], -k))
         metrics["dev/hint_f1"] = calibration[policy.hint_words]
 
-    # The final policy: same swap-in-by-rename as checkpoints.
-    tmp = run_dir / ".policy.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    policy.save(tmp)
-    shutil.rmtree(run_dir / "policy", ignore_errors=True)
-    tmp.rename(run_dir / "policy")
+    save_final_policy(run_dir, policy)
     result = {
         "steps": step,
         "train_examples": len(train),

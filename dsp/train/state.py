@@ -44,6 +44,16 @@ def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str
     shutil.rmtree(old, ignore_errors=True)
 
 
+def save_final_policy(run_dir: Path, policy) -> None:
+    """The run's final `policy/`, swapped in by rename like checkpoints (a kill leaves the old one or none)."""
+    run_dir = Path(run_dir)
+    tmp = run_dir / ".policy.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    policy.save(tmp)
+    shutil.rmtree(run_dir / "policy", ignore_errors=True)
+    tmp.rename(run_dir / "policy")
+
+
 def find_checkpoint(run_dir: Path) -> Path | None:
     for name in (CHECKPOINT, f"{CHECKPOINT}.old"):
         path = Path(run_dir) / name
