@@ -26,7 +26,7 @@ Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM cal
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
 
 
-TaskName = Annotated[str, typer.Option("--task", help="Built-in task (cnndm, xsum) or a path to a task .toml file; it gives --data and field defaults.")]
+TaskName = Annotated[str, typer.Option("--task", help="Built-in task (cnndm, xsum, multiwoz, multiarith, gsm8k) or a path to a task .toml file; it gives --data and field defaults.")]
 DataSource = Annotated[Optional[str], typer.Option(help="Local file, folder of split files (train.jsonl, dev.jsonl), or hub dataset id. Default: the task's source.")]
 InputField = Annotated[Optional[str], typer.Option(help="Input text field (default: the task's).")]
 TargetField = Annotated[Optional[str], typer.Option(help="Reference field (default: the task's).")]

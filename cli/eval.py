@@ -24,7 +24,7 @@ def eval_(
     conditions: Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")] = "none,policy,oracle",
     split: Annotated[str, typer.Option(help="Split to evaluate.")] = "dev",
     limit: Annotated[Optional[int], typer.Option(help="Only the first N examples.")] = None,
-    shots: Annotated[int, typer.Option(help="Few-shot examples per prompt (from the train split).")] = 1,
+    shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split; default: the task's, 1, or 0 for reasoning.")] = None,
     input_field: InputField = None,
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
@@ -43,7 +43,8 @@ def eval_(
 
     the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field, data_config)
     conds = tuple(c.strip() for c in conditions.split(",") if c.strip())
-    cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit, shots=shots,
+    cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit,
+                     shots=the_task.shots if shots is None else shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                      llm_timeout, max_retries)

@@ -44,7 +44,7 @@ def hint(
     run: Annotated[bool, typer.Option("--run", help="Also run the LLM with the hint and print its output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {hint, prompt, output}.")] = False,
     shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
-    shots: Annotated[int, typer.Option(help="With --run: few-shot examples (needs --shots-data).")] = 1,
+    shots: Annotated[Optional[int], typer.Option(help="With --run: few-shot examples needs --shots-data; default: the task's, 1, or 0 for reasoning.")] = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
@@ -65,6 +65,7 @@ def hint(
     the_hint = load_policy(policy).generate([source])[0]
     result = {"hint": the_hint}
     if run:
+        shots = the_task.shots if shots is None else shots
         examples = load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
                                  target_field=loaded.data.target_field) if shots_data and shots > 0 else []
         prompt = the_task.prompt(Example(id="input", input=source, target=""), the_hint, examples)

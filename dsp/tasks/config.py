@@ -15,6 +15,7 @@ dependency, and its types (strings, numbers, arrays) are all a task config uses.
     plain = "summarization/plain"
     # ... or the template text itself: with_hint_text = "Text: {input}\\nHint: {hint}\\nSummary: {target}"
     max_input_words = 400
+    shots = 1                   # few-shot examples per prompt unless --shots says otherwise
     [hint]
     labeller = "reference_phrases"
     separator = "; "
@@ -47,7 +48,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "data": {"source": (str, False), "config": (str, False), "input_field": (str, False), "target_field": (str, False),
              "id_field": (str, False)},
     "prompt": {"with_hint": (str, False), "plain": (str, False), "with_hint_text": (str, False), "plain_text": (str, False),
-               "max_input_words": (int, False), "shot_input_words": (int, False)},
+               "max_input_words": (int, False), "shot_input_words": (int, False), "shots": (int, False)},
     "hint": {"labeller": (str, False), "separator": (str, False), "max_phrase_words": (int, False)},
     "generation": {"max_tokens": (int, False), "stop": (list, False)},
     "reward": {"metric": (str, False)},
@@ -164,6 +165,7 @@ def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a f
         separator=hint.get("separator", defaults.separator),
         max_input_words=prompt.get("max_input_words", defaults.max_input_words),
         shot_input_words=prompt.get("shot_input_words", defaults.shot_input_words),
+        shots=prompt.get("shots", defaults.shots),
         max_phrase_words=hint.get("max_phrase_words", defaults.max_phrase_words),
         max_tokens=gen.get("max_tokens", defaults.max_tokens),
         stop=tuple(stop),

@@ -35,6 +35,8 @@ class ReasoningTask(SummarizationTask):
     separator: str = " "
     max_input_words: int = 300
     shot_input_words: int = 300
+    shots: int = 0  # zero-shot chain of thought (Kojima et al.), as the paper ran it: a shot
+    # whose answer is a bare number teaches a small LLM to skip the reasoning the trigger opens
     max_tokens: int = 128
     stop: tuple[str, ...] = ("\nQ:", "\n\n")
     metric: str = "exact_match"

@@ -40,6 +40,8 @@ class SummarizationTask:
     """Article words kept in an LLM prompt (the rest is cut: small LLMs have short contexts)."""
     shot_input_words: int = 200
     """Article words kept in each few-shot example."""
+    shots: int = 1
+    """Few-shot examples per LLM prompt when the command line does not say (--shots)."""
     max_phrase_words: int = 4
     """Longest hint phrase the pseudo-labeller takes from the reference."""
     max_tokens: int = 96

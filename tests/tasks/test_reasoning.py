@@ -54,3 +54,20 @@ def test_trigger_search_labels_through_sft(tmp_path):
         r = runner.invoke(app, args(tmp_path / "b"))
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) == 3 * len(load_triggers())  # the re-run is served by the cache
+        # Reasoning tasks are zero-shot by default, so the eval's prompts are the search's prompts:
+        # the oracle (zero-shot-CoT) trigger was asked for these questions, and nothing is new;
+        # the barely trained policy's hints are new prompts, each with one question in it.
+        r = runner.invoke(app, ["eval", "--task", "multiarith", "--data", str(data), "--split", "train", "--limit", "3",
+                                "--policy", str(tmp_path / "a"), "--conditions", "oracle,policy", "--output-dir",
+                                str(tmp_path / "e"), "--base-url", server.base_url, "--model", "m",
+                                "--cache", str(tmp_path / "c.sqlite")])
+        assert r.exit_code == 0, r.output
+        new = server.state.requests[3 * len(load_triggers()):]
+        assert len(new) <= 3 and all(q["prompt"].count("Q:") == 1 for q in new)
+
+
+def test_task_files_set_the_default_shots(tmp_path):
+    assert load_task("multiarith").task.shots == 0 and load_task("cnndm").task.shots == 1
+    f = tmp_path / "t.toml"
+    f.write_text('name = "t"\nkind = "reasoning"\n[prompt]\nshots = 2\n')
+    assert load_task(str(f)).task.shots == 2
