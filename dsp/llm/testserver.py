@@ -15,6 +15,7 @@ whatever order concurrent requests arrive in.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import random
@@ -89,8 +90,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def do_GET(self) -> None:
+        state: ServerState = self.server.state  # type: ignore[attr-defined]
         if self.path.rstrip("/").endswith("/models"):
             self._send(200, json.dumps({"object": "list", "data": [{"id": "test-model", "object": "model"}]}).encode())
+        elif self.path.rstrip("/").endswith("/_stats"):  # for a benchmark in another process: what reached us
+            with state.lock:
+                stats = {"requests": state.counter, "max_inflight": state.max_inflight}
+            self._send(200, json.dumps(stats).encode())
         else:
             self._send(404, b'{"error": {"message": "not found"}}')
 
@@ -98,8 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
         state: ServerState = self.server.state  # type: ignore[attr-defined]
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         with state.lock:
-            state.requests.append(body)
-            state.auth_headers.append(self.headers.get("Authorization", ""))
+            if self.server.keep_requests:  # type: ignore[attr-defined]
+                state.requests.append(body)
+                state.auth_headers.append(self.headers.get("Authorization", ""))
             state.counter += 1
             count = state.counter
             fault = state.faults.pop(0) if state.faults else None
@@ -183,14 +190,16 @@ class TestServer:
     __test__ = False  # not a pytest test class
 
     def __init__(self, latency: float = 0.0, fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = (), seed: int = 0,
-                 slow_seconds: float = 2.0):
+                 slow_seconds: float = 2.0, port: int = 0, keep_requests: bool = True):
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
         self.state = ServerState(latency=latency, fault_rate=fault_rate, fault_kinds=fault_kinds, seed=seed,
                                  slow_seconds=slow_seconds)
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.keep_requests = keep_requests
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.state = self.state  # type: ignore[attr-defined]
+        self._server.keep_requests = keep_requests  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     @property
@@ -204,3 +213,19 @@ class TestServer:
     def __exit__(self, *exc) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed, for benchmarks that want the server out of their own process (and GIL)."""
+    ap = argparse.ArgumentParser(prog="python -m dsp.llm.testserver", description=main.__doc__)
+    ap.add_argument("--latency", type=float, default=0.0, help="seconds each answer waits")
+    ap.add_argument("--port", type=int, default=0, help="0 picks a free one")
+    args = ap.parse_args(argv)
+    # a long benchmark would otherwise hold every request body in memory
+    with TestServer(latency=args.latency, port=args.port, keep_requests=False) as server:
+        print(server.base_url, flush=True)
+        threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
