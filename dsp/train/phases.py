@@ -1,14 +1,17 @@
 """The phases of one RL iteration, each a function: rollout, score, advantages, update.
 
 rollout samples K hints per input and records the log-probabilities under the sampling policy
-and the frozen reference (and values, for PPO); score asks the reward (LLM calls); advantages
+and the frozen reference (and values, for PPO); score asks the reward (LLM calls), and
+rollout_and_score runs the two with the calls overlapping the log-probability work; advantages
 turn rewards into per-step advantages; update runs the clipped-surrogate epochs. The loop that
 strings them together, with checkpoints and logs, is `dsp.train.rl.run_rl`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -54,23 +57,70 @@ def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: C
     return out
 
 
+@dataclass
+class Samples:
+    """Sampled hints before their log-probabilities are taken (what the LLM needs to start)."""
+
+    rows: list[Example]  # (N,)
+    hints: list[str]  # (N,)
+    actions: torch.Tensor  # (N, T)
+    valid: torch.Tensor  # (N, T)
+    generated: torch.Tensor  # (N, T)
+
+
 @torch.no_grad()
+def sample(policy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None) -> Samples:
+    actions, valid, generated, hints = policy.sample_actions([e.input for e in examples], k, reset_hints)
+    return Samples([e for e in examples for _ in range(k)], hints, actions, valid, generated)
+
+
+@torch.no_grad()
+def logprobs(policy, reference, value_head, s: Samples) -> Rollout:
+    """The sampling policy's and the reference's log-probabilities of the samples (and values, PPO)."""
+    row_inputs = [e.input for e in s.rows]
+    logprob, _, state = policy.action_logprobs(row_inputs, s.actions, s.valid)
+    ref_logprob, _, _ = reference.action_logprobs(row_inputs, s.actions, s.valid)
+    values = value_head(state).squeeze(-1) if value_head is not None else None
+    mask = s.generated.to(logprob.device)
+    return Rollout(s.rows, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
+
+
 def rollout(policy, reference, value_head, examples: list[Example], k: int,
             reset_hints: list[str | None] | None = None) -> Rollout:
-    inputs = [e.input for e in examples]
-    actions, valid, generated, hints = policy.sample_actions(inputs, k, reset_hints)
-    rows = [e for e in examples for _ in range(k)]
-    row_inputs = [e.input for e in rows]
-    logprob, _, state = policy.action_logprobs(row_inputs, actions, valid)
-    ref_logprob, _, _ = reference.action_logprobs(row_inputs, actions, valid)
-    values = value_head(state).squeeze(-1) if value_head is not None else None
-    mask = generated.to(logprob.device)
-    return Rollout(rows, hints, actions, valid, mask, logprob * mask, ref_logprob * mask, values)
+    return logprobs(policy, reference, value_head, sample(policy, examples, k, reset_hints))
 
 
-async def score(reward: Reward, ro: Rollout) -> torch.Tensor:
+async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
     """(N,) rewards; NaN where the LLM failed after its retries."""
-    return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
+    return torch.tensor(await reward(ro.rows if isinstance(ro, Samples) else ro.examples, ro.hints),
+                        dtype=torch.float32)
+
+
+async def rollout_and_score(policy, reference, value_head, examples: list[Example], k: int,
+                            reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True
+                            ) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
+    """rollout, then score; with `overlap` the LLM calls start as soon as the hints exist and run
+    while the policy and the reference take their log-probabilities (in a worker thread: torch
+    releases the GIL, the event loop keeps the calls moving). Returns the seconds spent sampling,
+    taking log-probabilities, and waiting on the LLM after the policy work was done."""
+    t0 = time.perf_counter()
+    s = sample(policy, examples, k, reset_hints)
+    t1 = time.perf_counter()
+    if not overlap:
+        ro = logprobs(policy, reference, value_head, s)
+        t2 = time.perf_counter()
+        rewards = await score(reward, s)
+    else:
+        calls = asyncio.create_task(score(reward, s))
+        try:
+            ro = await asyncio.to_thread(logprobs, policy, reference, value_head, s)
+        except BaseException:
+            calls.cancel()
+            raise
+        t2 = time.perf_counter()
+        rewards = await calls
+    t3 = time.perf_counter()
+    return ro, rewards, {"time/sample": t1 - t0, "time/logprobs": t2 - t1, "time/llm_wait": t3 - t2}
 
 
 def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -31,7 +31,7 @@ from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
 from dsp.policy.base import load_policy
 from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
-from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, score, update  # noqa: F401
+from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
@@ -107,6 +107,8 @@ class RLConfig:
     """Stop an iteration's epochs early when the approximate KL to the rollout policy exceeds 1.5x this."""
     reset_prob: float = 0.0
     """DR-PO dataset reset: share of rollouts that start from a random prefix of the pseudo-label hint."""
+    overlap: bool = True
+    """Start the LLM calls as soon as the hints are sampled, while the log-probabilities are taken."""
     hint_vocab: str | None = None
     """Seq2seq only: `input` restricts hint tokens to the input's own (plus separator and end); None keeps the policy's."""
     ent_coef: float = 0.0
@@ -258,12 +260,10 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
             epoch, pos = divmod(it, per_epoch)
             batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
             batch = batch[rank::world]  # each input is rolled out by one process
-            t0 = time.time()
             resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, pseudo_label)
-            ro = rollout(policy, reference, value_head, batch, cfg.samples_per_input, resets)
-            t1 = time.time()
             try:
-                rewards = await score(reward, ro)
+                ro, rewards, timing = await rollout_and_score(policy, reference, value_head, batch, cfg.samples_per_input,
+                                                              resets, reward, overlap=cfg.overlap)
             except BudgetExceeded as e:
                 stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
             if dist.mean(float(stopped is not None)) > 0:  # all ranks stop together
@@ -283,7 +283,7 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
                 "charts/reward_std": float(ok.std()) if len(ok) > 1 else math.nan,
                 "charts/reward_missing": int(torch.isnan(all_rewards).sum()),
                 "objective/kl": kl, "objective/kl_coef": kl_ctl.value, "charts/lr": scheduler.get_last_lr()[0],
-                "time/rollout": t1 - t0, "time/llm": t2 - t1, "time/update": time.time() - t2,
+                **timing, "time/update": time.time() - t2,
                 "samples/hint": ro.hints[0],
             })
             if client is not None:

@@ -265,3 +265,40 @@ def test_cap_reached_in_the_final_dev_evaluation_still_saves_the_last_iteration(
     assert result["iterations"] == 3 and "during the dev evaluation after iteration 3" in result["stopped"]
     assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["iteration"] == 3
     assert load_policy(str(tmp_path / "r")).kind == "extractive" and (tmp_path / "r" / "result.json").exists()
+
+
+class SlowReference:
+    """A reference whose log-probabilities take a while and note how many rewards were asked by then."""
+
+    def __init__(self, inner, reward):
+        self.inner, self.reward, self.asked_before_done = inner, reward, None
+
+    def action_logprobs(self, *args):
+        import time
+
+        time.sleep(0.3)
+        out = self.inner.action_logprobs(*args)
+        self.asked_before_done = self.reward.calls
+        return out
+
+
+@pytest.mark.parametrize("overlap", [True, False])
+def test_llm_calls_overlap_the_log_probability_work(overlap, synth_dir, start_policy):
+    import asyncio
+
+    from dsp.data import load_examples
+
+    examples = load_examples(synth_dir, split="train", limit=3)
+    policy = load_policy(str(start_policy))
+    policy.train(False)
+    reward = WordListReward()
+    reference = SlowReference(load_policy(str(start_policy)), reward)
+    torch.manual_seed(1)
+    ro, rewards, timing = asyncio.run(rl.rollout_and_score(policy, reference, None, examples, 4, None, reward, overlap))
+    # with overlap the rewards were asked while the reference was still working; without, only after
+    assert reference.asked_before_done == (12 if overlap else 0)
+    assert rewards.tolist() == pytest.approx(asyncio.run(reward.metric(examples, ro.hints)))  # its own hints scored
+    torch.manual_seed(1)
+    ro2 = rl.rollout(policy, reference.inner, None, examples, 4)
+    assert ro.hints == ro2.hints and torch.equal(ro.logprob, ro2.logprob)  # the same samples either way
+    assert set(timing) == {"time/sample", "time/logprobs", "time/llm_wait"}
