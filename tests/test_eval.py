@@ -29,3 +29,14 @@ def test_tfidf_idf_comes_from_the_train_split(synth_dir, tmp_path):
         asyncio.run(go(server.base_url))
     rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
     assert [r["hints"]["tfidf"] for r in rows] == expected
+
+
+def test_commands_without_a_policy_do_not_import_torch():
+    # torch and transformers take seconds to import; an eval of no-hint and oracle rows needs neither
+    import subprocess
+    import sys
+
+    code = ("import sys, dsp.cli.commands, dsp.eval, dsp.llm.session, dsp.tasks.config, dsp.policy; "
+            "dsp.policy.TfidfPolicy; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

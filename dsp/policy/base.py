@@ -27,7 +27,6 @@ def write_marker(path: Path, kind: str, **extra) -> None:
 
 def load_policy(name_or_path: str, *, device: str = "cpu") -> HintPolicy:
     """A saved policy folder, a `dsp sft` run folder (its `policy/`), or a Hugging Face model name."""
-    from dsp.policy.seq2seq import Seq2SeqPolicy
     from dsp.policy.tfidf import TfidfPolicy
 
     path = Path(name_or_path).expanduser()
@@ -43,8 +42,12 @@ def load_policy(name_or_path: str, *, device: str = "cpu") -> HintPolicy:
 
             return ExtractivePolicy.load(path, device=device, **meta)
         if kind == "seq2seq":
+            from dsp.policy.seq2seq import Seq2SeqPolicy
+
             return Seq2SeqPolicy.from_pretrained(str(path), device=device, **meta)
         raise DSPError(f"{path / MARKER}: unknown policy kind '{kind}'")
     if path.exists() and not (path / "config.json").exists():
         raise DSPError(f"{path}: not a policy folder (no {MARKER} or config.json); pass a `dsp sft` run folder")
+    from dsp.policy.seq2seq import Seq2SeqPolicy
+
     return Seq2SeqPolicy.from_pretrained(name_or_path, device=device)
