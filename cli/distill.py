@@ -21,9 +21,10 @@ def distill(
     student: Annotated[str, typer.Option(help="layers:N (the teacher cut to its first N layers) or a model name/path.")] = "layers:3",
     task: TaskName = "cnndm",
     data: DataSource = None,
+    prune_vocab: Annotated[bool, typer.Option(help="Extractive: keep only the embedding rows of tokens the training inputs use (a smaller student).")] = False,
     unlabelled: Annotated[Optional[str], typer.Option(help="Extra inputs (file or folder) for the teacher to label.")] = None,
     unlabelled_limit: Annotated[Optional[int], typer.Option(help="Use only the first N extra inputs.")] = None,
-    token_level: Annotated[bool, typer.Option(help="Add KL(teacher || student) per token/candidate when they share a tokenizer.")] = True,
+    token_level: Annotated[bool, typer.Option(help="Add KL(teacher || student): over input words (extractive), over next tokens when seq2seq tokenizers match.")] = True,
     temperature: Annotated[float, typer.Option(help="Softening of both distributions in the KL term.")] = 2.0,
     kl_weight: Annotated[float, typer.Option(help="Weight of the KL term.")] = 1.0,
     epochs: Annotated[int, typer.Option(help="Passes over the (teacher-labelled) training inputs.")] = 3,
@@ -45,7 +46,7 @@ def distill(
     from dsp.train.distill import DistillConfig, run_distill
 
     _, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field)
-    cfg = DistillConfig(teacher=teacher, data=data, output_dir=str(output_dir), student=student, unlabelled=unlabelled,
+    cfg = DistillConfig(teacher=teacher, data=data, output_dir=str(output_dir), student=student, prune_vocab=prune_vocab, unlabelled=unlabelled,
                         unlabelled_limit=unlabelled_limit, token_level=token_level, temperature=temperature,
                         kl_weight=kl_weight, data_config=data_config, input_field=input_field, target_field=target_field,
                         limit=limit, dev_limit=dev_limit, epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr,

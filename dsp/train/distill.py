@@ -15,6 +15,7 @@ DistilBERT starts from its teacher.
 from __future__ import annotations
 
 import copy
+import logging
 import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Sequence
@@ -26,6 +27,8 @@ from dsp.data import Example, load_examples
 from dsp.errors import DSPError
 from dsp.policy.base import load_policy
 from dsp.train.sft import SFTConfig, load_train_dev, run_sft
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,12 +43,14 @@ class DistillConfig:
     """Run folder of the student (as `dsp sft` writes it)."""
     student: str = "layers:3"
     """`layers:N` (the teacher cut to N layers) or a model name or path of the teacher's kind."""
+    prune_vocab: bool = False
+    """Extractive students: keep only the embedding rows of tokens the training and extra inputs use."""
     unlabelled: str | None = None
     """Extra inputs (a file or folder of split files) for the teacher to label."""
     unlabelled_limit: int | None = None
     """Use the first N extra inputs only."""
     token_level: bool = True
-    """Add the token-level KL term when teacher and student share a tokenizer."""
+    """Add the KL term: over next tokens when the seq2seq tokenizers match, over input words for extractive."""
     temperature: float = 2.0
     """Softening of both distributions in the KL term."""
     kl_weight: float = 1.0
@@ -197,9 +202,15 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
     else:
         student = new_policy(teacher.kind, cfg.student, separator=getattr(teacher, "separator", "; "), device=device,
                              hint_words=getattr(teacher, "hint_words", None))
+    if student is not None and cfg.prune_vocab:
+        from dsp.policy.prune import prune_vocab
+
+        before, after = prune_vocab(student, [e.input for e in train + extra])
+        log.warning("student vocabulary pruned to the training inputs' tokens: %d of %d", after, before)
     extra_loss = None
     probe = student or load_policy(f"{cfg.output_dir}/checkpoint/policy", device=device)
-    if cfg.token_level and cfg.kl_weight > 0 and same_tokenizer(teacher, probe):
+    # extractive distributions are over input words, which do not depend on the tokenizer
+    if cfg.token_level and cfg.kl_weight > 0 and (teacher.kind == "extractive" or same_tokenizer(teacher, probe)):
         extra_loss = token_kl_loss(teacher, cfg.temperature, cfg.kl_weight)
     kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" else None
 
