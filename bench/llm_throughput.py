@@ -17,7 +17,7 @@ time, from the first call to the last answer, and its peak RSS:
   request counter says how many calls reached the network (should be 0).
 
 Usage: python bench/llm_throughput.py [--latency 0.02] [--n 1000] [--runs 5] [--concurrency 1 4 16 64]
-       [--cache-entries 10000] [--no-dspy] [--json OUT.json]
+       [--cache-entries 10000] [--no-dspy] [--no-sequential] [--json OUT.json]
 """
 
 from __future__ import annotations
@@ -184,9 +184,10 @@ def measure(args) -> dict:
                 row[f"{kind}_peak_rss_mb"] = statistics.median(rss[kind])
             rows["table"].append(row)
             print(json.dumps(row), file=sys.stderr)
-        seq = [run_worker(sys.executable, "sequential", server.url, args.n, 1, "-")["wall"] for _ in range(args.runs)]
-        rows["sequential_calls_per_s"] = args.n / statistics.median(seq)
-        rows["sequential_walls"] = seq
+        if not args.no_sequential:
+            seq = [run_worker(sys.executable, "sequential", server.url, args.n, 1, "-")["wall"] for _ in range(args.runs)]
+            rows["sequential_calls_per_s"] = args.n / statistics.median(seq)
+            rows["sequential_walls"] = seq
         # cached re-runs, each in a new process on the last run's cache at the highest concurrency
         c = max(args.concurrency)
         rows["cached"] = {}
@@ -221,8 +222,9 @@ def report(rows: dict) -> str:
         if len(kinds) == 2:
             cells.append(f"{r['dsp_calls_per_s'] / r['dspy_calls_per_s']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
-    lines.append(f"\nsequential one-call-at-a-time client: {rows['sequential_calls_per_s']:.1f} calls/s "
-                 f"(limit 1/L = {1 / rows['latency']:.0f})")
+    if "sequential_calls_per_s" in rows:
+        lines.append(f"\nsequential one-call-at-a-time client: {rows['sequential_calls_per_s']:.1f} calls/s "
+                     f"(limit 1/L = {1 / rows['latency']:.0f})")
     for k, v in rows["cached"].items():
         lines.append(f"cached re-run, {k}: {v['calls_per_s']:.0f} calls/s, {v['network_calls']} calls reached the server")
     peak = ", ".join(f"{k} {rows['table'][-1][f'{k}_peak_rss_mb']:.0f} MB" for k in kinds)
@@ -241,6 +243,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16, 64])
     ap.add_argument("--cache-entries", type=int, default=10_000)
     ap.add_argument("--no-dspy", action="store_true")
+    ap.add_argument("--no-sequential", action="store_true")
     ap.add_argument("--dspy-venv", default=str(Path(tempfile.gettempdir()) / "dsp-bench-dspy-venv"))
     ap.add_argument("--json", default=None)
     ap.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
