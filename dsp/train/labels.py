@@ -65,28 +65,32 @@ async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, ta
                          ) -> dict[str, str]:
     """{example.where: the first trigger with which the LLM answers correctly, else the zero-shot-CoT one}.
 
-    Every (question, trigger) pair is one cached call, so a search costs len(examples) x len(triggers)
-    calls once and nothing on a re-run.
+    Triggers are tried in order, one round each, and a question leaves the search at its first right
+    answer: a strong LLM that solves most questions with the first trigger costs about one call a
+    question, a weak one up to len(triggers). Every (question, trigger) pair is one cached call, so a
+    re-run costs nothing.
     """
     from dsp.tasks.reasoning import DEFAULT_TRIGGER
 
-    requests = [LLMRequest(prompt=task.prompt(e, t), max_tokens=task.max_tokens, stop=task.stop)
-                for e in examples for t in triggers]
-    answers = await client.complete_many(requests, desc="triggers")
-    labels: dict[str, str] = {}
-    for i, e in enumerate(examples):
-        chosen = DEFAULT_TRIGGER
-        for j, trigger in enumerate(triggers):
-            a = answers[i * len(triggers) + j]
+    found: dict[str, str] = {}
+    pending = list(examples)
+    for j, trigger in enumerate(triggers):
+        if not pending:
+            break
+        requests = [LLMRequest(prompt=task.prompt(e, trigger), max_tokens=task.max_tokens, stop=task.stop) for e in pending]
+        answers = await client.complete_many(requests, desc=f"trigger {j + 1}/{len(triggers)}")
+        unsolved = []
+        for e, a in zip(pending, answers):
             if isinstance(a, BudgetExceeded):
-                raise BudgetExceeded(f"{a} (labelled {len(labels)} of {len(examples)} inputs)")
-            if isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0:
-                chosen = trigger
-                break
+                raise BudgetExceeded(f"{a} (labelled {len(found)} of {len(examples)} inputs)")
             if isinstance(a, BaseException) and not isinstance(a, LLMError):
                 raise a
-        labels[e.where] = chosen
-    return labels
+            if isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0:
+                found[e.where] = trigger
+            else:
+                unsolved.append(e)
+        pending = unsolved
+    return {e.where: found.get(e.where, DEFAULT_TRIGGER) for e in examples}
 
 
 async def label_for_sft(cfg, client: AsyncLLMClient, task) -> dict[str, str]:
