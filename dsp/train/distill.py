@@ -18,6 +18,7 @@ import copy
 import logging
 import math
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any, Sequence
 
 import torch
@@ -25,6 +26,7 @@ import torch.nn.functional as F
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError
+from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
 from dsp.train.sft import SFTConfig, load_train_dev, run_sft
 
@@ -225,4 +227,5 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
     if teacher.kind == "extractive":
         result["dev/kl_teacher_student_before"] = kl_before
         result["dev/kl_teacher_student_after"] = candidate_kl(teacher, final, [e.input for e in dev])
+    write_json_atomic(Path(cfg.output_dir) / "result.json", result)  # run_sft wrote it without the above
     return result

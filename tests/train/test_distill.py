@@ -45,6 +45,7 @@ def test_distilled_student_is_closer_to_its_teacher(synth_dir, tiny_encoder, tmp
                             "--epochs", "4", "--batch-size", "8", "--lr", "1e-3", "--dev-limit", "8"])
     assert r.exit_code == 0, r.output
     result = json.loads(r.stdout[r.stdout.index("{"):])
+    assert json.loads((tmp_path / "student" / "result.json").read_text()) == result  # what was printed is kept
     assert result["token_level"] and result["teacher_labelled_inputs"] == 40 + 8 + 20
     before = result["dev/kl_teacher_student_before"]
     after = candidate_kl(teacher, load_policy(str(tmp_path / "student")), held_out)
