@@ -39,13 +39,15 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8000) -> PreTrainedT
 
 
 def _canonical_order(tok: Tokenizer) -> Tokenizer:
-    """Sort pieces by (-score, piece) after the specials.
+    """Round the scores and sort pieces by (-score, piece) after the specials.
 
-    The trainer returns pieces of equal score in hash-map order, which changes from run to
-    run; without this, the same data and seed give different token ids and different weights.
+    The trainer sums in hash-map order, which changes from process to process: pieces of equal
+    score come in any order, and scores differ in their last bits (1e-15), enough to flip a tie
+    between two segmentations. Without this, the same data and seed give different token ids,
+    different tokens and different weights.
     """
     blob = json.loads(tok.to_str())
-    vocab = blob["model"]["vocab"]  # [[piece, score], ...], specials first
+    vocab = [[piece, round(score, 9)] for piece, score in blob["model"]["vocab"]]  # specials first
     blob["model"]["vocab"] = vocab[: len(SPECIALS)] + sorted(vocab[len(SPECIALS) :], key=lambda p: (-p[1], p[0]))
     return Tokenizer.from_str(json.dumps(blob))
 

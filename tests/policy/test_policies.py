@@ -51,3 +51,16 @@ def test_tfidf_picks_rare_lead_words_and_round_trips(tmp_path):
     assert TfidfPolicy.fit(docs, k=1, lead_sentences=1).generate([docs[1]]) == ["car"]
     p.save(tmp_path / "t")
     assert load_policy(str(tmp_path / "t")).generate(docs) == p.generate(docs)
+
+
+def test_scratch_tokenizer_is_the_same_in_every_process():
+    # The Unigram trainer sums in hash-map order, which Rust seeds per process: scores differ in
+    # their last bits and can flip a segmentation. Trained in several processes, it must agree.
+    import subprocess
+    import sys
+
+    code = ("from tests.conftest import synthetic_rows; from dsp.policy.scratch import train_tokenizer; "
+            "rows = synthetic_rows(40); "
+            "print(train_tokenizer([r['article'] for r in rows] + [r['highlights'] for r in rows]).backend_tokenizer.to_str())")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(4)}
+    assert len(outs) == 1
