@@ -16,7 +16,7 @@ from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
-from dsp.metrics import hint_f1, mean_ci
+from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
 from dsp.tasks import SummarizationTask, Task
@@ -144,6 +144,7 @@ async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = 
 async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None) -> dict[str, Any]:
     task = task or SummarizationTask()
     started = time.time()
+    warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []

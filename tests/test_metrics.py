@@ -60,3 +60,14 @@ def test_slot_recall():
     assert slot_recall("The Golden Wok serves Chinese food in the centre.", ["golden wok", "chinese", "north"]) == pytest.approx(2 / 3)
     assert slot_recall("anything", []) == 1.0
     assert slot_recall("cheapest", ["cheap"]) == 0.0  # whole words only
+
+
+def test_warm_up_loads_the_metrics_library_in_the_background():
+    import subprocess
+    import sys
+
+    code = ("import sys; from dsp.metrics import warm_up; names = {}; "
+            "[warm_up(m).join() or names.update({m: 'nltk' in sys.modules}) for m in ('exact_match', 'rouge_avg')]; "
+            "print(names, 'rouge_score.rouge_scorer' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "{'exact_match': False, 'rouge_avg': True} True"  # nothing for exact match, ROUGE's for ROUGE
