@@ -61,7 +61,7 @@ def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: C
 class Samples:
     """Sampled hints before their log-probabilities are taken (what the LLM needs to start)."""
 
-    rows: list[Example]  # (N,)
+    examples: list[Example]  # (N,) the example behind each sample, as in Rollout
     hints: list[str]  # (N,)
     actions: torch.Tensor  # (N, T)
     valid: torch.Tensor  # (N, T)
@@ -77,12 +77,12 @@ def sample(policy, examples: list[Example], k: int, reset_hints: list[str | None
 @torch.no_grad()
 def logprobs(policy, reference, value_head, s: Samples) -> Rollout:
     """The sampling policy's and the reference's log-probabilities of the samples (and values, PPO)."""
-    row_inputs = [e.input for e in s.rows]
+    row_inputs = [e.input for e in s.examples]
     logprob, _, state = policy.action_logprobs(row_inputs, s.actions, s.valid)
     ref_logprob, _, _ = reference.action_logprobs(row_inputs, s.actions, s.valid)
     values = value_head(state).squeeze(-1) if value_head is not None else None
     mask = s.generated.to(logprob.device)
-    return Rollout(s.rows, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
+    return Rollout(s.examples, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
 
 
 def rollout(policy, reference, value_head, examples: list[Example], k: int,
@@ -92,8 +92,7 @@ def rollout(policy, reference, value_head, examples: list[Example], k: int,
 
 async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
     """(N,) rewards; NaN where the LLM failed after its retries."""
-    return torch.tensor(await reward(ro.rows if isinstance(ro, Samples) else ro.examples, ro.hints),
-                        dtype=torch.float32)
+    return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
 
 
 async def rollout_and_score(policy, reference, value_head, examples: list[Example], k: int,
