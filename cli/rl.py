@@ -35,6 +35,7 @@ def rl(
     baseline: Annotated[str, typer.Option(help="none, or no_hint: reward minus the input's no-hint score.")] = "none",
     reset_prob: Annotated[float, typer.Option(help="DR-PO dataset reset: share of rollouts started from a random prefix of the pseudo-label hint.")] = 0.0,
     overlap: Annotated[bool, typer.Option(help="Start the LLM calls as soon as hints are sampled, while log-probabilities are taken.")] = True,
+    policy_temperature: Annotated[float, typer.Option(help="Policy sampling temperature for rollouts (below 1: nearer the greedy hint).")] = 1.0,
     hint_vocab: Annotated[Optional[str], typer.Option(help="Seq2seq: 'input' restricts hint tokens to the input's own (plus separator, end).")] = None,
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for reasoning.")] = None,
     eval_every: Annotated[int, typer.Option(help="Iterations between dev evaluations (0: only first and last).")] = 0,
@@ -65,7 +66,7 @@ def rl(
         data=data, data_config=data_config, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
         samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, kl_target=kl_target, update_epochs=update_epochs,
         minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
-        reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
+        reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, policy_temperature=policy_temperature, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,

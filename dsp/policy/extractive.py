@@ -138,6 +138,9 @@ class ExtractivePolicy:
         self.max_input_tokens = min(max_input_tokens, getattr(encoder.config, "max_position_embeddings", max_input_tokens))
         self.separator = separator
         self.device = device
+        # RL's sampling temperature: it divides the scores both when sampling and when taking
+        # log-probabilities, so PPO's ratios stay exact. Greedy top-k ignores it; it is not saved.
+        self.temperature = 1.0
         self._warned_truncation = False
 
     # -- construction ---------------------------------------------------------------------
@@ -289,7 +292,7 @@ class ExtractivePolicy:
                 row = b * num_samples + j
                 reset = reset_hints[row] if reset_hints is not None else None
                 prefix = list(dict.fromkeys(where[w] for w in _ordered_words(reset) if w in where))[: k - 1] if reset else []
-                rest = s.float().cpu().clone()
+                rest = s.float().cpu() / self.temperature  # a new tensor: the scores stay as they are
                 rest[prefix] = float("-inf")
                 picks = torch.tensor(prefix + plackett_luce_sample(rest, min(k, len(s)) - len(prefix)).tolist(), dtype=torch.long)
                 actions[row, : len(picks)] = picks
@@ -314,7 +317,7 @@ class ExtractivePolicy:
         rows_lp, rows_ent = [], []
         for row, text in enumerate(inputs):
             m = valid[row]
-            lp, en = plackett_luce_logprobs(scores[where[text]], actions[row][m].to(self.device))
+            lp, en = plackett_luce_logprobs(scores[where[text]] / self.temperature, actions[row][m].to(self.device))
             rows_lp.append((row, m, lp))
             rows_ent.append(en)
         for (row, m, lp), en in zip(rows_lp, rows_ent):

@@ -42,6 +42,9 @@ class Seq2SeqPolicy:
         self.hint_vocab = hint_vocab
         self.separator_ids: list[int] = self.tokenizer(";", add_special_tokens=False)["input_ids"]
         self.device = device
+        # RL's sampling temperature: it divides the logits both when sampling and when taking
+        # log-probabilities, so PPO's ratios stay exact. Greedy decoding ignores it; it is not saved.
+        self.temperature = 1.0
         self._warned_truncation = False
 
     @classmethod
@@ -151,7 +154,7 @@ class Seq2SeqPolicy:
             logits = out.logits[:, -1].float()  # (N, V)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed, float("-inf"))
-            tok = logits.argmax(-1) if greedy else torch.multinomial(logits.softmax(-1), 1).squeeze(1)
+            tok = logits.argmax(-1) if greedy else torch.multinomial((logits / self.temperature).softmax(-1), 1).squeeze(1)
             is_forced = torch.zeros(n, dtype=torch.bool, device=self.device)
             if prefixes is not None:
                 for row, prefix in enumerate(prefixes):
@@ -195,7 +198,7 @@ class Seq2SeqPolicy:
                            device=self.device)
         dec = torch.cat([start, actions[:, :-1]], 1)  # (N, T): the decoder is causal, so padding after EOS is harmless
         out = self.model(**batch, decoder_input_ids=dec, output_hidden_states=True)
-        logits = out.logits.float()  # (N, T, V)
+        logits = out.logits.float() / self.temperature  # (N, T, V)
         allowed = self.allowed_tokens(batch["input_ids"])
         if allowed is not None:
             logits = logits.masked_fill(~allowed.unsqueeze(1), float("-inf"))

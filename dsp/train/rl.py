@@ -109,6 +109,9 @@ class RLConfig:
     """DR-PO dataset reset: share of rollouts that start from a random prefix of the pseudo-label hint."""
     overlap: bool = True
     """Start the LLM calls as soon as the hints are sampled, while the log-probabilities are taken."""
+    policy_temperature: float = 1.0
+    """Policy sampling temperature for rollouts; the log-probabilities use it too, and greedy eval hints ignore it.
+    Below 1 the rollouts stay nearer the greedy hint that eval and `dsp hint` write."""
     hint_vocab: str | None = None
     """Seq2seq only: `input` restricts hint tokens to the input's own (plus separator and end); None keeps the policy's."""
     ent_coef: float = 0.0
@@ -153,6 +156,8 @@ class RLConfig:
             raise DSPError(f"--reset-prob must be in [0, 1], not {self.reset_prob}")
         if self.hint_vocab not in (None, "all", "input"):
             raise DSPError(f"--hint-vocab must be 'all' or 'input', not '{self.hint_vocab}'")
+        if not self.policy_temperature > 0:
+            raise DSPError(f"--policy-temperature must be above 0, not {self.policy_temperature}")
         if self.kl_coef < 0:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
 
@@ -223,6 +228,7 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
         if policy.kind != "seq2seq":
             raise DSPError(f"--hint-vocab applies to seq2seq policies; a {policy.kind} policy picks input words already")
         policy.hint_vocab = reference.hint_vocab = cfg.hint_vocab  # one mask for sampling and for log-probs
+    policy.temperature = reference.temperature = cfg.policy_temperature  # the KL compares like with like
     for p in reference.parameters():
         p.requires_grad_(False)
     policy.train(False)  # no dropout: rollout log-probs equal the update's fresh ones

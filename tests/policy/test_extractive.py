@@ -75,6 +75,26 @@ def test_sampled_actions_logprobs_recompute(policy):
     assert state.shape == (4, 3, 32) and (ent > 0).all()
 
 
+def test_temperature_divides_the_scores_for_sampling_and_logprobs(policy):
+    inputs = ["Alice Moreau opened a new museum in Lisbon on Monday.", "Bob Tanaka visited Osaka and Quito in May."]
+    scores, _, _ = policy.scores(inputs)
+    greedy = [torch.topk(s, 3).indices for s in scores]
+    torch.manual_seed(5)
+    policy.temperature = 0.25
+    actions, mask, _, _ = policy.sample_actions(inputs, 2)
+    logp, _, _ = policy.action_logprobs([inputs[0]] * 2 + [inputs[1]] * 2, actions, mask)
+    for r in range(4):
+        again, _ = plackett_luce_logprobs(scores[r // 2] / 0.25, actions[r])
+        assert torch.allclose(logp[r], again, atol=1e-4)
+    # near 0 every sample is the greedy pick order; at 1 the untrained head's near-flat scores are not
+    for temperature, all_greedy in ((1e-6, True), (1.0, False)):
+        policy.temperature = temperature
+        actions, _, _, _ = policy.sample_actions(inputs, 8)
+        same = [torch.equal(actions[r], greedy[r // 8]) for r in range(16)]
+        assert all(same) if all_greedy else not all(same)
+    policy.temperature = 1.0
+
+
 def test_save_load_round_trip(policy, tmp_path):
     text = "Carla Diaz opened a new museum in Quito on Monday. The museum in Quito cost millions."
     policy.save(tmp_path / "p")

@@ -18,9 +18,9 @@ def t5():
 INPUTS = ["Alice Moreau opened a new museum in Lisbon on Monday .", "Bob Tanaka visited Osaka ."]
 
 
-@pytest.mark.parametrize("vocab", ["all", "input"])
-def test_sampled_tokens_logprobs_match_the_sampling_distribution(t5, vocab):
-    t5.hint_vocab = vocab
+@pytest.mark.parametrize("vocab,temperature", [("all", 1.0), ("input", 1.0), ("all", 0.5)])
+def test_sampled_tokens_logprobs_match_the_sampling_distribution(t5, vocab, temperature):
+    t5.hint_vocab, t5.temperature = vocab, temperature
     t5.train(False)
     torch.manual_seed(3)
     actions, valid, generated, hints = t5.sample_actions(INPUTS, 3)
@@ -33,7 +33,7 @@ def test_sampled_tokens_logprobs_match_the_sampling_distribution(t5, vocab):
     allowed = t5.allowed_tokens(batch["input_ids"])
     if allowed is not None:
         first = first.masked_fill(~allowed, float("-inf"))
-    expected = torch.log_softmax(first, -1).repeat_interleave(3, 0).gather(1, actions[:, :1]).squeeze(1)
+    expected = torch.log_softmax(first / temperature, -1).repeat_interleave(3, 0).gather(1, actions[:, :1]).squeeze(1)
     assert torch.allclose(logp[:, 0], expected, atol=1e-4)
     assert torch.isfinite(logp[valid]).all() and (logp[~valid] == 0).all()
     assert state.shape[:2] == actions.shape and (entropy[valid] > 0).all()
@@ -42,7 +42,19 @@ def test_sampled_tokens_logprobs_match_the_sampling_distribution(t5, vocab):
             toks = set(actions[row][valid[row]].tolist()) - {t5.tokenizer.eos_token_id} - set(t5.separator_ids)
             src = set(batch["input_ids"][row // 3].tolist())
             assert toks <= src
-    t5.hint_vocab = "all"
+    t5.hint_vocab, t5.temperature = "all", 1.0
+
+
+def test_near_zero_temperature_samples_the_greedy_hint(t5):
+    t5.train(False)
+    batch = t5.encode_inputs(INPUTS)
+    greedy, greedy_valid, _ = t5._decode(batch, 1, greedy=True)
+    t5.temperature = 1e-6
+    torch.manual_seed(6)
+    actions, valid, _, _ = t5.sample_actions(INPUTS, 3)
+    t5.temperature = 1.0
+    for row in range(6):
+        assert torch.equal(actions[row][valid[row]], greedy[row // 3][greedy_valid[row // 3]])
 
 
 def test_reset_prefix_is_forced_and_left_out_of_the_loss_mask(t5):

@@ -144,6 +144,8 @@ def test_config_rules(tmp_path):
         RLConfig(data="d", output_dir="o", policy="p", algo="a2c")
     with pytest.raises(DSPError, match="samples-per-input 2 or more"):
         RLConfig(data="d", output_dir="o", policy="p", algo="grpo", samples_per_input=1)
+    with pytest.raises(DSPError, match="--policy-temperature must be above 0"):
+        RLConfig(data="d", output_dir="o", policy="p", policy_temperature=0.0)
 
 
 @pytest.fixture
@@ -302,3 +304,17 @@ def test_llm_calls_overlap_the_log_probability_work(overlap, synth_dir, start_po
     ro2 = rl.rollout(policy, reference.inner, None, examples, 4)
     assert ro.hints == ro2.hints and torch.equal(ro.logprob, ro2.logprob)  # the same samples either way
     assert set(timing) == {"time/sample", "time/logprobs", "time/llm_wait"}
+
+
+def test_policy_temperature_reaches_the_rollouts_of_policy_and_reference(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    first = {}
+    for temperature in (1.0, 0.05):
+        out = tmp_path / f"t{temperature}"
+        torch.manual_seed(0)
+        asyncio.run(run_rl(cfg(synth_dir, out, start_policy, iterations=1, eval_every=0, policy_temperature=temperature),
+                           WordListReward()))
+        first[temperature] = rewards_logged(out)[1][1]  # the first iteration's row (row 0 is the dev evaluation)
+    assert first[0.05]["objective/entropy"] < first[1.0]["objective/entropy"]  # sharper picks
+    assert first[0.05]["objective/kl"] == pytest.approx(0.0, abs=1e-6)  # the reference samples at the same temperature
