@@ -15,7 +15,9 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[local,dev]'
+	# --only-binary: the embedded LLM's server is the prebuilt portable wheel, never a source build for
+	# this machine's CPU (which can carry AMX code that dies with SIGILL on other CPUs).
+	$(PY) -m pip install -q --only-binary=xllamacpp -e '.[local,dev]'
 	touch $@
 
 test: install

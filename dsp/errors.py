@@ -36,3 +36,7 @@ class LLMError(DSPError):
     """An LLM call failed for good (after its retries, or a client error such as 400/401)."""
 
     exit_code = 4
+
+
+class LLMBackendGone(LLMError):
+    """The embedded LLM's server process has ended: no call can succeed, so none is retried."""

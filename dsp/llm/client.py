@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Callable, Iterable, Literal
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 from tqdm.auto import tqdm
 
-from dsp.errors import BudgetExceeded, DSPError, LLMError
+from dsp.errors import BudgetExceeded, DSPError, LLMBackendGone, LLMError
 from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
 
@@ -49,6 +49,8 @@ class LLMConfig:
     """USD per 1M prompt tokens (from a prices file)."""
     price_out: float | None = None
     """USD per 1M completion tokens (from a prices file)."""
+    cache_namespace: str | None = None
+    """Part of every cache key: answers from servers in different namespaces are never shared."""
 
     def __post_init__(self) -> None:
         # An empty variable counts as unset (a common way to "clear" one in CI and shells).
@@ -133,9 +135,12 @@ def redact(text: str, secret: str | None) -> str:
 class AsyncLLMClient:
     """Calls an OpenAI-compatible server. Pass one in; nothing here is global."""
 
-    def __init__(self, config: LLMConfig, cache: LLMCache | None = None):
+    def __init__(self, config: LLMConfig, cache: LLMCache | None = None,
+                 backend_gone: Callable[[], str | None] | None = None):
         self.config = config
         self.cache = cache
+        # For a server we started: None while it runs, one line once its process has ended.
+        self._backend_gone = backend_gone or (lambda: None)
         self.usage = Usage()
         self._sem = asyncio.Semaphore(config.concurrency)
         self._inflight: dict[str, asyncio.Future] = {}
@@ -193,9 +198,13 @@ class AsyncLLMClient:
                 bar.set_postfix(sent=self.usage.requests, cached=self.usage.cache_hits, refresh=False)
 
         try:
-            return await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
+            results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         finally:
             bar.close()
+        for r in results:
+            if isinstance(r, LLMBackendGone):
+                raise r  # no answer can come any more: the command stops here, its answers so far cached
+        return results
 
     async def check_reachable(self) -> None:
         """Fail fast, with what to change, when the endpoint is down or refuses the key."""
@@ -224,6 +233,7 @@ class AsyncLLMClient:
             "stop": list(r.stop) or None,
             "seed": r.seed,
             "sample_index": r.sample_index,
+            "namespace": self.config.cache_namespace,
         }
         if self.config.endpoint == "chat":
             if r.messages is None:
@@ -272,7 +282,12 @@ class AsyncLLMClient:
         attempts = 0
 
         def wait(state) -> float:
+            if self._backend_gone() is not None:
+                return 0.0  # fail now, not after a backoff
             return retry_delay(state.outcome.exception(), state.attempt_number)
+
+        def retry(e: BaseException) -> bool:
+            return should_retry(e) and self._backend_gone() is None
 
         def count_retry(state) -> None:
             self.usage.retries += 1
@@ -282,16 +297,24 @@ class AsyncLLMClient:
                 async for attempt in AsyncRetrying(
                     stop=stop_after_attempt(self.config.max_retries + 1),
                     wait=wait,
-                    retry=retry_if_exception(should_retry),
+                    retry=retry_if_exception(retry),
                     before_sleep=count_retry,
                     reraise=True,
                 ):
                     with attempt:
+                        if (gone := self._backend_gone()) is not None:
+                            raise LLMBackendGone(gone)
                         attempts += 1
                         return await self._send(wire)
         except BudgetExceeded:
             raise
+        except LLMBackendGone:
+            self.usage.failures += 1
+            raise
         except Exception as e:
+            if (gone := self._backend_gone()) is not None:
+                self.usage.failures += 1
+                raise LLMBackendGone(gone) from None
             self.usage.failures += 1
             status = getattr(e, "status_code", None)
             what = f"HTTP {status}" if status else type(e).__name__

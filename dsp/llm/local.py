@@ -1,15 +1,30 @@
-"""The embedded default LLM: llama.cpp's OpenAI-compatible server with Gemma 3 270M, on loopback.
+"""The embedded default LLM: Gemma 3 270M behind an OpenAI-compatible llama.cpp server, on loopback.
 
 This is a small *base* model for trying dsp offline. It is not a good summarizer; it is a
 real LLM whose outputs move with the hint, so the whole method can be exercised without an
 API key. Real use points --base-url/--model at a real LLM.
+
+Backends, in order of preference (`DSP_EMBEDDED_BACKEND` picks one):
+- `xllamacpp`: llama.cpp's own C++ server from a prebuilt portable wheel (AVX2, no AMX); several
+  slots with continuous batching. What `pip install 'dsp[local]'` installs.
+- `llama-cpp-python`: its Python server, one request at a time; used if the user installed it
+  and not xllamacpp. Build it portably (see the README), never with `-march=native`.
+`DSP_EMBEDDED_SERVER` replaces both with a command line of your own (`{model}`, `{port}`,
+`{alias}`, `{threads}` are filled in), for example a `llama-server` you built.
+
+The server runs in a child process. If that process dies (a native crash such as SIGILL on a
+CPU the build does not fit, or the out-of-memory killer), `LocalServer.exit_reason()` says so
+in one line, and the client fails every waiting call at once with it instead of retrying.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import importlib.metadata
+import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -17,14 +32,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from dsp.errors import DSPError
+from dsp.errors import DSPError, LLMBackendGone
 
 MODEL_ALIAS = "gemma-3-270m-q4_k_m"  # the model name the client sends, hence part of cache keys
-N_CTX = 4096
+N_CTX = 4096  # tokens per slot: a 1-shot CNN/DM prompt is about 1,100 with its answer
+SLOTS = 2  # requests the xllamacpp server decodes together; more only queue on 2 cores
+BACKENDS = ("xllamacpp", "llama-cpp-python")
 
 
 def model_path() -> Path:
@@ -51,58 +70,168 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _installed(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def pick_backend() -> tuple[str, str]:
+    """(backend, its version): the one named by DSP_EMBEDDED_BACKEND, else the first installed."""
+    wanted = os.environ.get("DSP_EMBEDDED_BACKEND") or None
+    if wanted is not None and wanted not in BACKENDS:
+        raise DSPError(f"DSP_EMBEDDED_BACKEND must be one of {', '.join(BACKENDS)}, not '{wanted}'")
+    for name in (wanted,) if wanted else BACKENDS:
+        version = _installed(name)
+        if version is not None:
+            return name, version
+    raise DSPError(
+        "the embedded LLM needs the [local] extra: pip install 'dsp[local]' (or point --base-url at an "
+        "OpenAI-compatible server)"
+    )
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """How to start one embedded server, and the name its answers are cached under."""
+
+    command: list[str]
+    cache_namespace: str
+    slots: int
+
+
+def server_spec(port: int, threads: int) -> ServerSpec:
+    custom = os.environ.get("DSP_EMBEDDED_SERVER")
+    if custom:
+        fields = {"port": port, "alias": MODEL_ALIAS, "threads": threads}
+        if "{model}" in custom:
+            fields["model"] = str(model_path())
+        try:
+            command = [part.format(**fields) for part in shlex.split(custom)]
+        except (KeyError, IndexError, ValueError) as e:
+            raise DSPError(f"DSP_EMBEDDED_SERVER: cannot fill in {e}; known fields: {{model}} {{port}} {{alias}} {{threads}}") from None
+        # A server of the user's own may answer differently: its answers get a cache space of their own.
+        return ServerSpec(command, f"embedded:custom:{custom}", slots=1)
+    backend, version = pick_backend()
+    path = str(model_path())
+    if backend == "xllamacpp":
+        command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
+                   "--port", str(port), "--threads", str(threads), "--parallel", str(SLOTS), "--ctx", str(N_CTX)]
+        slots = SLOTS
+    else:
+        command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
+                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),
+                   "--verbose", "False"]
+        slots = 1
+    # Two llama.cpp builds can give different greedy answers: each backend version caches apart.
+    return ServerSpec(command, f"embedded:{backend}-{version}", slots)
+
+
+def describe_exit(returncode: int, log: str) -> str:
+    """One line on why the embedded LLM's process ended, with what to do."""
+    if returncode < 0:
+        sig = signal.Signals(-returncode)
+        if sig == signal.SIGILL:
+            why = ("was killed by SIGILL (an illegal instruction): its llama.cpp was built for another CPU than "
+                   "this one. Reinstall the [local] extra, whose prebuilt server needs x86-64 with AVX2 and nothing "
+                   "newer (`pip install --force-reinstall 'dsp[local]'`, or `rm -r .venv && make install`), "
+                   "or pass --base-url")
+        elif sig == signal.SIGKILL:
+            why = "was killed by SIGKILL (out of memory, or killed by hand)"
+        else:
+            why = f"was killed by {sig.name}"
+    else:
+        why = f"exited with code {returncode}"
+    return f"the embedded LLM server {why}; its log: {log}"
+
+
+class LocalServer:
+    """A running embedded server: its base URL and, once its process has ended, why."""
+
+    def __init__(self, proc: subprocess.Popen, base_url: str, log: str, cache_namespace: str, slots: int):
+        self.proc, self.base_url, self.log = proc, base_url, log
+        self.cache_namespace, self.slots = cache_namespace, slots
+        self.stopping = False
+
+    def exit_reason(self) -> str | None:
+        """None while the server runs; one line once it has died (not when we stopped it)."""
+        if self.stopping or self.proc.poll() is None:
+            return None
+        return describe_exit(self.proc.returncode, self.log)
+
+
 def _die_with_parent() -> None:  # runs in the child before exec (Linux only)
     with contextlib.suppress(Exception):
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _ready(base_url: str) -> bool:
+def _get(url: str, timeout: float = 2.0) -> bool:
     try:
-        with urllib.request.urlopen(f"{base_url}/models", timeout=2) as r:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
             return r.status == 200
     except OSError:
         return False
 
 
-@contextlib.contextmanager
-def local_llm_server(startup_timeout: float = 180.0, threads: int | None = None) -> Iterator[str]:
-    """Start the server, wait until it answers, yield its base URL; stop it however we leave."""
+def _tiny_completion(base_url: str, timeout: float) -> str | None:
+    """None if a one-token completion comes back; else what went wrong."""
+    body = json.dumps({"model": MODEL_ALIAS, "prompt": "Hello", "max_tokens": 1, "temperature": 0}).encode()
+    req = urllib.request.Request(f"{base_url}/completions", data=body, headers={"Content-Type": "application/json"})
     try:
-        import llama_cpp.server  # noqa: F401
-    except ImportError:
-        raise DSPError(
-            "the embedded LLM needs llama-cpp-python: pip install 'dsp[local]', or point --base-url at an "
-            "OpenAI-compatible server"
-        ) from None
-    path = model_path()
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            json.loads(r.read())["choices"][0]
+        return None
+    except (OSError, ValueError, KeyError, IndexError) as e:
+        return f"{type(e).__name__}: {str(e)[:120]}"
+
+
+def _wait_ready(server: LocalServer, startup_timeout: float) -> None:
+    """Until /models answers and one real completion works; raise at once if the process dies."""
+    deadline = time.time() + startup_timeout
+    while not _get(f"{server.base_url}/models"):
+        if (why := server.exit_reason()) is not None:
+            raise LLMBackendGone(f"{why} (at start)")
+        if time.time() > deadline:
+            raise DSPError(f"the embedded LLM server did not answer within {startup_timeout:.0f} s; its log: {server.log}")
+        time.sleep(0.25)
+    # A server can list its models and still die on the first completion (a CPU/build mismatch
+    # only shows when the kernels run), so one tiny completion must work before we hand it over.
+    problem = _tiny_completion(server.base_url, timeout=max(5.0, deadline - time.time()))
+    if problem is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            server.proc.wait(timeout=2)  # a dying process: let it finish dying, to name the signal
+        why = server.exit_reason()
+        if why is not None:
+            raise LLMBackendGone(f"{why} (on its first completion)")
+        raise DSPError(f"the embedded LLM server failed its first completion ({problem}); its log: {server.log}")
+
+
+@contextlib.contextmanager
+def local_llm_server(startup_timeout: float = 180.0, threads: int | None = None) -> Iterator[LocalServer]:
+    """Start the server, check it answers a completion, yield it; stop it however we leave."""
     port = free_port()
-    base_url = f"http://127.0.0.1:{port}/v1"
-    log = tempfile.NamedTemporaryFile(prefix="dsp-llama-", suffix=".log", delete=False)
-    cmd = [
-        sys.executable, "-m", "llama_cpp.server", "--model", str(path), "--model_alias", MODEL_ALIAS,
-        "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX),
-        "--n_threads", str(threads or os.cpu_count() or 1), "--verbose", "False",
-    ]
-    proc = subprocess.Popen(
-        cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-    )
+    spec = server_spec(port, threads or os.cpu_count() or 1)
+    log = tempfile.NamedTemporaryFile(prefix="dsp-llm-", suffix=".log", delete=False)
+    try:
+        proc = subprocess.Popen(
+            spec.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+    except OSError as e:
+        raise DSPError(f"cannot start the embedded LLM server ({spec.command[0]}: {e.strerror})") from None
+    server = LocalServer(proc, f"http://127.0.0.1:{port}/v1", log.name, spec.cache_namespace, spec.slots)
     # SIGTERM becomes an exception, so the `finally` below runs.
     old_term = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(ValueError):  # not in the main thread: leave it
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        deadline = time.time() + startup_timeout
-        while not _ready(base_url):
-            if proc.poll() is not None:
-                tail = Path(log.name).read_text(errors="replace").strip().splitlines()[-1:] or ["(no output)"]
-                raise DSPError(f"the embedded LLM server exited at start ({tail[0][:200]}); full log: {log.name}")
-            if time.time() > deadline:
-                raise DSPError(f"the embedded LLM server did not answer within {startup_timeout:.0f} s; log: {log.name}")
-            time.sleep(0.25)
-        yield base_url
+        _wait_ready(server, startup_timeout)
+        yield server
     finally:
+        died = proc.poll() is not None  # ended before we stopped it: keep its log for the user
+        server.stopping = True
         proc.terminate()
         try:
             proc.wait(timeout=10)
@@ -112,5 +241,5 @@ def local_llm_server(startup_timeout: float = 180.0, threads: int | None = None)
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, old_term)
         log.close()
-        if proc.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):
+        if not died and proc.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):
             Path(log.name).unlink(missing_ok=True)

@@ -37,17 +37,21 @@ def load_prices(path: str | Path, model: str | None) -> tuple[float, float]:
 def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callable[[AsyncLLMClient], Awaitable[Any]]) -> Any:
     """Run `work(client)` with an open client; starts and stops the embedded LLM if no endpoint is set."""
     with contextlib.ExitStack() as stack:
+        backend_gone = None
         if config.base_url is None and config.model is None:
             from dsp.llm.local import MODEL_ALIAS, local_llm_server
 
-            base_url = stack.enter_context(local_llm_server())
-            # llama.cpp serves one request at a time: more in flight only queue there.
-            config = replace(config, base_url=base_url, model=MODEL_ALIAS, concurrency=min(config.concurrency, 2))
+            server = stack.enter_context(local_llm_server())
+            backend_gone = server.exit_reason
+            # The server decodes `slots` requests together (llama-cpp-python's one): more in flight only
+            # queue there, but one queued keeps a one-slot server busy between answers.
+            config = replace(config, base_url=server.base_url, model=MODEL_ALIAS, cache_namespace=server.cache_namespace,
+                             concurrency=min(config.concurrency, max(2, server.slots)))
         else:
             config.check_remote()
 
         async def main() -> Any:
-            client = AsyncLLMClient(config, LLMCache(cache_path or DEFAULT_CACHE))
+            client = AsyncLLMClient(config, LLMCache(cache_path or DEFAULT_CACHE), backend_gone=backend_gone)
             try:
                 await client.check_reachable()
                 return await work(client)

