@@ -27,6 +27,7 @@ def rl(
     samples_per_input: Annotated[int, typer.Option(help="Hints sampled per input (LLM calls per iteration = batch x samples x llm-samples).")] = 4,
     lr: Annotated[float, typer.Option(help="Peak learning rate, decayed linearly to 0.")] = 2e-5,
     kl_coef: Annotated[float, typer.Option(help="KL weight to the starting policy.")] = 0.05,
+    hint_hit_coef: Annotated[float, typer.Option(help="Paper's reward shaping: + this x (+1 per hint phrase in the reference, -0.25 per phrase not).")] = 0.0,
     kl_target: Annotated[Optional[float], typer.Option(help="Adaptive KL: per-hint KL to track (default: fixed coefficient).")] = None,
     update_epochs: Annotated[int, typer.Option(help="Passes over each iteration's rollouts.")] = 2,
     minibatch_size: Annotated[int, typer.Option(help="Rollouts per gradient step.")] = 8,
@@ -64,7 +65,7 @@ def rl(
     the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field)
     cfg = RLConfig(
         data=data, data_config=data_config, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
-        samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, kl_target=kl_target, update_epochs=update_epochs,
+        samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, hint_hit_coef=hint_hit_coef, kl_target=kl_target, update_epochs=update_epochs,
         minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
         reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, policy_temperature=policy_temperature, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,

@@ -60,6 +60,22 @@ def hint_f1(prediction: str, reference: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def hint_hits(hint: str, reference: str, separator: str) -> list[float]:
+    """The DSP paper's hint-hit terms, one per hint phrase: +1 if the phrase occurs in the reference, else -0.25.
+
+    Phrases are the hint cut at `separator` (at whitespace when the separator is a space). A phrase
+    occurs when it is in the lower-cased reference with no letter or digit glued to either end, so
+    "Premier League" hits "the premier league's" and "art" does not hit "start".
+    """
+    ref = " ".join(reference.lower().split())
+    out = []
+    for phrase in hint.split(separator.strip() or None):
+        p = " ".join(phrase.lower().split())
+        if p and any(c.isalnum() for c in p):
+            out.append(1.0 if re.search(rf"(?<!\w){re.escape(p)}(?!\w)", ref) else -0.25)
+    return out
+
+
 def mean_ci(values: Sequence[float]) -> tuple[float, float]:
     """Mean and half-width of its 95% confidence interval (Student t); NaNs are left out."""
     xs = [v for v in values if not math.isnan(v)]

@@ -145,3 +145,25 @@ def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path)
     assert r.exit_code == 3, r.output
     stopped = json.loads(r.stdout[r.stdout.index("{"):])["stopped"]
     assert "--max-llm-calls=3" in stopped and "after 2 iterations" in stopped
+
+
+def test_rl_with_no_hint_baseline_two_llm_samples_and_hint_hit_shaping(trained, server, tmp_path):
+    """The paper's reward options through one short run: every request is the one they call for."""
+    data, run = trained
+    args = ["rl", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "rl"), "--iterations", "2",
+            "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--shots", "0",
+            "--baseline", "no_hint", "--llm-samples", "2", "--llm-temperature", "0.7", "--hint-hit-coef", "0.5"]
+    r = runner.invoke(app, args + llm_args(server, tmp_path))
+    assert r.exit_code == 0, r.output
+    reqs = server.state.requests
+    rollout = [q for q in reqs if q["temperature"] == 0.7]
+    plain = [q for q in rollout if "Hint:" not in q["prompt"]]
+    # 2 iterations x 2 inputs: 2 hints x 2 LLM samples each, plus the input's 2 no-hint samples
+    assert len(rollout) == 2 * 2 * (2 * 2 + 2) and len(plain) == 2 * 2 * 2
+    assert {q.get("seed") for q in rollout} == {None}
+    rows = [json.loads(l) for l in (tmp_path / "rl" / "log.jsonl").read_text().splitlines()]
+    it = [row for row in rows if "charts/reward" in row]
+    assert len(it) == 2 and all("charts/hint_hit_rate" in row and "charts/llm_reward" in row for row in it)
+    # dev evaluation (before and after) is greedy, one answer per hint, no baseline; unchanged hints are cached
+    dev = [q for q in reqs if q["temperature"] == 0]
+    assert 2 <= len(dev) <= 2 * 2 and all("Hint:" in q["prompt"] for q in dev)

@@ -71,3 +71,13 @@ def test_warm_up_loads_the_metrics_library_in_the_background():
             "print(names, 'rouge_score.rouge_scorer' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "{'exact_match': False, 'rouge_avg': True} True"  # nothing for exact match, ROUGE's for ROUGE
+
+
+def test_hint_hits_are_the_papers_plus_one_and_minus_a_quarter():
+    from dsp.metrics import hint_hits
+
+    ref = "Jose Mourinho picked the Premier League's best XI on Monday."
+    assert hint_hits("Jose Mourinho; premier league; Chelsea", ref, "; ") == [1.0, 1.0, -0.25]
+    assert hint_hits("monday xi banana", ref, " ") == [1.0, 1.0, -0.25]  # a space separator: words are phrases
+    assert hint_hits("", ref, "; ") == [] and hint_hits(" ; ;", ref, "; ") == []
+    assert hint_hits("League Premier", ref, "; ") == [-0.25]  # a phrase is a word sequence, in order

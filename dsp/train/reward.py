@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 from dsp.data import Example
 from dsp.errors import BudgetExceeded, LLMError
 from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.metrics import hint_hits
 from dsp.tasks import Task
 
 
@@ -75,3 +76,32 @@ class LLMReward:
     async def metric(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
         """Greedy, one answer per hint: the number `dsp eval` would report."""
         return await self._scores(examples, hints, 1, 0.0)
+
+
+class HintHitShaping:
+    """The DSP paper's reward shaping: a reward plus `coef` x its hint-hit terms (see `metrics.hint_hits`).
+
+    The term is summed over the hint's phrases and added to the rollout's reward, so PPO, like
+    GRPO and RLOO, sees it at the end of the hint. A missing reward stays missing. The dev metric
+    is the plain reward's: shaping steers training, it is not what eval reports.
+    """
+
+    def __init__(self, reward: Reward, coef: float, separator: str):
+        self.reward, self.coef, self.separator = reward, coef, separator
+        self.last_metrics: dict[str, float] = {}
+
+    @property
+    def missing(self) -> int:
+        return getattr(self.reward, "missing", 0)
+
+    async def __call__(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
+        base = await self.reward(examples, hints)
+        terms = [hint_hits(h, e.target, self.separator) for e, h in zip(examples, hints)]
+        phrases = [t for ts in terms for t in ts]
+        ok = [b for b in base if not math.isnan(b)]
+        self.last_metrics = {"charts/hint_hit_rate": sum(t > 0 for t in phrases) / len(phrases) if phrases else math.nan,
+                             "charts/llm_reward": _mean(ok)}
+        return [b + self.coef * sum(t) for b, t in zip(base, terms)]
+
+    async def metric(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
+        return await self.reward.metric(examples, hints)

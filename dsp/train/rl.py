@@ -99,6 +99,8 @@ class RLConfig:
     """Discount over hint steps (ppo)."""
     lam: float = 0.95
     """GAE lambda (ppo)."""
+    hint_hit_coef: float = 0.0
+    """The DSP paper's reward shaping: add this x (+1 per hint phrase found in the reference, -0.25 per phrase not)."""
     kl_coef: float = 0.05
     """KL weight: a per-step reward penalty (ppo) or a loss term (grpo, rloo)."""
     kl_target: float | None = None
@@ -290,7 +292,7 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
                 "charts/reward_missing": int(torch.isnan(all_rewards).sum()),
                 "objective/kl": kl, "objective/kl_coef": kl_ctl.value, "charts/lr": scheduler.get_last_lr()[0],
                 **timing, "time/update": time.time() - t2,
-                "samples/hint": ro.hints[0],
+                "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
             if client is not None:
                 u = client.usage.as_dict()
@@ -345,11 +347,11 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
 async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, Any]:
     """`dsp rl` with the LLM as the reward: the task's prompt and metric, cfg's sampling and baseline."""
     from dsp.tasks import SummarizationTask
-    from dsp.train.reward import LLMReward
+    from dsp.train.reward import HintHitShaping, LLMReward
 
     task = task or SummarizationTask()
     shots = load_examples(cfg.data, split=cfg.shots_split, input_field=cfg.input_field, target_field=cfg.target_field,
                           config_name=cfg.data_config, limit=cfg.shots) if cfg.shots else []
-    reward = LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
-                       baseline=cfg.baseline)
+    reward = HintHitShaping(LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
+                                      baseline=cfg.baseline), cfg.hint_hit_coef, task.separator)
     return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label, **kw)

@@ -318,3 +318,46 @@ def test_policy_temperature_reaches_the_rollouts_of_policy_and_reference(synth_d
         first[temperature] = rewards_logged(out)[1][1]  # the first iteration's row (row 0 is the dev evaluation)
     assert first[0.05]["objective/entropy"] < first[1.0]["objective/entropy"]  # sharper picks
     assert first[0.05]["objective/kl"] == pytest.approx(0.0, abs=1e-6)  # the reference samples at the same temperature
+
+
+class ConstantReward:
+    """The LLM's part of the reward held fixed: only the shaping term can move the policy."""
+
+    missing = 0
+
+    async def __call__(self, examples, hints):
+        return [1.0] * len(hints)
+
+    async def metric(self, examples, hints):
+        return [1.0] * len(hints)
+
+
+def test_hint_hit_shaping_raises_the_hint_hit_rate_under_a_constant_llm_reward(synth_dir, start_policy, tmp_path):
+    import asyncio
+
+    from dsp.train.reward import HintHitShaping
+
+    out = tmp_path / "hits"
+    reward = HintHitShaping(ConstantReward(), coef=1.0, separator="; ")
+    asyncio.run(run_rl(cfg(synth_dir, out, start_policy, algo="grpo", iterations=12), reward))
+    rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
+    rates = [r["charts/hint_hit_rate"] for r in rows if "charts/hint_hit_rate" in r]
+    assert len(rates) == 12
+    assert sum(rates[-3:]) / 3 > sum(rates[:3]) / 3 + 0.2, rates
+    assert all(r["charts/llm_reward"] == 1.0 for r in rows if "charts/llm_reward" in r)
+
+
+def test_hint_hit_shaping_keeps_a_missing_reward_missing(synth_dir):
+    import asyncio
+
+    from dsp.data import load_examples
+    from dsp.train.reward import HintHitShaping
+
+    class Gappy(ConstantReward):
+        async def __call__(self, examples, hints):
+            return [math.nan] + [0.5] * (len(hints) - 1)
+
+    ex = load_examples(synth_dir, split="train", limit=2)
+    who = ex[1].target.split(" opened")[0]
+    out = asyncio.run(HintHitShaping(Gappy(), 2.0, "; ")(ex, ["anything", f"{who}; Zanzibar"]))
+    assert math.isnan(out[0]) and out[1] == 0.5 + 2.0 * (1.0 - 0.25)
