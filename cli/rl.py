@@ -25,7 +25,8 @@ def rl(
     iterations: Annotated[int, typer.Option(help="Rollout-score-update iterations.")] = 25,
     batch_size: Annotated[int, typer.Option(help="Inputs per iteration.")] = 4,
     samples_per_input: Annotated[int, typer.Option(help="Hints sampled per input (LLM calls per iteration = batch x samples x llm-samples).")] = 4,
-    lr: Annotated[float, typer.Option(help="Peak learning rate, decayed linearly to 0.")] = 2e-5,
+    lr: Annotated[float, typer.Option(help="Learning rate (see --lr-schedule).")] = 2e-5,
+    lr_schedule: Annotated[str, typer.Option(help="linear: decay to 0 over --iterations; constant: hold it.")] = "linear",
     kl_coef: Annotated[float, typer.Option(help="KL weight to the starting policy.")] = 0.05,
     hint_hit_coef: Annotated[float, typer.Option(help="Paper's reward shaping: + this x (+1 per hint phrase in the reference, -0.25 per phrase not).")] = 0.0,
     kl_target: Annotated[Optional[float], typer.Option(help="Adaptive KL: per-hint KL to track (default: fixed coefficient).")] = None,
@@ -37,6 +38,7 @@ def rl(
     reset_prob: Annotated[float, typer.Option(help="DR-PO dataset reset: share of rollouts started from a random prefix of the pseudo-label hint.")] = 0.0,
     overlap: Annotated[bool, typer.Option(help="Start the LLM calls as soon as hints are sampled, while log-probabilities are taken.")] = True,
     policy_temperature: Annotated[float, typer.Option(help="Policy sampling temperature for rollouts (below 1: nearer the greedy hint).")] = 1.0,
+    hint_words: Annotated[Optional[int], typer.Option(help="Extractive: words per hint for rollouts and the trained policy (default: the starting policy's).")] = None,
     hint_vocab: Annotated[Optional[str], typer.Option(help="Seq2seq: 'input' restricts hint tokens to the input's own (plus separator, end).")] = None,
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for reasoning.")] = None,
     eval_every: Annotated[int, typer.Option(help="Iterations between dev evaluations (0: only first and last).")] = 0,
@@ -65,9 +67,9 @@ def rl(
     the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field)
     cfg = RLConfig(
         data=data, data_config=data_config, policy=policy, output_dir=str(output_dir), algo=algo, iterations=iterations, batch_size=batch_size,
-        samples_per_input=samples_per_input, lr=lr, kl_coef=kl_coef, hint_hit_coef=hint_hit_coef, kl_target=kl_target, update_epochs=update_epochs,
+        samples_per_input=samples_per_input, lr=lr, lr_schedule=lr_schedule, kl_coef=kl_coef, hint_hit_coef=hint_hit_coef, kl_target=kl_target, update_epochs=update_epochs,
         minibatch_size=minibatch_size, llm_samples=llm_samples, llm_temperature=llm_temperature, baseline=baseline,
-        reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, policy_temperature=policy_temperature, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
+        reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, hint_words=hint_words, policy_temperature=policy_temperature, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,

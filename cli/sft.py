@@ -36,6 +36,7 @@ def sft(
     input_field: InputField = None,
     target_field: TargetField = None,
     max_input_tokens: Annotated[Optional[int], typer.Option(help="Policy input length; longer inputs are cut with a warning (default: 512 extractive, 256 seq2seq).")] = None,
+    freeze_layers: Annotated[int, typer.Option(help="Extractive: keep the encoder's embeddings and first N layers frozen (faster steps).")] = 0,
     eval_every: Annotated[int, typer.Option(help="Steps between dev evaluations.")] = 50,
     save_every: Annotated[int, typer.Option(help="Steps between checkpoints.")] = 50,
     device: Device = "auto",
@@ -59,7 +60,7 @@ def sft(
     cfg = SFTConfig(
         data=data, data_config=data_config, output_dir=str(output_dir), policy=policy, policy_type=policy_type, labels=labels, label_template=label_template, hint_words=hint_words, scratch_size=scratch_size, epochs=epochs,
         max_steps=max_steps, batch_size=batch_size, lr=lr, limit=limit, dev_limit=dev_limit,
-        input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens,
+        input_field=input_field, target_field=target_field, max_input_tokens=max_input_tokens, freeze_layers=freeze_layers,
         eval_every=eval_every, save_every=save_every, device=device, seed=seed, resume=resume,
     )
     hint_labels = None

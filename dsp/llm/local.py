@@ -42,7 +42,7 @@ from dsp.errors import DSPError, LLMBackendGone
 
 MODEL_ALIAS = "gemma-3-270m-q4_k_m"  # the model name the client sends, hence part of cache keys
 N_CTX = 4096  # tokens per slot: a 1-shot CNN/DM prompt is about 1,100 with its answer
-SLOTS = 2  # requests the xllamacpp server decodes together; more only queue on 2 cores
+SLOTS = 2  # requests the xllamacpp server decodes together: 2 measured fastest on 2 cores (BENCHMARKS.md)
 BACKENDS = ("xllamacpp", "llama-cpp-python")
 
 
@@ -119,6 +119,9 @@ def server_spec(port: int, threads: int) -> ServerSpec:
         command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
                    "--port", str(port), "--threads", str(threads), "--parallel", str(SLOTS), "--ctx", str(N_CTX)]
         slots = SLOTS
+        # The slot count changes greedy answers (a sequence decoded beside another goes through
+        # other kernels), so it is part of the cache key.
+        version += f":slots{SLOTS}"
     else:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),

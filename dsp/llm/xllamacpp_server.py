@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, required=True, help="CPU threads for generation and prompt processing")
     ap.add_argument("--parallel", type=int, default=2, help="slots: requests decoded together")
     ap.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
+    ap.add_argument("--repeat-penalty", type=float, default=1.0,
+                    help="default repetition penalty (1.0: none, llama.cpp's default; the window holds the prompt's "
+                         "tail too, so a penalty also pushes the answer away from the hint's words)")
     ap.add_argument("--swa-full", action="store_true",
                     help="full-size sliding-window KV cache, so a slot can reuse a prompt prefix on SWA models (Gemma 3)")
     args = ap.parse_args(argv)
@@ -41,6 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     p.cpuparams.n_threads = args.threads
     p.cpuparams_batch.n_threads = args.threads
     p.swa_full = args.swa_full
+    p.sampling.penalty_repeat = args.repeat_penalty
     p.warmup = False  # the parent checks the server with a real completion instead
 
     stop = threading.Event()

@@ -181,8 +181,20 @@ class ExtractivePolicy:
 
     def param_groups(self, lr: float) -> list[dict]:
         """The fresh head learns at 20x the encoder's rate: at the encoder's fine-tuning rate it barely moves."""
-        return [{"params": list(self.encoder.parameters()), "lr": lr},
+        return [{"params": [p for p in self.encoder.parameters() if p.requires_grad], "lr": lr},
                 {"params": list(self.head.parameters()), "lr": lr * 20}]
+
+    def freeze_lower(self, n: int) -> None:
+        """Keep the embeddings and the first `n` encoder layers as they are: their backward pass is skipped."""
+        layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
+        if layers is None or getattr(self.encoder, "embeddings", None) is None:
+            raise DSPError(f"--freeze-layers needs a BERT-style encoder (embeddings + encoder.layer); "
+                           f"{type(self.encoder).__name__} is not one")
+        if not 0 <= n <= len(layers):
+            raise DSPError(f"--freeze-layers must be between 0 and the encoder's {len(layers)} layers, not {n}")
+        for module in [self.encoder.embeddings, *list(layers)[:n]] if n else []:
+            for p in module.parameters():
+                p.requires_grad_(False)
 
     def train(self, mode: bool = True) -> None:
         self.encoder.train(mode)

@@ -85,7 +85,9 @@ class RLConfig:
     minibatch_size: int = 8
     """Rollouts per gradient step (per process when data-parallel)."""
     lr: float = 2e-5
-    """Peak learning rate (AdamW), decayed linearly to 0 over the iterations."""
+    """Learning rate (AdamW); see `lr_schedule`."""
+    lr_schedule: str = "linear"
+    """linear: decayed to 0 over the iterations; constant: held (for runs stopped by a call cap, not an iteration count)."""
     clip: float = 0.2
     """PPO ratio clip."""
     vf_coef: float = 0.5
@@ -114,6 +116,8 @@ class RLConfig:
     policy_temperature: float = 1.0
     """Policy sampling temperature for rollouts; the log-probabilities use it too, and greedy eval hints ignore it.
     Below 1 the rollouts stay nearer the greedy hint that eval and `dsp hint` write."""
+    hint_words: int | None = None
+    """Extractive only: words per hint for the rollouts and the trained policy; None keeps the starting policy's."""
     hint_vocab: str | None = None
     """Seq2seq only: `input` restricts hint tokens to the input's own (plus separator and end); None keeps the policy's."""
     ent_coef: float = 0.0
@@ -146,6 +150,8 @@ class RLConfig:
             raise DSPError(f"--eval-every must be 0 or more, not {self.eval_every}")
         if self.algo != "ppo" and self.samples_per_input < 2:
             raise DSPError(f"--algo {self.algo} needs --samples-per-input 2 or more (the group is the baseline)")
+        if self.lr_schedule not in ("linear", "constant"):
+            raise DSPError(f"--lr-schedule must be linear or constant, not '{self.lr_schedule}'")
         if not self.lr > 0 or not 0 < self.clip < 1:
             raise DSPError("--lr must be positive and --clip in (0, 1)")
         if self.llm_samples < 1 or (self.llm_samples > 1 and self.llm_temperature <= 0):
@@ -162,6 +168,8 @@ class RLConfig:
             raise DSPError(f"--policy-temperature must be above 0, not {self.policy_temperature}")
         if self.kl_coef < 0:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
+        if self.hint_words is not None and self.hint_words < 1:
+            raise DSPError(f"--hint-words must be positive, not {self.hint_words}")
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -231,6 +239,10 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
             raise DSPError(f"--hint-vocab applies to seq2seq policies; a {policy.kind} policy picks input words already")
         policy.hint_vocab = reference.hint_vocab = cfg.hint_vocab  # one mask for sampling and for log-probs
     policy.temperature = reference.temperature = cfg.policy_temperature  # the KL compares like with like
+    if cfg.hint_words is not None:
+        if policy.kind != "extractive":
+            raise DSPError(f"--hint-words applies to extractive policies; a {policy.kind} policy decides its hint's length")
+        policy.hint_words = reference.hint_words = cfg.hint_words
     for p in reference.parameters():
         p.requires_grad_(False)
     policy.train(False)  # no dropout: rollout log-probs equal the update's fresh ones
@@ -238,7 +250,8 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
     value_head = torch.nn.Linear(policy.hidden_size, 1).to(policy.device) if cfg.algo == "ppo" else None
     params = list(policy.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1 - i / cfg.iterations))
+    decay = cfg.lr_schedule == "linear"
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1 - i / cfg.iterations) if decay else 1.0)
     kl_ctl = ppo.AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.kl_target else ppo.FixedKL(cfg.kl_coef)
     modules = {"value_head": value_head} if value_head is not None else {}
     dist.broadcast_parameters(params)

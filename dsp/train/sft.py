@@ -72,6 +72,8 @@ class SFTConfig:
     """Gradient norm clip."""
     max_input_tokens: int | None = None
     """Policy input length; longer inputs are cut (with a warning). None: 512 extractive, 256 seq2seq."""
+    freeze_layers: int = 0
+    """Extractive: keep the encoder's embeddings and first N layers frozen (cheaper steps; 0 trains all)."""
     max_hint_tokens: int = 48
     """Longest hint the policy writes."""
     eval_every: int = 50
@@ -92,6 +94,8 @@ class SFTConfig:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
         if self.limit is not None and self.limit <= 0:
             raise DSPError(f"--limit must be positive, not {self.limit}")
+        if self.freeze_layers < 0:
+            raise DSPError(f"--freeze-layers must be 0 or more, not {self.freeze_layers}")
         if self.max_steps is not None and self.max_steps <= 0:
             raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
         if self.lr is not None and not self.lr > 0:
@@ -219,6 +223,10 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
                             scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
                             max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words,
                             device=device)
+    if cfg.freeze_layers:
+        if policy.kind != "extractive":
+            raise DSPError(f"--freeze-layers applies to extractive policies, not {policy.kind}")
+        policy.freeze_lower(cfg.freeze_layers)
     lr = cfg.lr or DEFAULT_LR["scratch" if name == "scratch" else policy.kind]
     policy.train(True)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)

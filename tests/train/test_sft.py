@@ -54,3 +54,22 @@ def test_resume_without_checkpoint_is_an_error(synth_dir, tmp_path):
 def test_config_rules():
     with pytest.raises(DSPError, match="--batch-size must be positive"):
         SFTConfig(data="x", output_dir="y", batch_size=0)
+
+
+def test_freeze_layers_keeps_the_lower_encoder_fixed_and_trains_the_rest(synth_dir, tiny_encoder, tmp_path):
+    from dsp.policy.extractive import ExtractivePolicy
+
+    start = ExtractivePolicy.from_encoder(str(tiny_encoder))
+    before = {k: v.clone() for k, v in start.encoder.state_dict().items()}
+    cfg = config(synth_dir, tmp_path / "frozen", policy=str(tiny_encoder), policy_type="extractive", freeze_layers=1,
+                 hint_words=3, max_input_tokens=64)
+    result = run_sft(cfg)
+    after = load_policy(str(tmp_path / "frozen")).encoder.state_dict()
+    frozen = [k for k in before if k.startswith(("embeddings.", "encoder.layer.0."))]
+    trained = [k for k in before if k.startswith("encoder.layer.1.") and k.endswith("weight")]
+    assert frozen and trained and result["steps"] == 6
+    assert all(torch.equal(before[k], after[k]) for k in frozen)
+    assert any(not torch.equal(before[k], after[k]) for k in trained)
+    with pytest.raises(DSPError, match="freeze-layers must be between 0 and the encoder's 2 layers"):
+        run_sft(config(synth_dir, tmp_path / "too-many", policy=str(tiny_encoder), policy_type="extractive",
+                       freeze_layers=3, hint_words=3))
