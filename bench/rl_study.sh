@@ -23,6 +23,9 @@ PROBE_CAP=${PROBE_CAP:-320}
 ITERS=${ITERS:-400}          # above any cap: the call cap, not the iteration count, ends each run
 MAIN_FLAGS=${MAIN_FLAGS:-}
 BUDGETS=${BUDGETS:-500 1000 2000}
+SFT_FLAGS=${SFT_FLAGS:-}                                  # e.g. the demo's faster SFT settings
+FINAL_CONDITIONS=${FINAL_CONDITIONS:-none,tfidf,policy,oracle}
+BASE_EXTRAS=${BASE_EXTRAS:-1}   # 0: skip the probe-set eval and the hint-length scan (800 calls) when only `main` follows
 export HF_HUB_OFFLINE=1
 mkdir -p "$OUT"
 CACHE="$OUT/llm-cache.sqlite"
@@ -48,19 +51,20 @@ rl() {  # rl OUTDIR CAP FLAGS...: exit 3 (stopped at the cap) is the plan, not a
 if want base; then
   if [ ! -d "$OUT/sft/policy" ]; then
     say "sft (defaults)"
-    $DSP sft --data "$DATA" --output-dir "$OUT/sft" $( [ -d "$OUT/sft/checkpoint" ] && echo --resume )
+    # shellcheck disable=SC2086
+    $DSP sft --data "$DATA" --output-dir "$OUT/sft" $( [ -d "$OUT/sft/checkpoint" ] && echo --resume ) $SFT_FLAGS
   fi
   if [ ! -f "$OUT/eval-sft/summary.json" ]; then
     say "eval sft, final set"
     $DSP eval --data "$DATA" --policy "$OUT/sft" --output-dir "$OUT/eval-sft" --limit 100 \
-      --conditions none,tfidf,policy,oracle --cache "$CACHE"
+      --conditions "$FINAL_CONDITIONS" --cache "$CACHE"
   fi
-  if [ ! -f "$OUT/probe-eval-sft/summary.json" ]; then
+  if [ "$BASE_EXTRAS" = 1 ] && [ ! -f "$OUT/probe-eval-sft/summary.json" ]; then
     say "eval sft, probe set"
     $DSP eval --data "$PROBE" --policy "$OUT/sft" --output-dir "$OUT/probe-eval-sft" --limit 100 \
       --conditions none,policy,oracle --cache "$CACHE"
   fi
-  if [ ! -f "$OUT/hint-length.json" ]; then
+  if [ "$BASE_EXTRAS" = 1 ] && [ ! -f "$OUT/hint-length.json" ]; then
     say "hint length by the LLM's score, probe set"
     $PY bench/hint_length.py "$OUT/sft" --data "$PROBE" --limit 100 --lengths 6 8 12 16 24 --cache "$CACHE" \
       --json "$OUT/hint-length.json" | tee "$OUT/hint-length.md"
