@@ -105,7 +105,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         state: ServerState = self.server.state  # type: ignore[attr-defined]
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+        length = int(self.headers.get("Content-Length", 0))
+        raw = self.rfile.read(length)
+        if len(raw) < length:  # the client died mid-request (a killed run): nothing arrived to answer or record
+            return
+        body = json.loads(raw or b"{}")
         with state.lock:
             if self.server.keep_requests:  # type: ignore[attr-defined]
                 state.requests.append(body)

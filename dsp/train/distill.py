@@ -228,4 +228,6 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
         result["dev/kl_teacher_student_before"] = kl_before
         result["dev/kl_teacher_student_after"] = candidate_kl(teacher, final, [e.input for e in dev])
     write_json_atomic(Path(cfg.output_dir) / "result.json", result)  # run_sft wrote it without the above
+    # run_sft saved its own settings; the run folder keeps the command the user ran, so --config reloads it
+    write_json_atomic(Path(cfg.output_dir) / "config.json", {"command": "distill", **asdict(cfg)})
     return result

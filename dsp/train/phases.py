@@ -3,7 +3,8 @@
 rollout samples K hints per input and records the log-probabilities under the sampling policy
 and the frozen reference (and values, for PPO); score asks the reward (LLM calls), and
 rollout_and_score runs the two with the calls overlapping the log-probability work; advantages
-turn rewards into per-step advantages; update runs the clipped-surrogate epochs. The loop that
+turn rewards into per-step advantages and update runs the clipped-surrogate epochs, each with
+the algorithm's own part (`dsp.train.algos`). The loop that
 strings them together, with checkpoints and logs, is `dsp.train.rl.run_rl`.
 """
 
@@ -19,6 +20,7 @@ import torch
 
 from dsp.data import Example
 from dsp.train import dist, ppo
+from dsp.train.algos import ALGOS
 from dsp.train.reward import Reward
 
 if TYPE_CHECKING:
@@ -123,25 +125,14 @@ async def rollout_and_score(policy, reference, value_head, examples: list[Exampl
 
 
 def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-step advantages (N, T) and, for ppo, returns (N, T). A missing reward gets zero advantage."""
-    mask = ro.mask.float()
-    rewards = rewards.to(mask.device)
-    missing = torch.isnan(rewards).unsqueeze(1)  # (N, 1)
-    if cfg.algo == "ppo":
-        if cfg.whiten_rewards:
-            rewards = ppo.standardize(rewards)
-        kl = ro.logprob - ro.ref_logprob  # (N, T), the k1 estimate at the sampled actions
-        shaped = ppo.per_step_rewards(rewards, kl, mask, kl_coef)
-        adv, returns = ppo.gae(shaped, ro.values, mask, cfg.gamma, cfg.lam)
-        adv = ppo.whiten(adv, mask * ~missing)
-        return adv * ~missing, returns
-    adv = ppo.group_advantages(rewards, cfg.samples_per_input, cfg.algo)  # (N,)
-    return adv.unsqueeze(1) * mask, None
+    """Per-step advantages (N, T) and, with a value head, returns (N, T): the algorithm's own rule."""
+    return ALGOS[cfg.algo].advantages(cfg, ro, rewards, kl_coef)
 
 
 def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
            kl_coef: float, params: list[torch.nn.Parameter]) -> dict[str, float]:
     """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl."""
+    algo = ALGOS[cfg.algo]
     n = len(ro.examples)
     stats: dict[str, list[float]] = {}
     stop = False
@@ -151,14 +142,10 @@ def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch
             logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
                                                              ro.actions[idx], ro.valid[idx])
             terms = ppo.pg_loss_terms(logprob, ro.logprob[idx], adv[idx], mask, cfg.clip)
-            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask)
-            if value_head is not None:
-                values = value_head(state).squeeze(-1)
-                terms["v_loss"] = ppo.value_loss(values, ro.values[idx], returns[idx], mask, cfg.vf_clip)
-                loss = loss + cfg.vf_coef * terms["v_loss"]
-            else:
-                terms["kl_loss"] = ppo.masked_mean(ppo.kl_k3(logprob, ro.ref_logprob[idx]), mask)
-                loss = loss + kl_coef * terms["kl_loss"]
+            extra, parts = algo.extra_loss(cfg, state=state, logprob=logprob, ro=ro, idx=idx, returns=returns, mask=mask,
+                                           kl_coef=kl_coef, value_head=value_head)
+            terms.update(parts)
+            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask) + extra
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             dist.average_gradients(params)  # no-op in one process

@@ -31,13 +31,13 @@ from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
 from dsp.policy.base import load_policy
 from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
+from dsp.train.algos import ALGOS
 from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
 
-ALGOS = ("ppo", "grpo", "rloo")
 
 
 @dataclass
@@ -148,8 +148,9 @@ class RLConfig:
             raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.eval_every < 0:
             raise DSPError(f"--eval-every must be 0 or more, not {self.eval_every}")
-        if self.algo != "ppo" and self.samples_per_input < 2:
-            raise DSPError(f"--algo {self.algo} needs --samples-per-input 2 or more (the group is the baseline)")
+        if self.samples_per_input < ALGOS[self.algo].min_group:
+            raise DSPError(f"--algo {self.algo} needs --samples-per-input {ALGOS[self.algo].min_group} or more "
+                           "(the other samples of an input are its baseline)")
         if self.lr_schedule not in ("linear", "constant"):
             raise DSPError(f"--lr-schedule must be linear or constant, not '{self.lr_schedule}'")
         if not self.lr > 0 or not 0 < self.clip < 1:
@@ -202,11 +203,8 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
         return await _run_rl(cfg, reward, client, metric_name, pseudo_label, on_iteration)
 
 
-async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseudo_label, on_iteration) -> dict[str, Any]:
-    rank, world = dist.setup(cfg.device)
-    main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
-    if cfg.batch_size % world:
-        raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
+def _open_run_folder(cfg: RLConfig, main: bool) -> tuple[Path, Path | None]:
+    """(run folder, its checkpoint or None), after the fresh/resume checks; rank 0 writes config.json."""
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
@@ -217,19 +215,21 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
     if main:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
+    return run_dir, checkpoint
 
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+
+def _train_inputs(cfg: RLConfig) -> list[Example]:
     train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
                           config_name=cfg.data_config, limit=cfg.limit)
     if cfg.shots and cfg.shots_split == cfg.train_split:
         train = train[cfg.shots :]  # the few-shot examples are in every prompt: not rollout inputs
     if not train:
         raise DSPError(f"{cfg.data}: no training inputs left to roll out")
-    dev = _dev(cfg)
-    device = resolve_device(cfg.device)
-    if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    return train
+
+
+def _load_policies(cfg: RLConfig, checkpoint: Path | None, device: str):
+    """(the trained policy, the frozen KL reference), with the run's sampling settings on both."""
     policy = load_policy(str(checkpoint / "policy") if checkpoint else cfg.policy, device=device)
     reference = load_policy(cfg.policy, device=device)
     if not hasattr(policy, "sample_actions"):
@@ -247,13 +247,49 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
         p.requires_grad_(False)
     policy.train(False)  # no dropout: rollout log-probs equal the update's fresh ones
     reference.train(False)
-    value_head = torch.nn.Linear(policy.hidden_size, 1).to(policy.device) if cfg.algo == "ppo" else None
+    return policy, reference
+
+
+@dataclass
+class _Optim:
+    """What the update steps and the checkpoint carries besides the policy."""
+
+    value_head: torch.nn.Module | None
+    params: list[torch.nn.Parameter]
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    kl_ctl: Any
+
+    @property
+    def modules(self) -> dict[str, torch.nn.Module]:
+        return {"value_head": self.value_head} if self.value_head is not None else {}
+
+
+def _build_optim(cfg: RLConfig, policy) -> _Optim:
+    value_head = torch.nn.Linear(policy.hidden_size, 1).to(policy.device) if ALGOS[cfg.algo].value_head else None
     params = list(policy.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     decay = cfg.lr_schedule == "linear"
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: max(0.0, 1 - i / cfg.iterations) if decay else 1.0)
     kl_ctl = ppo.AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.kl_target else ppo.FixedKL(cfg.kl_coef)
-    modules = {"value_head": value_head} if value_head is not None else {}
+    return _Optim(value_head, params, optimizer, scheduler, kl_ctl)
+
+
+async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseudo_label, on_iteration) -> dict[str, Any]:
+    rank, world = dist.setup(cfg.device)
+    main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
+    if cfg.batch_size % world:
+        raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
+    run_dir, checkpoint = _open_run_folder(cfg, main)
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    train, dev = _train_inputs(cfg), _dev(cfg)
+    device = resolve_device(cfg.device)
+    if device == "cuda" and world > 1:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
+    policy, reference = _load_policies(cfg, checkpoint, device)
+    o = _build_optim(cfg, policy)
+    value_head, params, optimizer, scheduler, kl_ctl, modules = o.value_head, o.params, o.optimizer, o.scheduler, o.kl_ctl, o.modules
     dist.broadcast_parameters(params)
     it = 0
     if checkpoint is not None:
@@ -339,21 +375,28 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
         save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
     save_final_policy(run_dir, policy)
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
-    rows = [r for r in (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines() if val_key in r]
+    result = _result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client)
+    write_json_atomic(run_dir / "result.json", result)
+    dist.barrier()
+    return result
+
+
+def _result(cfg: RLConfig, run_dir: Path, it: int, stopped: str | None, seconds: float, reward: Reward,
+            metrics: dict[str, Any], val_key: str, client) -> dict[str, Any]:
+    """result.json: how far the run got, why it stopped, the last iteration's charts, first and last dev score."""
+    import json
+
     result = {
-        "iterations": it, "algo": cfg.algo, "stopped": stopped, "seconds": round(time.time() - started, 1),
+        "iterations": it, "algo": cfg.algo, "stopped": stopped, "seconds": round(seconds, 1),
         "reward_missing": getattr(reward, "missing", None),
         **{k: v for k, v in metrics.items() if k.startswith(("charts/", "objective/"))},
     }
-    if rows:
-        import json
-
-        vals = [json.loads(r)[val_key] for r in rows]
+    vals = [row[val_key] for row in map(json.loads, (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines())
+            if val_key in row]
+    if vals:
         result[f"{val_key}_first"], result[f"{val_key}_last"] = vals[0], vals[-1]
     if client is not None:
         result["llm"] = client.usage.as_dict()
-    write_json_atomic(run_dir / "result.json", result)
-    dist.barrier()
     return result
 
 

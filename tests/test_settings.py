@@ -1,0 +1,121 @@
+"""Settings declared once: a config dataclass gives the CLI's options and help, and `--config` loads it."""
+
+import dataclasses
+import json
+import re
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+import dsp.cli.commands  # noqa: F401  (registers the commands)
+from dsp.cli import app
+from dsp.cli.common import handle_errors
+from dsp.cli.config import field_docs, settings_command
+from dsp.train.rl import RLConfig
+
+runner = CliRunner()
+
+
+@dataclasses.dataclass
+class Toy:
+    out: str
+    """Where it goes."""
+    steps: int = 3
+    """Steps to take [in units]."""
+    rate: float | None = None
+    """A rate; None: automatic."""
+    loud: bool = False
+    """Shout."""
+
+
+def toy_app():
+    toy = typer.Typer()
+    seen = {}
+
+    @toy.command()
+    @handle_errors
+    @settings_command(Toy, "toy")
+    def run(settings: dict, name: str = "x") -> None:
+        """Toy command."""
+        seen["cfg"], seen["name"] = Toy(**settings), name
+
+    return toy, seen
+
+
+def test_every_field_becomes_an_option_with_its_docstring_as_help():
+    toy, _ = toy_app()
+    r = runner.invoke(toy, ["--help"], env={"COLUMNS": "200"})
+    assert r.exit_code == 0
+    for flag, text in (("--out", "Where it goes."), ("--steps", "Steps to take [in units]."), ("--rate", "A rate"),
+                       ("--loud", "Shout."), ("--config", "TOML file")):
+        assert flag in r.stdout and text in r.stdout, flag
+
+
+def test_file_then_flags_override_and_required_fields(tmp_path):
+    toy, seen = toy_app()
+    f = tmp_path / "run.toml"
+    f.write_text('out = "o"\nsteps = 7\nrate = 2\nloud = true\n')
+    r = runner.invoke(toy, ["--config", str(f), "--steps", "9"])
+    assert r.exit_code == 0, r.output
+    assert seen["cfg"] == Toy(out="o", steps=9, rate=2.0, loud=True)  # int in the file widened to float
+    # a flag given explicitly wins even when it equals the default
+    r = runner.invoke(toy, ["--config", str(f), "--steps", "3", "--no-loud"])
+    assert seen["cfg"].steps == 3 and seen["cfg"].loud is False
+    r = runner.invoke(toy, ["--steps", "2"])
+    assert r.exit_code == 2 and "--out is required" in r.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ('out = "o"\nstepz = 1\n', "unknown setting 'stepz'"),
+    ('out = "o"\nsteps = "many"\n', "setting 'steps' must be int"),
+    ('out = "o"\nloud = 1\n', "setting 'loud' must be bool"),
+    ('out = "o\n', "not valid TOML"),
+])
+def test_bad_config_files_are_one_line_errors_naming_file_and_key(tmp_path, text, message):
+    toy, _ = toy_app()
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    r = runner.invoke(toy, ["--config", str(f)])
+    assert r.exit_code == 2 and message in r.stderr and str(f) in r.stderr
+    assert "Traceback" not in r.output and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_every_rl_setting_is_a_flag_of_dsp_rl():
+    r = runner.invoke(app, ["rl", "--help"], env={"COLUMNS": "250"})
+    assert r.exit_code == 0
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*", r.stdout))
+    missing = [f.name for f in dataclasses.fields(RLConfig) if "--" + f.name.replace("_", "-") not in flags]
+    assert missing == []
+    # the help of a field is its docstring, so the two cannot drift apart
+    assert field_docs(RLConfig)["clip"] in " ".join(r.stdout.split())
+
+
+def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
+    """A run's saved config.json reproduces the run's settings; a flag overrides one of them."""
+    from tests.test_cli import llm_args, trained  # noqa: F401  (fixture reused below)
+    from dsp.llm.testserver import TestServer
+    from tests.conftest import synthetic_rows
+
+    data = tmp_path / "synth"
+    data.mkdir()
+    for split, n, seed in (("train", 24, 0), ("dev", 4, 1)):
+        (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n, seed)))
+    r = runner.invoke(app, ["sft", "--data", str(data), "--output-dir", str(tmp_path / "sft"), "--max-steps", "1",
+                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "2"])
+    assert r.exit_code == 0, r.output
+    toml = tmp_path / "rl.toml"
+    toml.write_text(f'policy = "{tmp_path / "sft"}"\noutput-dir = "{tmp_path / "rl1"}"\niterations = 1\n'
+                    f'batch_size = 2\nsamples_per_input = 2\ndev_limit = 1\nclip = 0.3\nent_coef = 0.01\n')
+    with TestServer() as server:
+        r = runner.invoke(app, ["rl", "--data", str(data), "--config", str(toml)] + llm_args(server, tmp_path))
+        assert r.exit_code == 0, r.output
+        first = json.loads((tmp_path / "rl1" / "config.json").read_text())
+        assert (first["clip"], first["ent_coef"], first["iterations"], first["data"]) == (0.3, 0.01, 1, str(data))
+        r = runner.invoke(app, ["rl", "--config", str(tmp_path / "rl1" / "config.json"), "--output-dir",
+                                str(tmp_path / "rl2"), "--clip", "0.1"] + llm_args(server, tmp_path))
+        assert r.exit_code == 0, r.output
+    second = json.loads((tmp_path / "rl2" / "config.json").read_text())
+    assert second == {**first, "output_dir": str(tmp_path / "rl2"), "clip": 0.1}
+    r = runner.invoke(app, ["sft", "--config", str(tmp_path / "rl1" / "config.json")])
+    assert r.exit_code == 2 and "`dsp rl` settings" in r.stderr
