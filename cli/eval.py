@@ -35,7 +35,7 @@ def eval_(
 
     Example: dsp eval --data ../shared/data/cnndm --policy runs/sft --output-dir runs/eval --limit 100
     """
-    from dsp.eval import EvalConfig, report_markdown, run_eval
+    from dsp.eval import EvalConfig, failure_error, report_markdown, run_eval
     from dsp.errors import BudgetExceeded
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
@@ -52,5 +52,7 @@ def eval_(
     summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
+    if (failed := failure_error(summary)) is not None:
+        raise failed  # exit 4, after the report: a re-run asks again only for the failed calls
     if summary.get("stopped"):
         raise typer.Exit(BudgetExceeded.exit_code)

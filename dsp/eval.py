@@ -132,7 +132,19 @@ def report_markdown(summary: dict[str, Any]) -> str:
     ]
     if summary.get("stopped"):
         lines.append(f"Stopped early: {summary['stopped']}")
+    if summary.get("failed_calls"):
+        lines.append(f"Failed for good: {summary['failed_calls']} LLM calls (their conditions are listed under "
+                     "\"failed\" in examples.jsonl; a re-run retries only them).")
     return "\n".join(lines) + "\n"
+
+
+def failure_error(summary: dict[str, Any]) -> LLMError | None:
+    """The error to exit with (code 4) once the report is written, when some LLM calls failed for good."""
+    n = summary.get("failed_calls") or 0
+    if not n:
+        return None
+    return LLMError(f"{n} LLM call(s) failed for good; the report is written with those rows marked "
+                    f"(\"failed\" in examples.jsonl). First: {summary['first_failure']}")
 
 
 async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None) -> dict[str, Any]:
@@ -165,7 +177,8 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     answers = await client.complete_many(requests, desc="llm")
 
     rows = [
-        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {}}
+        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {},
+         "failed": []}
         for i, e in enumerate(examples)
     ]
     stopped = None
@@ -181,14 +194,17 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
                 raise answer
             row["outputs"][c], row["scores"][c] = None, None
             row["errors"][c] = str(answer)
-    failures = [a for a in answers if isinstance(a, LLMError)]
-    if failures and len(failures) == len(answers):
-        raise failures[0]
+            if isinstance(answer, LLMError):
+                row["failed"].append(c)
+    # Calls that failed for good do not stop the run: the report is written with them marked (each
+    # row's "failed" lists its conditions), and the caller exits 4 after it (`failure_error`).
+    failures = [str(a) for a in answers if isinstance(a, LLMError)]
 
     summary = summarize(cfg, task, rows)
     summary.update(
         split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
         llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
+        failed_calls=len(failures), first_failure=failures[0] if failures else None,
         config={k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra,
     )
     out = Path(cfg.output_dir)

@@ -40,3 +40,26 @@ def test_commands_without_a_policy_do_not_import_torch():
             "dsp.policy.TfidfPolicy; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_eval_with_some_calls_failed_for_good_writes_the_report_then_exits_4(synth_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    with TestServer() as server:
+        # concurrency 1: the first call gets the 400 (never retried), the other 7 are answered
+        server.state.faults = [(400, {}, '{"error": {"message": "bad request"}}')]
+        r = CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "4",
+                                     "--conditions", "none,oracle", "--shots", "0", "--concurrency", "1",
+                                     "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")])
+    assert r.exit_code == 4, r.output
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1 and "1 LLM call(s) failed for good" in errors[0] and "HTTP 400" in errors[0]
+    assert "Traceback" not in r.output and "| oracle hint" in r.stdout  # the table is printed before the exit
+    rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert [row["failed"] for row in rows] == [["none"], [], [], []]
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["failed_calls"] == 1 and summary["complete"] == 3
+    assert "Failed for good: 1 LLM calls" in (tmp_path / "ev" / "report.md").read_text()
