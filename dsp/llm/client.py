@@ -21,6 +21,8 @@ from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
 
 OPENAI_URL = "https://api.openai.com/v1"
+# Tokens a server may add to a prompt beyond its text: BOS, and per chat message its role and delimiters.
+PROMPT_SLACK_TOKENS = 8
 
 
 @dataclass
@@ -145,6 +147,8 @@ class AsyncLLMClient:
         self._sem = asyncio.Semaphore(config.concurrency)
         self._inflight: dict[str, asyncio.Future] = {}
         self._reserved_cost = 0.0
+        self._reservations = 0  # requests in flight holding a reservation
+        self._budget_changed = asyncio.Condition()
         self._api = openai.AsyncOpenAI(
             # A local server takes any key; the SDK insists on one being set.
             api_key=config.api_key or "no-key",
@@ -248,27 +252,65 @@ class AsyncLLMClient:
             wire["prompt"] = r.prompt
         return wire
 
-    def _reserve(self, wire: dict[str, Any]) -> float:
-        """Claim budget for one HTTP request, or raise BudgetExceeded before sending it."""
+    def worst_case_cost(self, wire: dict[str, Any]) -> float:
+        """An upper bound on what one request can cost, in USD (0 without prices).
+
+        Prompt tokens are bounded by the prompt's UTF-8 bytes: every byte-level BPE (GPT, Llama 3) and
+        every byte-fallback SentencePiece (Gemma, Llama 2) token covers at least one byte, whereas a
+        characters-per-token ratio under-counts text such as CJK, digits or code. Plus a slack for the
+        BOS token and the chat template's tokens per message. Completion tokens: all of max_tokens.
+        No tokenizer is asked: the server's own is not at hand, and the bound holds for all of them.
+        """
         cfg = self.config
+        if cfg.price_in is None or cfg.price_out is None:
+            return 0.0
+        if "messages" in wire:
+            texts = [m["content"] for m in wire["messages"]]
+        else:
+            texts = [wire["prompt"]]
+        prompt_bound = sum(len(t.encode("utf-8")) + PROMPT_SLACK_TOKENS for t in texts) + PROMPT_SLACK_TOKENS
+        return (prompt_bound * cfg.price_in + wire["max_tokens"] * cfg.price_out) / 1e6
+
+    async def _reserve(self, wire: dict[str, Any]) -> float:
+        """Claim budget for one HTTP request, or raise BudgetExceeded before sending it.
+
+        --max-cost: each request in flight holds its worst case (`worst_case_cost`) until its real cost is
+        known. A request that does not fit waits while others are in flight, since they usually cost far less
+        than they hold; it is refused only when nothing is in flight and it still does not fit. So spend stays
+        under the cap as long as the server counts no more tokens than the bound.
+        """
+        cfg = self.config
+        estimate = 0.0
+        if cfg.max_cost is not None:
+            estimate = self.worst_case_cost(wire)
+
+            def fits() -> bool:
+                return self.usage.cost + self._reserved_cost + estimate <= cfg.max_cost
+
+            async with self._budget_changed:
+                await self._budget_changed.wait_for(lambda: fits() or self._reservations == 0)
+        # No await from here to the claim: the checks and the claim are one step for every other task.
         if cfg.max_llm_calls is not None and self.usage.requests >= cfg.max_llm_calls:
             raise BudgetExceeded(
                 f"stopped before passing --max-llm-calls={cfg.max_llm_calls}; answers so far are cached, "
                 "re-run with a higher cap to go on"
             )
-        estimate = 0.0
-        if cfg.max_cost is not None:
-            text = wire.get("prompt") or "".join(m["content"] for m in wire["messages"])
-            # Worst case: ~3 characters a token in, every allowed token out.
-            estimate = (len(text) / 3 * cfg.price_in + wire["max_tokens"] * cfg.price_out) / 1e6
-            if self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
-                raise BudgetExceeded(
-                    f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}); "
-                    "answers so far are cached, re-run with a higher cap to go on"
-                )
+        if cfg.max_cost is not None and self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
+            raise BudgetExceeded(
+                f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
+                f"could cost up to {estimate:.4f}); answers so far are cached, re-run with a higher cap to go on"
+            )
         self.usage.requests += 1
         self._reserved_cost += estimate
+        self._reservations += 1
         return estimate
+
+    async def _release(self, estimate: float) -> None:
+        self._reserved_cost -= estimate
+        self._reservations -= 1
+        if self.config.max_cost is not None:
+            async with self._budget_changed:
+                self._budget_changed.notify_all()
 
     def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
         u, cfg = self.usage, self.config
@@ -329,7 +371,7 @@ class AsyncLLMClient:
         return await self._api.completions.create(prompt=wire["prompt"], **params)
 
     async def _send(self, wire: dict[str, Any]) -> LLMResult:
-        estimate = self._reserve(wire)
+        estimate = await self._reserve(wire)
         try:
             params: dict[str, Any] = {
                 "model": wire["model"],
@@ -353,9 +395,9 @@ class AsyncLLMClient:
                 if not r.choices:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].text or ""
+            pt = r.usage.prompt_tokens if r.usage else 0
+            ct = r.usage.completion_tokens if r.usage else 0
+            self._record(pt, ct)  # before the reservation goes, so a waiting request sees the real cost
         finally:
-            self._reserved_cost -= estimate
-        pt = r.usage.prompt_tokens if r.usage else 0
-        ct = r.usage.completion_tokens if r.usage else 0
-        self._record(pt, ct)
+            await self._release(estimate)
         return LLMResult(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=r.choices[0].finish_reason)

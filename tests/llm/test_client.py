@@ -162,6 +162,29 @@ def test_cost_cap(server, tmp_path):
     assert any(isinstance(r, BudgetExceeded) for r in out)
 
 
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_cost_cap_holds_when_text_has_more_tokens_than_chars_over_3(server, tmp_path, concurrency):
+    """The test server counts a token per word: "a a a ..." has a token per 2 characters, more than the
+    old chars/3 reservation assumed; with 16 in flight that let spend pass the cap by several calls."""
+    server.state.latency = 0.05  # so that calls overlap
+    reqs = [LLMRequest(prompt=f"{i} " + "a " * 3000 + "\nq", max_tokens=1) for i in range(30)]
+    cap = 0.3  # about 10 calls' real cost
+
+    async def go():
+        c = make_client(server, tmp_path, max_cost=cap, price_in=10.0, price_out=10.0, concurrency=concurrency)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    answered = [r for r in out if not isinstance(r, BaseException)]
+    costs = [(r.prompt_tokens * 10.0 + r.completion_tokens * 10.0) / 1e6 for r in answered]
+    assert answered and all(isinstance(r, BudgetExceeded) for r in out if isinstance(r, BaseException))
+    assert abs(sum(costs) - c.usage.cost) < 1e-12  # the server's own usage is what is counted
+    assert c.usage.cost <= cap + max(costs)  # never past the cap by more than one call's real cost...
+    assert c.usage.cost <= cap  # ...and here not at all: the reservation bounds each call's real cost
+    assert c.usage.cost > 0.2  # nor stopped early: a call reserves ~0.06, so at most that much is left unspent
+    assert c.usage.requests == len(server.state.requests) == len(answered)
+
+
 def test_key_never_on_disk_nor_in_errors(server, tmp_path):
     server.state.faults = [(401, {}, '{"error": {"message": "Incorrect API key provided: %s"}}' % SECRET)]
 
