@@ -24,6 +24,7 @@ Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models.
 Timeout = Annotated[float, typer.Option("--llm-timeout", help="Seconds before one LLM call is abandoned and retried.", rich_help_panel="LLM")]
 Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM call on 429, 5xx, timeouts, dropped connections, malformed answers.", rich_help_panel="LLM")]
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
+CacheNamespace = Annotated[Optional[str], typer.Option(help="Cache answers under this name instead of the server's URL (the default), to share them across URLs that serve the same weights. The embedded LLM keeps its own.", rich_help_panel="LLM")]
 
 
 TaskName = Annotated[str, typer.Option("--task", help="Built-in task (cnndm, xsum, multiwoz, multiarith, gsm8k) or a path to a task .toml file; it gives --data and field defaults.")]
@@ -52,14 +53,14 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
 
 
 def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, timeout: float = 120.0,
-               max_retries: int = 6) -> LLMConfig:
+               max_retries: int = 6, cache_namespace: str | None = None) -> LLMConfig:
     price_in = price_out = None
     if prices is not None:
         price_in, price_out = load_prices(prices, model)
     return LLMConfig(
         model=model, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
         max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out, timeout=timeout,
-        max_retries=max_retries,
+        max_retries=max_retries, cache_namespace=cache_namespace,
     )
 
 

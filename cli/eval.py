@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
                             Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
                             resolve_task)
 
@@ -29,7 +29,8 @@ def eval_(
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
+    max_retries: Retries = 6,
 ) -> None:
     """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
 
@@ -47,7 +48,7 @@ def eval_(
                      shots=the_task.shots if shots is None else shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries)
+                     llm_timeout, max_retries, cache_namespace)
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
     summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
     typer.echo(report_markdown(summary))

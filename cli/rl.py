@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
                             MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout,
                             handle_errors, llm_config, resolve_task)
 
@@ -52,7 +52,8 @@ def rl(
     resume: Resume = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
+    max_retries: Retries = 6,
 ) -> None:
     """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
 
@@ -73,7 +74,7 @@ def rl(
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries)
+                     llm_timeout, max_retries, cache_namespace)
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
                             MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout,
                             handle_errors, llm_config, resolve_task)
 
@@ -44,7 +44,8 @@ def sft(
     resume: Resume = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
+    max_retries: Retries = 6,
 ) -> None:
     """Fine-tune a hint policy on pseudo-label hints (keywords of the reference found in the input).
 
@@ -69,7 +70,7 @@ def sft(
         from dsp.train.labels import label_for_sft
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries)
+                         llm_timeout, max_retries, cache_namespace)
         hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))

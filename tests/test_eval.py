@@ -63,3 +63,23 @@ def test_eval_with_some_calls_failed_for_good_writes_the_report_then_exits_4(syn
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["failed_calls"] == 1 and summary["complete"] == 3
     assert "Failed for good: 1 LLM calls" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_cache_namespace_option_shares_answers_across_urls(synth_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    def ev(server, *extra):
+        return CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"),
+                                        "--limit", "2", "--conditions", "none", "--shots", "0", "--base-url",
+                                        server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite"), *extra])
+
+    with TestServer() as one, TestServer() as two:
+        assert ev(one).exit_code == 0 and ev(two).exit_code == 0
+        assert len(one.state.requests) == len(two.state.requests) == 2  # by default each URL is its own namespace
+        assert ev(one, "--cache-namespace", "mine").exit_code == 0
+        r = ev(two, "--cache-namespace", "mine")
+        assert r.exit_code == 0 and "2 cache hits" in r.stdout
+        assert len(one.state.requests) == 4 and len(two.state.requests) == 2

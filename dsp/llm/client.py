@@ -11,6 +11,7 @@ import asyncio
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Literal
+from urllib.parse import urlsplit
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
@@ -23,6 +24,23 @@ from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
 OPENAI_URL = "https://api.openai.com/v1"
 # Tokens a server may add to a prompt beyond its text: BOS, and per chat message its role and delimiters.
 PROMPT_SLACK_TOKENS = 8
+
+
+def server_namespace(base_url: str) -> str:
+    """The default cache namespace of a server: scheme, host, port and path of its base URL, lower-cased
+    where case does not matter, the default port spelled out and a trailing slash dropped. Credentials
+    (user:password@) and the query are left out: they do not change the answers, and a secret must never
+    reach the cache."""
+    u = urlsplit(base_url.strip())
+    scheme = (u.scheme or "http").lower()
+    try:
+        port = u.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:  # a port that is not a number: keep the URL's own spelling of the host part
+        return f"{scheme}://{(u.hostname or '')}{u.path.rstrip('/')}"
+    host = (u.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{scheme}://{host}{f':{port}' if port else ''}{u.path.rstrip('/')}"
 
 
 @dataclass
@@ -52,13 +70,16 @@ class LLMConfig:
     price_out: float | None = None
     """USD per 1M completion tokens (from a prices file)."""
     cache_namespace: str | None = None
-    """Part of every cache key: answers from servers in different namespaces are never shared."""
+    """Part of every cache key: answers from servers in different namespaces are never shared. Default: the
+    server's normalised base URL (`server_namespace`), so two servers serving different weights under one
+    model name never share answers; name one namespace for several URLs to share a cache on purpose."""
 
     def __post_init__(self) -> None:
         # An empty variable counts as unset (a common way to "clear" one in CI and shells).
         self.model = self.model or os.environ.get("OPENAI_MODEL") or None
         self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        self.cache_namespace = self.cache_namespace or server_namespace(self.base_url or OPENAI_URL)
         if self.endpoint not in ("completions", "chat"):
             raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
         if self.concurrency < 1:

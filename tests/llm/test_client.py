@@ -232,3 +232,31 @@ def test_retry_policy_is_pure():
     d1, d4 = retry_delay(err(500), 1), retry_delay(err(500), 4)
     assert 0.375 <= d1 <= 0.5 and 3.0 <= d4 <= 4.0
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path):
+    from dsp.llm.client import server_namespace
+
+    req = LLMRequest(prompt="Article: a b c\nSummary:", max_tokens=5)
+
+    def ask(server, **kw) -> None:
+        async def go():
+            c = AsyncLLMClient(LLMConfig(model="same-name", base_url=server.base_url, **kw), LLMCache(tmp_path / "c.sqlite"))
+            await c.complete(req)
+            await c.aclose()
+            c.cache.close()
+
+        run(go())
+
+    with TestServer() as one, TestServer() as two:
+        ask(one)
+        ask(two)  # other weights may sit behind the same model name: asked, not answered from one's cache
+        assert len(one.state.requests) == len(two.state.requests) == 1
+        ask(one, cache_namespace="shared")
+        ask(two, cache_namespace="shared")  # shared on purpose: the second URL is never asked
+        assert len(one.state.requests) == 2 and len(two.state.requests) == 1
+
+    assert server_namespace("HTTP://me:s3cret@LocalHost/v1/?api-key=s3cret#x") == "http://localhost:80/v1"
+    assert server_namespace("https://api.openai.com/v1/") == server_namespace("https://API.openai.com:443/v1")
+    assert server_namespace("http://h:8000/v1") != server_namespace("http://h:8001/v1")
+    assert LLMConfig(model="m").cache_namespace == server_namespace("https://api.openai.com/v1")
