@@ -9,7 +9,7 @@ import typer
 
 from dsp.cli import app
 from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
+                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 
 
@@ -28,6 +28,7 @@ def eval_(
     input_field: InputField = None,
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
     max_retries: Retries = 6,
@@ -48,7 +49,8 @@ def eval_(
                      shots=the_task.shots if shots is None else shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries, cache_namespace)
+                     llm_timeout, max_retries, cache_namespace,
+                     token_limit_field)
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
     summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
     typer.echo(report_markdown(summary))

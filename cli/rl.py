@@ -10,7 +10,7 @@ import typer
 
 from dsp.cli import app
 from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
-                            MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout,
+                            MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout, TokenLimitField,
                             handle_errors, llm_config, resolve_task)
 
 
@@ -51,6 +51,7 @@ def rl(
     seed: Seed = 0,
     resume: Resume = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
     max_retries: Retries = 6,
@@ -74,7 +75,8 @@ def rl(
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries, cache_namespace)
+                     llm_timeout, max_retries, cache_namespace,
+                     token_limit_field)
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

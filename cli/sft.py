@@ -10,7 +10,7 @@ import typer
 
 from dsp.cli import app
 from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Device, Endpoint, InputField, MaxCalls,
-                            MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout,
+                            MaxCost, Model, Prices, Resume, Retries, Seed, TargetField, TaskName, Timeout, TokenLimitField,
                             handle_errors, llm_config, resolve_task)
 
 
@@ -43,6 +43,7 @@ def sft(
     seed: Seed = 0,
     resume: Resume = False,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
     cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
     max_retries: Retries = 6,
@@ -70,7 +71,8 @@ def sft(
         from dsp.train.labels import label_for_sft
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries, cache_namespace)
+                         llm_timeout, max_retries, cache_namespace,
+                     token_limit_field)
         hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))

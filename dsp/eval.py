@@ -171,7 +171,8 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
     requests = [
-        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), max_tokens=task.max_tokens, stop=task.stop)
+        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), messages=task.messages(examples[i], hints[c][i], shots),
+                   max_tokens=task.max_tokens, stop=task.stop)
         for c, i in order
     ]
     answers = await client.complete_many(requests, desc="llm")

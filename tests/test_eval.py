@@ -83,3 +83,36 @@ def test_cache_namespace_option_shares_answers_across_urls(synth_dir, tmp_path):
         r = ev(two, "--cache-namespace", "mine")
         assert r.exit_code == 0 and "2 cache hits" in r.stdout
         assert len(one.state.requests) == 4 and len(two.state.requests) == 2
+
+
+def test_chat_endpoint_sends_the_instruction_as_system_message_and_completions_stays_byte_identical(synth_dir, tmp_path):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    def ev(server, endpoint):
+        return CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / endpoint),
+                                        "--limit", "1", "--conditions", "oracle", "--shots", "1", "--endpoint", endpoint,
+                                        "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")])
+
+    train = load_examples(str(synth_dir), split="train", limit=1)[0]
+    dev = load_examples(str(synth_dir), split="dev", limit=1)[0]
+    instruction = "Q: Summarize the above article briefly in 2-3 sentences based on the hint."
+    from dsp.tasks.config import load_task
+
+    task = load_task("cnndm").task
+    hint, shot_hint = task.pseudo_label(dev), task.pseudo_label(train)
+    with TestServer() as server:
+        assert ev(server, "chat").exit_code == 0
+        assert ev(server, "completions").exit_code == 0
+    chat, completions = server.state.requests
+    assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant", "user"]
+    system, shot, shot_answer, query = (m["content"] for m in chat["messages"])
+    assert system == instruction
+    assert query == f"Article: {dev.input}\nHint: {hint}\nA:" and shot == f"Article: {train.input}\nHint: {shot_hint}\nA:"
+    assert shot_answer == train.target
+    # the completions prompt is the template whole, as it was before the chat split (its cache keys unchanged)
+    assert completions["prompt"] == (
+        f"Article: {train.input}\n{instruction}\nHint: {shot_hint}\nA: {train.target}\n\n"
+        f"Article: {dev.input}\n{instruction}\nHint: {hint}\nA:")

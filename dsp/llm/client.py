@@ -8,6 +8,7 @@ new ones.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Literal
@@ -22,8 +23,19 @@ from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
 
 OPENAI_URL = "https://api.openai.com/v1"
+log = logging.getLogger(__name__)
 # Tokens a server may add to a prompt beyond its text: BOS, and per chat message its role and delimiters.
 PROMPT_SLACK_TOKENS = 8
+
+
+def refuses_max_tokens(e: openai.BadRequestError) -> bool:
+    """A 400 saying the model takes max_completion_tokens, not max_tokens (OpenAI's reasoning models:
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens'
+    instead.")."""
+    body = e.body if isinstance(e.body, dict) else {}
+    detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    text = f"{e} {detail.get('message', '')}"
+    return detail.get("param") == "max_tokens" or ("max_tokens" in text and "max_completion_tokens" in text)
 
 
 def server_namespace(base_url: str) -> str:
@@ -69,6 +81,9 @@ class LLMConfig:
     """USD per 1M prompt tokens (from a prices file)."""
     price_out: float | None = None
     """USD per 1M completion tokens (from a prices file)."""
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    """The request field that carries the output token limit. OpenAI's reasoning models refuse `max_tokens`
+    and take `max_completion_tokens`; a 400 that says so switches to it once, for the rest of the run."""
     cache_namespace: str | None = None
     """Part of every cache key: answers from servers in different namespaces are never shared. Default: the
     server's normalised base URL (`server_namespace`), so two servers serving different weights under one
@@ -82,6 +97,8 @@ class LLMConfig:
         self.cache_namespace = self.cache_namespace or server_namespace(self.base_url or OPENAI_URL)
         if self.endpoint not in ("completions", "chat"):
             raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
+        if self.token_limit_field not in ("max_tokens", "max_completion_tokens"):
+            raise DSPError(f"--token-limit-field must be 'max_tokens' or 'max_completion_tokens', not '{self.token_limit_field}'")
         if self.concurrency < 1:
             raise DSPError(f"--concurrency must be at least 1, not {self.concurrency}")
         if not self.timeout > 0:
@@ -105,7 +122,11 @@ class LLMConfig:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One call: a prompt (completions) or messages (chat), sampling settings, and which sample."""
+    """One call: a prompt (completions) and/or messages (chat), sampling settings, and which sample.
+
+    Given both, the endpoint takes its own: a task gives both, so the completions prompt (and its cache
+    key) is the same whether or not the messages are there. Chat with a prompt only sends it as one user
+    message."""
 
     prompt: str | None = None
     messages: tuple[tuple[str, str], ...] | None = None
@@ -170,6 +191,7 @@ class AsyncLLMClient:
         self._reserved_cost = 0.0
         self._reservations = 0  # requests in flight holding a reservation
         self._budget_changed = asyncio.Condition()
+        self._limit_field = config.token_limit_field  # switched once if the server refuses max_tokens
         self._api = openai.AsyncOpenAI(
             # A local server takes any key; the SDK insists on one being set.
             api_key=config.api_key or "no-key",
@@ -396,10 +418,14 @@ class AsyncLLMClient:
         try:
             params: dict[str, Any] = {
                 "model": wire["model"],
-                "max_tokens": wire["max_tokens"],
                 "temperature": wire["temperature"],
                 "top_p": wire["top_p"],
             }
+            limit_field = self._limit_field
+            if limit_field == "max_tokens" or wire["endpoint"] == "chat":
+                params[limit_field] = wire["max_tokens"]
+            else:  # the SDK's completions call has no such argument; the server reads it from the body
+                params["extra_body"] = {limit_field: wire["max_tokens"]}
             if wire.get("stop"):
                 params["stop"] = wire["stop"]
             if wire.get("seed") is not None:
@@ -408,7 +434,13 @@ class AsyncLLMClient:
                 r = await self._create(wire, params)
             except ValueError as e:  # a 200 whose body is not the JSON it claims (cut off, garbled)
                 raise MalformedResponse(f"the answer is not valid JSON ({str(e)[:80]})") from None
-            if wire["endpoint"] == "chat":
+            except openai.BadRequestError as e:
+                if limit_field != "max_tokens" or not refuses_max_tokens(e):
+                    raise
+                r = None  # sent again below with the other field, once the reservation is given back
+            if r is None:
+                pass
+            elif wire["endpoint"] == "chat":
                 if not r.choices or r.choices[0].message is None:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].message.content or ""
@@ -416,9 +448,16 @@ class AsyncLLMClient:
                 if not r.choices:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].text or ""
-            pt = r.usage.prompt_tokens if r.usage else 0
-            ct = r.usage.completion_tokens if r.usage else 0
-            self._record(pt, ct)  # before the reservation goes, so a waiting request sees the real cost
+            if r is not None:
+                pt = r.usage.prompt_tokens if r.usage else 0
+                ct = r.usage.completion_tokens if r.usage else 0
+                self._record(pt, ct)  # before the reservation goes, so a waiting request sees the real cost
         finally:
             await self._release(estimate)
+        if r is None:
+            if self._limit_field == "max_tokens":
+                self._limit_field = "max_completion_tokens"
+                log.warning("the LLM refuses max_tokens: sending max_completion_tokens from now on "
+                            "(--token-limit-field max_completion_tokens says so from the start)")
+            return await self._send(wire)  # a new HTTP request: reserved and counted like any other
         return LLMResult(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=r.choices[0].finish_reason)

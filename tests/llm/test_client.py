@@ -260,3 +260,36 @@ def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_pa
     assert server_namespace("https://api.openai.com/v1/") == server_namespace("https://API.openai.com:443/v1")
     assert server_namespace("http://h:8000/v1") != server_namespace("http://h:8001/v1")
     assert LLMConfig(model="m").cache_namespace == server_namespace("https://api.openai.com/v1")
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_a_server_that_refuses_max_tokens_gets_max_completion_tokens(server, tmp_path, endpoint):
+    server.state.reject_max_tokens = True
+    reqs = [LLMRequest(prompt=f"Article: x\nHint: k{i} w\nA:", messages=(("user", f"Hint: k{i} w\nA:"),), max_tokens=2)
+            for i in range(4)]
+
+    async def go(**kw):
+        c = make_client(server, tmp_path, endpoint=endpoint, concurrency=1, **kw)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    assert [r.text for r in out] == [f"k{i} w" for i in range(4)]
+    first, *rest = server.state.requests
+    assert "max_tokens" in first and all(q.get("max_completion_tokens") == 2 and "max_tokens" not in q for q in rest)
+    assert len(rest) == 4 and c.usage.requests == 5 and c.usage.failures == 0  # one refusal, then each call once
+    server.state.requests.clear()
+    c, out = run(go(token_limit_field="max_completion_tokens", cache_namespace="other"))  # told: never refused
+    assert all(not isinstance(r, BaseException) for r in out) and len(server.state.requests) == 4
+    assert all("max_tokens" not in q for q in server.state.requests)
+
+
+def test_other_400s_are_not_taken_for_a_max_tokens_refusal(server, tmp_path):
+    server.state.faults = [(400, {}, '{"error": {"message": "prompt too long", "param": "prompt"}}')]
+
+    async def go():
+        c = make_client(server, tmp_path, endpoint="chat")
+        return await c.complete(LLMRequest(prompt="x\ny"))
+
+    with pytest.raises(LLMError, match="HTTP 400"):
+        run(go())
+    assert len(server.state.requests) == 1
