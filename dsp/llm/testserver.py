@@ -29,6 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def _open_event() -> threading.Event:
+    e = threading.Event()
+    e.set()
+    return e
+
+
 @dataclass
 class ServerState:
     """What the server was asked and how to answer; tests read and set it."""
@@ -46,6 +52,8 @@ class ServerState:
     slow_seconds: float = 2.0
     die_after: int | None = None  # the process kills itself with `die_signal` on completion number die_after + 1
     die_signal: int = 0
+    # Completions wait while this is clear: a test holds a client mid-run (its calls sent, none answered).
+    gate: threading.Event = field(default_factory=lambda: _open_event())
     reject_max_tokens: bool = False  # answer 400 to `max_tokens`, as OpenAI's reasoning models do
     attempts: Counter = field(default_factory=Counter)  # request body -> times asked
     injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
@@ -122,6 +130,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
         try:
+            state.gate.wait(timeout=300)
             if state.latency:
                 time.sleep(state.latency)
             if fault is not None:
