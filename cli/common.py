@@ -21,7 +21,8 @@ TokenLimitField = Annotated[str, typer.Option(help="Request field for the output
 Concurrency = Annotated[int, typer.Option(help="Most LLM calls in flight (the embedded LLM uses at most 2).", rich_help_panel="LLM")]
 MaxCalls = Annotated[Optional[int], typer.Option("--max-llm-calls", help="Hard cap on HTTP requests to the LLM this run (cache hits are free).", rich_help_panel="LLM")]
 MaxCost = Annotated[Optional[float], typer.Option(help="Cap in USD, needs --prices. An estimate-bounded cap: each call reserves its worst case (a token per prompt byte, all of max_tokens out) before it is sent, so spend stays under it unless the server bills more tokens than that.", rich_help_panel="LLM")]
-Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
+# "\\[": typer renders help through rich markup, which takes [models."NAME"] for a style tag and drops it.
+Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: \\[models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
 Timeout = Annotated[float, typer.Option("--llm-timeout", help="Seconds before one LLM call is abandoned and retried.", rich_help_panel="LLM")]
 Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM call on 429, 5xx, timeouts, dropped connections, malformed answers.", rich_help_panel="LLM")]
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]

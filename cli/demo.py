@@ -26,6 +26,8 @@ def demo(
     policy is the extractive one on the packaged all-MiniLM-L6-v2 encoder (offline no
     pretrained T5 can be fetched, and a T5 from scratch learns nothing in minutes). A re-run
     reuses the trained policy and the LLM cache.
+
+    Example: dsp demo --data ../shared/data/cnndm --limit 20 --output-dir runs/demo
     """
     from dsp.eval import EvalConfig, failure_error, report_markdown, run_eval
     from dsp.llm.client import LLMConfig
