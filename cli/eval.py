@@ -37,8 +37,8 @@ def eval_(
 
     Example: dsp eval --data ../shared/data/cnndm --policy runs/sft --output-dir runs/eval --limit 100
     """
-    from dsp.eval import EvalConfig, failure_error, report_markdown, run_eval
-    from dsp.errors import BudgetExceeded
+    from dsp.eval import EvalConfig, failure_error, load_eval_data, report_markdown, run_eval
+    from dsp.errors import BudgetExceeded, DSPError
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
@@ -51,8 +51,12 @@ def eval_(
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                      llm_timeout, max_retries, cache_namespace,
                      token_limit_field)
+    # Task, data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
+    eval_data = load_eval_data(cfg)
+    if "policy" in conds and not policy:
+        raise DSPError("--conditions includes 'policy' but no --policy was given")
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
-    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
+    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
     if (failed := failure_error(summary)) is not None:

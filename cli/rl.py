@@ -74,6 +74,13 @@ def rl(
         reset_prob=reset_prob, overlap=overlap, hint_vocab=hint_vocab, hint_words=hint_words, policy_temperature=policy_temperature, shots=the_task.shots if shots is None else shots, eval_every=eval_every, dev_limit=dev_limit, save_every=save_every, limit=limit,
         input_field=input_field, target_field=target_field, device=device, seed=seed, resume=resume,
     )
+    # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
+    from dsp.data import load_examples
+    from dsp.policy import check_policy_source
+
+    load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
+                  config_name=cfg.data_config, limit=cfg.limit)
+    check_policy_source(cfg.policy)
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                      llm_timeout, max_retries, cache_namespace,
                      token_limit_field)

@@ -69,6 +69,9 @@ def sft(
     if labels == "llm":  # the LLM labels every input first (cached, capped), then training needs no LLM
         from dsp.llm.session import run_with_llm
         from dsp.train.labels import label_for_sft
+        from dsp.train.sft import load_train_dev
+
+        load_train_dev(cfg)  # the data is checked before the LLM is started or reached
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                          llm_timeout, max_retries, cache_namespace,

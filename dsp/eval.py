@@ -147,16 +147,18 @@ def failure_error(summary: dict[str, Any]) -> LLMError | None:
                     f"(\"failed\" in examples.jsonl). First: {summary['first_failure']}")
 
 
-async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None) -> dict[str, Any]:
-    """Run the comparison and write the report files; returns the summary. One process at a time per output folder."""
-    with RunLock(cfg.output_dir):
-        return await _run_eval(cfg, client, task, policy)
+@dataclass
+class EvalData:
+    """What an eval reads: the evaluated examples, the few-shot examples, the TF-IDF baseline's texts."""
+
+    examples: list[Example]
+    shots: list[Example]
+    idf_texts: list[str]
 
 
-async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None) -> dict[str, Any]:
-    task = task or SummarizationTask()
-    started = time.time()
-    warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
+def load_eval_data(cfg: EvalConfig) -> EvalData:
+    """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
+    bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
@@ -166,7 +168,25 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
             idf_texts = [e.input for e in load_examples(cfg.data, split=cfg.tfidf_split, **fields)]
         except MissingSplit:
             pass  # fit on the evaluated inputs: TF-IDF needs no labels
-    hints = make_hints(cfg, task, examples, policy, idf_texts)
+    return EvalData(examples, shots, idf_texts)
+
+
+async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None,
+                   data: EvalData | None = None) -> dict[str, Any]:
+    """Run the comparison and write the report files; returns the summary. One process at a time per output folder.
+    `data`: from `load_eval_data(cfg)`, when the caller read it first."""
+    with RunLock(cfg.output_dir):
+        return await _run_eval(cfg, client, task, policy, data)
+
+
+async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None,
+                    data: EvalData | None) -> dict[str, Any]:
+    task = task or SummarizationTask()
+    started = time.time()
+    warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
+    data = data or load_eval_data(cfg)
+    examples, shots = data.examples, data.shots
+    hints = make_hints(cfg, task, examples, policy, data.idf_texts)
 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
