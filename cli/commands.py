@@ -10,5 +10,8 @@ from dsp.cli import app, demo, distill, eval, hint, rl, sft  # noqa: F401  (each
 
 @app.command()
 def version() -> None:
-    """Print the dsp version."""
+    """Print the dsp version.
+
+    Example: dsp version
+    """
     typer.echo(__version__)

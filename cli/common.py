@@ -16,14 +16,17 @@ from dsp.llm.session import load_prices
 BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (env OPENAI_BASE_URL). Unset with no --model: the embedded Gemma 3 270M.", rich_help_panel="LLM")]
 Model = Annotated[Optional[str], typer.Option(help="Model name (env OPENAI_MODEL).", rich_help_panel="LLM")]
 ApiKey = Annotated[Optional[str], typer.Option(help="API key; prefer env OPENAI_API_KEY. Never stored or logged.", rich_help_panel="LLM", show_default=False)]
-Endpoint = Annotated[str, typer.Option(help="'completions' for base models, 'chat' for chat models.", rich_help_panel="LLM")]
+Endpoint = Annotated[str, typer.Option(help="'completions' for base models (the whole template as one prompt), 'chat' for chat models (the template's instruction lines as the system message, the example as the user message).", rich_help_panel="LLM")]
+TokenLimitField = Annotated[str, typer.Option(help="Request field for the output token limit: max_tokens, or max_completion_tokens (OpenAI's reasoning models). A 400 refusing max_tokens switches to the other once by itself.", rich_help_panel="LLM")]
 Concurrency = Annotated[int, typer.Option(help="Most LLM calls in flight (the embedded LLM uses at most 2).", rich_help_panel="LLM")]
 MaxCalls = Annotated[Optional[int], typer.Option("--max-llm-calls", help="Hard cap on HTTP requests to the LLM this run (cache hits are free).", rich_help_panel="LLM")]
-MaxCost = Annotated[Optional[float], typer.Option(help="Hard cap in USD; needs --prices.", rich_help_panel="LLM")]
-Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: [models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
+MaxCost = Annotated[Optional[float], typer.Option(help="Cap in USD, needs --prices. An estimate-bounded cap: each call reserves its worst case (a token per prompt byte, all of max_tokens out) before it is sent, so spend stays under it unless the server bills more tokens than that.", rich_help_panel="LLM")]
+# "\\[": typer renders help through rich markup, which takes [models."NAME"] for a style tag and drops it.
+Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: \\[models."NAME"] input = USD/1M tokens, output = ...', rich_help_panel="LLM")]
 Timeout = Annotated[float, typer.Option("--llm-timeout", help="Seconds before one LLM call is abandoned and retried.", rich_help_panel="LLM")]
 Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM call on 429, 5xx, timeouts, dropped connections, malformed answers.", rich_help_panel="LLM")]
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
+CacheNamespace = Annotated[Optional[str], typer.Option(help="Cache answers under this name instead of the server's URL (the default), to share them across URLs that serve the same weights. The embedded LLM keeps its own.", rich_help_panel="LLM")]
 
 
 TaskName = Annotated[str, typer.Option("--task", help="Built-in task (cnndm, xsum, multiwoz, multiarith, gsm8k) or a path to a task .toml file; it gives --data and field defaults.")]
@@ -52,14 +55,15 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
 
 
 def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, timeout: float = 120.0,
-               max_retries: int = 6) -> LLMConfig:
+               max_retries: int = 6, cache_namespace: str | None = None,
+               token_limit_field: str = "max_tokens") -> LLMConfig:
     price_in = price_out = None
     if prices is not None:
         price_in, price_out = load_prices(prices, model)
     return LLMConfig(
         model=model, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
         max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out, timeout=timeout,
-        max_retries=max_retries,
+        max_retries=max_retries, cache_namespace=cache_namespace, token_limit_field=token_limit_field,
     )
 
 

@@ -26,8 +26,10 @@ def demo(
     policy is the extractive one on the packaged all-MiniLM-L6-v2 encoder (offline no
     pretrained T5 can be fetched, and a T5 from scratch learns nothing in minutes). A re-run
     reuses the trained policy and the LLM cache.
+
+    Example: dsp demo --data ../shared/data/cnndm --limit 20 --output-dir runs/demo
     """
-    from dsp.eval import EvalConfig, report_markdown, run_eval
+    from dsp.eval import EvalConfig, failure_error, report_markdown, run_eval
     from dsp.llm.client import LLMConfig
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
@@ -45,3 +47,5 @@ def demo(
     summary = run_with_llm(LLMConfig(concurrency=2), cache,
                            lambda client: run_eval(cfg, client, policy=load_policy(str(sft_dir))))
     typer.echo(report_markdown(summary))
+    if (failed := failure_error(summary)) is not None:
+        raise failed

@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 
 
@@ -28,15 +28,17 @@ def eval_(
     input_field: InputField = None,
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
+    max_retries: Retries = 6,
 ) -> None:
     """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
 
     Example: dsp eval --data ../shared/data/cnndm --policy runs/sft --output-dir runs/eval --limit 100
     """
-    from dsp.eval import EvalConfig, report_markdown, run_eval
-    from dsp.errors import BudgetExceeded
+    from dsp.eval import EvalConfig, failure_error, load_eval_data, report_markdown, run_eval
+    from dsp.errors import BudgetExceeded, DSPError
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
@@ -47,10 +49,17 @@ def eval_(
                      shots=the_task.shots if shots is None else shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries)
+                     llm_timeout, max_retries, cache_namespace,
+                     token_limit_field)
+    # Task, data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
+    eval_data = load_eval_data(cfg)
+    if "policy" in conds and not policy:
+        raise DSPError("--conditions includes 'policy' but no --policy was given")
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
-    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy))
+    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
+    if (failed := failure_error(summary)) is not None:
+        raise failed  # exit 4, after the report: a re-run asks again only for the failed calls
     if summary.get("stopped"):
         raise typer.Exit(BudgetExceeded.exit_code)

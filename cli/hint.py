@@ -10,8 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, Retries,
-                            TaskName, Timeout, handle_errors, llm_config)
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, Retries,
+                            TaskName, Timeout, TokenLimitField, handle_errors, llm_config)
 from dsp.errors import DSPError
 
 
@@ -46,8 +46,10 @@ def hint(
     shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
     shots: Annotated[Optional[int], typer.Option(help="With --run: few-shot examples needs --shots-data; default: the task's, 1, or 0 for reasoning.")] = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
+    max_retries: Retries = 6,
 ) -> None:
     """Write the policy's hint for one input; with --run, also the steered LLM output.
 
@@ -68,12 +70,16 @@ def hint(
         shots = the_task.shots if shots is None else shots
         examples = load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
                                  target_field=loaded.data.target_field) if shots_data and shots > 0 else []
-        prompt = the_task.prompt(Example(id="input", input=source, target=""), the_hint, examples)
+        query = Example(id="input", input=source, target="")
+        prompt = the_task.prompt(query, the_hint, examples)
+        messages = the_task.messages(query, the_hint, examples)  # what a chat endpoint is sent
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries)
+                     llm_timeout, max_retries, cache_namespace,
+                     token_limit_field)
 
         async def work(client):
-            return await client.complete(LLMRequest(prompt=prompt, max_tokens=the_task.max_tokens, stop=the_task.stop))
+            return await client.complete(LLMRequest(prompt=prompt, messages=messages, max_tokens=the_task.max_tokens,
+                                                    stop=the_task.stop))
 
         answer = run_with_llm(llm, cache, work)
         result.update(prompt=prompt, output=answer.text.strip())

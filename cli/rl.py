@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 from dsp.cli.config import settings_command
 from dsp.train.rl import RLConfig
@@ -27,8 +27,9 @@ def rl(
     target_field: TargetField = None,
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for reasoning.")] = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
 ) -> None:
     """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
 
@@ -48,8 +49,15 @@ def rl(
                                                                           settings.pop("data_config"))
     cfg = RLConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field,
                    shots=the_task.shots if shots is None else shots)
+    # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
+    from dsp.data import load_examples
+    from dsp.policy import check_policy_source
+
+    load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
+                  config_name=cfg.data_config, limit=cfg.limit)
+    check_policy_source(cfg.policy)
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries)
+                     llm_timeout, max_retries, cache_namespace, token_limit_field)
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))

@@ -7,8 +7,8 @@ import json
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, handle_errors, llm_config,
+from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
+                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 from dsp.cli.config import settings_command
 from dsp.train.sft import SFTConfig
@@ -24,8 +24,9 @@ def sft(
     input_field: InputField = None,
     target_field: TargetField = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
+    token_limit_field: TokenLimitField = "max_tokens",
     concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
 ) -> None:
     """Fine-tune a hint policy on pseudo-label hints (keywords of the reference found in the input).
 
@@ -45,9 +46,12 @@ def sft(
     if cfg.labels == "llm":  # the LLM labels every input first (cached, capped), then training needs no LLM
         from dsp.llm.session import run_with_llm
         from dsp.train.labels import label_for_sft
+        from dsp.train.sft import load_train_dev
+
+        load_train_dev(cfg)  # the data is checked before the LLM is started or reached
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries)
+                         llm_timeout, max_retries, cache_namespace, token_limit_field)
         hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))

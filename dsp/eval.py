@@ -132,19 +132,33 @@ def report_markdown(summary: dict[str, Any]) -> str:
     ]
     if summary.get("stopped"):
         lines.append(f"Stopped early: {summary['stopped']}")
+    if summary.get("failed_calls"):
+        lines.append(f"Failed for good: {summary['failed_calls']} LLM calls (their conditions are listed under "
+                     "\"failed\" in examples.jsonl; a re-run retries only them).")
     return "\n".join(lines) + "\n"
 
 
-async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None) -> dict[str, Any]:
-    """Run the comparison and write the report files; returns the summary. One process at a time per output folder."""
-    with RunLock(cfg.output_dir):
-        return await _run_eval(cfg, client, task, policy)
+def failure_error(summary: dict[str, Any]) -> LLMError | None:
+    """The error to exit with (code 4) once the report is written, when some LLM calls failed for good."""
+    n = summary.get("failed_calls") or 0
+    if not n:
+        return None
+    return LLMError(f"{n} LLM call(s) failed for good; the report is written with those rows marked "
+                    f"(\"failed\" in examples.jsonl). First: {summary['first_failure']}")
 
 
-async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None) -> dict[str, Any]:
-    task = task or SummarizationTask()
-    started = time.time()
-    warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
+@dataclass
+class EvalData:
+    """What an eval reads: the evaluated examples, the few-shot examples, the TF-IDF baseline's texts."""
+
+    examples: list[Example]
+    shots: list[Example]
+    idf_texts: list[str]
+
+
+def load_eval_data(cfg: EvalConfig) -> EvalData:
+    """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
+    bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
@@ -154,18 +168,38 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
             idf_texts = [e.input for e in load_examples(cfg.data, split=cfg.tfidf_split, **fields)]
         except MissingSplit:
             pass  # fit on the evaluated inputs: TF-IDF needs no labels
-    hints = make_hints(cfg, task, examples, policy, idf_texts)
+    return EvalData(examples, shots, idf_texts)
+
+
+async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None,
+                   data: EvalData | None = None) -> dict[str, Any]:
+    """Run the comparison and write the report files; returns the summary. One process at a time per output folder.
+    `data`: from `load_eval_data(cfg)`, when the caller read it first."""
+    with RunLock(cfg.output_dir):
+        return await _run_eval(cfg, client, task, policy, data)
+
+
+async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None,
+                    data: EvalData | None) -> dict[str, Any]:
+    task = task or SummarizationTask()
+    started = time.time()
+    warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
+    data = data or load_eval_data(cfg)
+    examples, shots = data.examples, data.shots
+    hints = make_hints(cfg, task, examples, policy, data.idf_texts)
 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
     requests = [
-        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), max_tokens=task.max_tokens, stop=task.stop)
+        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), messages=task.messages(examples[i], hints[c][i], shots),
+                   max_tokens=task.max_tokens, stop=task.stop)
         for c, i in order
     ]
     answers = await client.complete_many(requests, desc="llm")
 
     rows = [
-        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {}}
+        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {},
+         "failed": []}
         for i, e in enumerate(examples)
     ]
     stopped = None
@@ -181,14 +215,17 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
                 raise answer
             row["outputs"][c], row["scores"][c] = None, None
             row["errors"][c] = str(answer)
-    failures = [a for a in answers if isinstance(a, LLMError)]
-    if failures and len(failures) == len(answers):
-        raise failures[0]
+            if isinstance(answer, LLMError):
+                row["failed"].append(c)
+    # Calls that failed for good do not stop the run: the report is written with them marked (each
+    # row's "failed" lists its conditions), and the caller exits 4 after it (`failure_error`).
+    failures = [str(a) for a in answers if isinstance(a, LLMError)]
 
     summary = summarize(cfg, task, rows)
     summary.update(
         split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
         llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
+        failed_calls=len(failures), first_failure=failures[0] if failures else None,
         config={k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra,
     )
     out = Path(cfg.output_dir)

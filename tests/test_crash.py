@@ -160,17 +160,24 @@ def test_two_processes_share_one_cache_and_refuse_one_run_folder(data, tmp_path)
     with TestServer(latency=0.01) as server:
         common = ["eval", "--data", data, "--concurrency", "4", "--model", "m", "--base-url", server.base_url,
                   "--cache", cache]
+        # No completion is answered until the third process has tried folder a: a holds it all that time.
+        server.state.gate.clear()
         a = start(common + ["--conditions", "none,oracle", "--output-dir", tmp_path / "a"], tmp_path)
         b = start(common + ["--conditions", "none,tfidf", "--output-dir", tmp_path / "b"], tmp_path)
         lock = tmp_path / "a" / ".dsp.lock"
         deadline = time.time() + 120
         while not (lock.exists() and lock.read_text().strip() == str(a.pid)) and time.time() < deadline:
-            time.sleep(0.02)  # a holds its folder before the third process tries it
-        same = run(common + ["--conditions", "none", "--output-dir", tmp_path / "a"], tmp_path)
+            assert a.poll() is None, "a ended before taking its folder"
+            time.sleep(0.02)
+        assert lock.read_text().strip() == str(a.pid)
+        try:
+            same = run(common + ["--conditions", "none", "--output-dir", tmp_path / "a"], tmp_path)
+            assert a.poll() is None  # a was mid-run, holding the folder, for the whole attempt
+        finally:
+            server.state.gate.set()
         assert a.wait(timeout=300) == 0 and b.wait(timeout=300) == 0
-    # the third process found folder a in use (unless a had already finished: then it simply re-ran cached)
-    if same.returncode != 0:
-        assert same.returncode == 2 and "another dsp process" in same.stderr and "is writing to this folder" in same.stderr
+    assert same.returncode == 2, same.stdout + same.stderr
+    assert "another dsp process" in same.stderr and "is writing to this folder" in same.stderr
     distinct = {q["prompt"] for q in server.state.requests}
     assert len(cached_prompts(cache)) == len(distinct)  # no entry lost between the two writers
     for name in ("a", "b"):

@@ -30,6 +30,31 @@ def test_mean_ci_known_values():
     assert mean == 5.0 and math.isnan(ci)
 
 
+@pytest.mark.parametrize("df, table", [(1, 12.706), (2, 4.303), (5, 2.571), (30, 2.042), (31, 2.040), (32, 2.037),
+                                       (40, 2.021), (100, 1.984), (1000, 1.962)])
+def test_t_quantile_matches_the_table(df, table):
+    from dsp.metrics import t_quantile
+
+    assert t_quantile(0.975, df) == pytest.approx(table, abs=5e-4)
+
+
+def test_t_quantile_matches_scipy_where_installed():
+    stats = pytest.importorskip("scipy.stats")
+    from dsp.metrics import t_quantile
+
+    for df in (1, 3, 7, 29, 33, 50, 250, 5000):
+        for p in (0.9, 0.975, 0.995):
+            assert t_quantile(p, df) == pytest.approx(stats.t.ppf(p, df), rel=1e-8)
+
+
+def test_mean_ci_past_31_uses_t_not_1_96():
+    # n = 33: t(0.975, 32) = 2.037, where the old table fell back to 1.96 (CI 4% too narrow)
+    xs = [float(i % 5) for i in range(33)]
+    mean, ci = mean_ci(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / 32)
+    assert ci == pytest.approx(2.0369 * sd / math.sqrt(33), rel=1e-4)
+
+
 def test_bleu_known_values():
     from dsp.metrics import bleu
 

@@ -8,9 +8,11 @@ new ones.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterable, Literal
+from urllib.parse import urlsplit
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
@@ -21,6 +23,36 @@ from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
 
 OPENAI_URL = "https://api.openai.com/v1"
+log = logging.getLogger(__name__)
+# Tokens a server may add to a prompt beyond its text: BOS, and per chat message its role and delimiters.
+PROMPT_SLACK_TOKENS = 8
+
+
+def refuses_max_tokens(e: openai.BadRequestError) -> bool:
+    """A 400 saying the model takes max_completion_tokens, not max_tokens (OpenAI's reasoning models:
+    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens'
+    instead.")."""
+    body = e.body if isinstance(e.body, dict) else {}
+    detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    text = f"{e} {detail.get('message', '')}"
+    return detail.get("param") == "max_tokens" or ("max_tokens" in text and "max_completion_tokens" in text)
+
+
+def server_namespace(base_url: str) -> str:
+    """The default cache namespace of a server: scheme, host, port and path of its base URL, lower-cased
+    where case does not matter, the default port spelled out and a trailing slash dropped. Credentials
+    (user:password@) and the query are left out: they do not change the answers, and a secret must never
+    reach the cache."""
+    u = urlsplit(base_url.strip())
+    scheme = (u.scheme or "http").lower()
+    try:
+        port = u.port or {"http": 80, "https": 443}.get(scheme)
+    except ValueError:  # a port that is not a number: keep the URL's own spelling of the host part
+        return f"{scheme}://{(u.hostname or '')}{u.path.rstrip('/')}"
+    host = (u.hostname or "").lower()
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"{scheme}://{host}{f':{port}' if port else ''}{u.path.rstrip('/')}"
 
 
 @dataclass
@@ -49,16 +81,24 @@ class LLMConfig:
     """USD per 1M prompt tokens (from a prices file)."""
     price_out: float | None = None
     """USD per 1M completion tokens (from a prices file)."""
+    token_limit_field: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
+    """The request field that carries the output token limit. OpenAI's reasoning models refuse `max_tokens`
+    and take `max_completion_tokens`; a 400 that says so switches to it once, for the rest of the run."""
     cache_namespace: str | None = None
-    """Part of every cache key: answers from servers in different namespaces are never shared."""
+    """Part of every cache key: answers from servers in different namespaces are never shared. Default: the
+    server's normalised base URL (`server_namespace`), so two servers serving different weights under one
+    model name never share answers; name one namespace for several URLs to share a cache on purpose."""
 
     def __post_init__(self) -> None:
         # An empty variable counts as unset (a common way to "clear" one in CI and shells).
         self.model = self.model or os.environ.get("OPENAI_MODEL") or None
         self.base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
         self.api_key = self.api_key or os.environ.get("OPENAI_API_KEY") or None
+        self.cache_namespace = self.cache_namespace or server_namespace(self.base_url or OPENAI_URL)
         if self.endpoint not in ("completions", "chat"):
             raise DSPError(f"--endpoint must be 'completions' or 'chat', not '{self.endpoint}'")
+        if self.token_limit_field not in ("max_tokens", "max_completion_tokens"):
+            raise DSPError(f"--token-limit-field must be 'max_tokens' or 'max_completion_tokens', not '{self.token_limit_field}'")
         if self.concurrency < 1:
             raise DSPError(f"--concurrency must be at least 1, not {self.concurrency}")
         if not self.timeout > 0:
@@ -82,7 +122,11 @@ class LLMConfig:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One call: a prompt (completions) or messages (chat), sampling settings, and which sample."""
+    """One call: a prompt (completions) and/or messages (chat), sampling settings, and which sample.
+
+    Given both, the endpoint takes its own: a task gives both, so the completions prompt (and its cache
+    key) is the same whether or not the messages are there. Chat with a prompt only sends it as one user
+    message."""
 
     prompt: str | None = None
     messages: tuple[tuple[str, str], ...] | None = None
@@ -145,6 +189,9 @@ class AsyncLLMClient:
         self._sem = asyncio.Semaphore(config.concurrency)
         self._inflight: dict[str, asyncio.Future] = {}
         self._reserved_cost = 0.0
+        self._reservations = 0  # requests in flight holding a reservation
+        self._budget_changed = asyncio.Condition()
+        self._limit_field = config.token_limit_field  # switched once if the server refuses max_tokens
         self._api = openai.AsyncOpenAI(
             # A local server takes any key; the SDK insists on one being set.
             api_key=config.api_key or "no-key",
@@ -248,27 +295,65 @@ class AsyncLLMClient:
             wire["prompt"] = r.prompt
         return wire
 
-    def _reserve(self, wire: dict[str, Any]) -> float:
-        """Claim budget for one HTTP request, or raise BudgetExceeded before sending it."""
+    def worst_case_cost(self, wire: dict[str, Any]) -> float:
+        """An upper bound on what one request can cost, in USD (0 without prices).
+
+        Prompt tokens are bounded by the prompt's UTF-8 bytes: every byte-level BPE (GPT, Llama 3) and
+        every byte-fallback SentencePiece (Gemma, Llama 2) token covers at least one byte, whereas a
+        characters-per-token ratio under-counts text such as CJK, digits or code. Plus a slack for the
+        BOS token and the chat template's tokens per message. Completion tokens: all of max_tokens.
+        No tokenizer is asked: the server's own is not at hand, and the bound holds for all of them.
+        """
         cfg = self.config
+        if cfg.price_in is None or cfg.price_out is None:
+            return 0.0
+        if "messages" in wire:
+            texts = [m["content"] for m in wire["messages"]]
+        else:
+            texts = [wire["prompt"]]
+        prompt_bound = sum(len(t.encode("utf-8")) + PROMPT_SLACK_TOKENS for t in texts) + PROMPT_SLACK_TOKENS
+        return (prompt_bound * cfg.price_in + wire["max_tokens"] * cfg.price_out) / 1e6
+
+    async def _reserve(self, wire: dict[str, Any]) -> float:
+        """Claim budget for one HTTP request, or raise BudgetExceeded before sending it.
+
+        --max-cost: each request in flight holds its worst case (`worst_case_cost`) until its real cost is
+        known. A request that does not fit waits while others are in flight, since they usually cost far less
+        than they hold; it is refused only when nothing is in flight and it still does not fit. So spend stays
+        under the cap as long as the server counts no more tokens than the bound.
+        """
+        cfg = self.config
+        estimate = 0.0
+        if cfg.max_cost is not None:
+            estimate = self.worst_case_cost(wire)
+
+            def fits() -> bool:
+                return self.usage.cost + self._reserved_cost + estimate <= cfg.max_cost
+
+            async with self._budget_changed:
+                await self._budget_changed.wait_for(lambda: fits() or self._reservations == 0)
+        # No await from here to the claim: the checks and the claim are one step for every other task.
         if cfg.max_llm_calls is not None and self.usage.requests >= cfg.max_llm_calls:
             raise BudgetExceeded(
                 f"stopped before passing --max-llm-calls={cfg.max_llm_calls}; answers so far are cached, "
                 "re-run with a higher cap to go on"
             )
-        estimate = 0.0
-        if cfg.max_cost is not None:
-            text = wire.get("prompt") or "".join(m["content"] for m in wire["messages"])
-            # Worst case: ~3 characters a token in, every allowed token out.
-            estimate = (len(text) / 3 * cfg.price_in + wire["max_tokens"] * cfg.price_out) / 1e6
-            if self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
-                raise BudgetExceeded(
-                    f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}); "
-                    "answers so far are cached, re-run with a higher cap to go on"
-                )
+        if cfg.max_cost is not None and self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
+            raise BudgetExceeded(
+                f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
+                f"could cost up to {estimate:.4f}); answers so far are cached, re-run with a higher cap to go on"
+            )
         self.usage.requests += 1
         self._reserved_cost += estimate
+        self._reservations += 1
         return estimate
+
+    async def _release(self, estimate: float) -> None:
+        self._reserved_cost -= estimate
+        self._reservations -= 1
+        if self.config.max_cost is not None:
+            async with self._budget_changed:
+                self._budget_changed.notify_all()
 
     def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
         u, cfg = self.usage, self.config
@@ -329,14 +414,18 @@ class AsyncLLMClient:
         return await self._api.completions.create(prompt=wire["prompt"], **params)
 
     async def _send(self, wire: dict[str, Any]) -> LLMResult:
-        estimate = self._reserve(wire)
+        estimate = await self._reserve(wire)
         try:
             params: dict[str, Any] = {
                 "model": wire["model"],
-                "max_tokens": wire["max_tokens"],
                 "temperature": wire["temperature"],
                 "top_p": wire["top_p"],
             }
+            limit_field = self._limit_field
+            if limit_field == "max_tokens" or wire["endpoint"] == "chat":
+                params[limit_field] = wire["max_tokens"]
+            else:  # the SDK's completions call has no such argument; the server reads it from the body
+                params["extra_body"] = {limit_field: wire["max_tokens"]}
             if wire.get("stop"):
                 params["stop"] = wire["stop"]
             if wire.get("seed") is not None:
@@ -345,7 +434,13 @@ class AsyncLLMClient:
                 r = await self._create(wire, params)
             except ValueError as e:  # a 200 whose body is not the JSON it claims (cut off, garbled)
                 raise MalformedResponse(f"the answer is not valid JSON ({str(e)[:80]})") from None
-            if wire["endpoint"] == "chat":
+            except openai.BadRequestError as e:
+                if limit_field != "max_tokens" or not refuses_max_tokens(e):
+                    raise
+                r = None  # sent again below with the other field, once the reservation is given back
+            if r is None:
+                pass
+            elif wire["endpoint"] == "chat":
                 if not r.choices or r.choices[0].message is None:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].message.content or ""
@@ -353,9 +448,16 @@ class AsyncLLMClient:
                 if not r.choices:
                     raise MalformedResponse("no choices in the answer")
                 text = r.choices[0].text or ""
+            if r is not None:
+                pt = r.usage.prompt_tokens if r.usage else 0
+                ct = r.usage.completion_tokens if r.usage else 0
+                self._record(pt, ct)  # before the reservation goes, so a waiting request sees the real cost
         finally:
-            self._reserved_cost -= estimate
-        pt = r.usage.prompt_tokens if r.usage else 0
-        ct = r.usage.completion_tokens if r.usage else 0
-        self._record(pt, ct)
+            await self._release(estimate)
+        if r is None:
+            if self._limit_field == "max_tokens":
+                self._limit_field = "max_completion_tokens"
+                log.warning("the LLM refuses max_tokens: sending max_completion_tokens from now on "
+                            "(--token-limit-field max_completion_tokens says so from the start)")
+            return await self._send(wire)  # a new HTTP request: reserved and counted like any other
         return LLMResult(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=r.choices[0].finish_reason)

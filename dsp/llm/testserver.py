@@ -29,6 +29,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
+def _open_event() -> threading.Event:
+    e = threading.Event()
+    e.set()
+    return e
+
+
 @dataclass
 class ServerState:
     """What the server was asked and how to answer; tests read and set it."""
@@ -46,6 +52,9 @@ class ServerState:
     slow_seconds: float = 2.0
     die_after: int | None = None  # the process kills itself with `die_signal` on completion number die_after + 1
     die_signal: int = 0
+    # Completions wait while this is clear: a test holds a client mid-run (its calls sent, none answered).
+    gate: threading.Event = field(default_factory=lambda: _open_event())
+    reject_max_tokens: bool = False  # answer 400 to `max_tokens`, as OpenAI's reasoning models do
     attempts: Counter = field(default_factory=Counter)  # request body -> times asked
     injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -125,6 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
             state.inflight += 1
             state.max_inflight = max(state.max_inflight, state.inflight)
         try:
+            state.gate.wait(timeout=300)
             if state.latency:
                 time.sleep(state.latency)
             if fault is not None:
@@ -133,9 +143,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if drawn is not None and self._drawn_fault(drawn, state):
                 return
+            if state.reject_max_tokens and "max_tokens" in body:
+                self._send(400, json.dumps({"error": {
+                    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                               "Use 'max_completion_tokens' instead.",
+                    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}).encode())
+                return
             chat = self.path.rstrip("/").endswith("/chat/completions")
             prompt = body["messages"][-1]["content"] if chat else body["prompt"]
-            text = echo_answer(prompt, int(body.get("max_tokens", 16)))
+            text = echo_answer(prompt, int(body.get("max_tokens", body.get("max_completion_tokens", 16))))
             if float(body.get("temperature", 1.0)) > 0:
                 text += f" #{count}"
             choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
@@ -144,6 +160,8 @@ class _Handler(BaseHTTPRequestHandler):
                 choice["message"] = {"role": "assistant", "content": text}
             else:
                 choice["text"] = text
+            # usage counts every message of a chat request (a token per word), as a real server counts them all
+            counted = " ".join(m.get("content") or "" for m in body["messages"]) if chat else prompt
             answer = {
                 "id": f"cmpl-{count}",
                 "object": "chat.completion" if chat else "text_completion",
@@ -151,9 +169,9 @@ class _Handler(BaseHTTPRequestHandler):
                 "model": body.get("model", "test-model"),
                 "choices": [] if empty else [choice],
                 "usage": {
-                    "prompt_tokens": len(prompt.split()),
+                    "prompt_tokens": len(counted.split()),
                     "completion_tokens": len(text.split()),
-                    "total_tokens": len(prompt.split()) + len(text.split()),
+                    "total_tokens": len(counted.split()) + len(text.split()),
                 },
             }
             self._send(200, json.dumps(answer).encode())

@@ -4,10 +4,10 @@ The torch-backed policies load on first use (PEP 562), so commands that need no 
 `dsp eval --conditions none,oracle`, start without importing torch and transformers.
 """
 
-from dsp.policy.base import HintPolicy, load_policy
+from dsp.policy.base import HintPolicy, check_policy_source, load_policy
 from dsp.policy.tfidf import TfidfPolicy
 
-__all__ = ["ExtractivePolicy", "HintPolicy", "Seq2SeqPolicy", "TfidfPolicy", "load_policy"]
+__all__ = ["ExtractivePolicy", "HintPolicy", "Seq2SeqPolicy", "TfidfPolicy", "check_policy_source", "load_policy"]
 
 
 def __getattr__(name: str):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Protocol, Sequence
 
@@ -25,10 +26,34 @@ def write_marker(path: Path, kind: str, **extra) -> None:
     (path / MARKER).write_text(json.dumps({"kind": kind, **extra}, indent=2) + "\n", encoding="utf-8")
 
 
+# `dsp sft`'s defaults (--policy-type auto: the extractive policy on the packaged all-MiniLM-L6-v2 offline,
+# Flan-T5 where the hub is reachable): what a user with no policy yet should run.
+TRAIN_ONE = ("train one with the defaults: `dsp sft --data DATA --output-dir runs/sft`, then pass "
+             "--policy runs/sft")
+_HUB_ID = re.compile(r"^(?![.-])[\w.-]{1,96}(?<![.-])(/(?![.-])[\w.-]{1,96}(?<![.-]))?$")
+
+
+def no_policy_at(name: str, why: str) -> DSPError:
+    return DSPError(f"no policy found at '{name}' ({why}); {TRAIN_ONE}")
+
+
+def looks_like_hub_id(name: str) -> bool:
+    """'name' or 'namespace/name' as the hub spells them; a path with more parts, ./ or ~ is a folder."""
+    return bool(_HUB_ID.match(name)) and "--" not in name and ".." not in name
+
+
+def check_policy_source(name_or_path: str) -> None:
+    """Raise, with what to do, when `name_or_path` is neither a folder nor something the hub could serve.
+    Cheap (no model is read): commands call it before the LLM is started."""
+    if not Path(name_or_path).expanduser().exists() and not looks_like_hub_id(name_or_path):
+        raise no_policy_at(name_or_path, "no such folder")
+
+
 def load_policy(name_or_path: str, *, device: str = "cpu") -> HintPolicy:
     """A saved policy folder, a `dsp sft` run folder (its `policy/`), or a Hugging Face model name."""
     from dsp.policy.tfidf import TfidfPolicy
 
+    check_policy_source(name_or_path)
     path = Path(name_or_path).expanduser()
     if path.is_dir() and not (path / MARKER).exists() and (path / "policy" / MARKER).exists():
         path = path / "policy"

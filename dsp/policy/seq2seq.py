@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -54,11 +55,16 @@ class Seq2SeqPolicy:
             tokenizer = AutoTokenizer.from_pretrained(name_or_path)
             model = AutoModelForSeq2SeqLM.from_pretrained(name_or_path, use_safetensors=None)
         except OSError as e:
+            from dsp.policy.base import TRAIN_ONE, no_policy_at
+
+            if not Path(name_or_path).expanduser().exists():
+                # not a folder, so it was looked up on the hub; the hub library's own text says little here
+                offline = os.environ.get("HF_HUB_OFFLINE") or "connect" in str(e)
+                raise no_policy_at(name_or_path, "no such folder, and " + (
+                    "the Hugging Face hub is not reachable to look it up as a model name" if offline
+                    else "no Hugging Face model by that name")) from None
             first = str(e).splitlines()[0]
-            raise DSPError(
-                f"could not load policy '{name_or_path}' ({first}); offline? train one with "
-                "`dsp sft --policy scratch` and pass its run folder"
-            ) from None
+            raise DSPError(f"could not load policy '{name_or_path}' ({first}); {TRAIN_ONE}") from None
         return cls(model, tokenizer, device=device, **kw)
 
     def encode_inputs(self, inputs: Sequence[str]) -> dict[str, torch.Tensor]:

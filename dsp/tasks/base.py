@@ -28,6 +28,28 @@ class PromptTemplate:
     text: str
     source: str = "<string>"
 
+    # The chat split (README, "Tasks"): for a chat endpoint a template's instruction lines, those that hold
+    # no placeholder ("Q: Summarize the above article ..."), go into the system message and the rest, the
+    # example proper ("Article: {input}", "Hint: {hint}", "A:"), into the user message. Completions prompts
+    # are the whole template, byte for byte as before.
+    @property
+    def instruction(self) -> str:
+        return "\n".join(ln.strip() for ln in self.text.splitlines()
+                         if ln.strip() and not any(p in ln for p in PLACEHOLDERS))
+
+    @property
+    def example_part(self) -> "PromptTemplate":
+        """The template without its instruction lines."""
+        if not self.instruction:
+            return self
+        kept = [ln for ln in self.text.splitlines(keepends=True) if any(p in ln for p in PLACEHOLDERS)]
+        return PromptTemplate("".join(kept), f"{self.source} (example lines)")
+
+    def messages(self, input: str, hint: str | None) -> tuple[tuple[str, str], ...]:
+        """Chat messages for one query: (system: the instruction, user: the example cut before {target})."""
+        user = ("user", self.example_part.fill(input, hint, None).strip())
+        return (("system", self.instruction), user) if self.instruction else (user,)
+
     def __post_init__(self) -> None:
         for name in ("{input}", "{target}"):
             if name not in self.text:
@@ -68,5 +90,7 @@ class Task(Protocol):
     def pseudo_label(self, example: Example) -> str: ...
 
     def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str: ...
+
+    def messages(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> tuple[tuple[str, str], ...]: ...
 
     def score(self, output: str, example: Example) -> dict[str, float]: ...

@@ -126,5 +126,19 @@ class SummarizationTask:
         blocks.append(self._block(template, example, hint, self.max_input_words, None))
         return "\n\n".join(blocks)
 
+    def messages(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> tuple[tuple[str, str], ...]:
+        """The same prompt for a chat endpoint: the template's instruction as the system message, each shot
+        as a user turn (its example lines) and an assistant turn (its target), the input as the last user
+        turn (see PromptTemplate.instruction)."""
+        template = self.plain if hint is None else self.with_hint
+        part = template.example_part
+        out: list[tuple[str, str]] = [("system", template.instruction)] if template.instruction else []
+        for s in shots:
+            out.append(("user", self._block(part, s, self.pseudo_label(s) if hint is not None else None,
+                                            self.shot_input_words, None).strip()))
+            out.append(("assistant", " ".join(s.target.split())))
+        out.append(("user", self._block(part, example, hint, self.max_input_words, None).strip()))
+        return tuple(out)
+
     def score(self, output: str, example: Example) -> dict[str, float]:
         return rouge_scores(output, example.target)

@@ -115,11 +115,21 @@ def cut_layers(teacher, n: int):
         student.encoder.config.num_hidden_layers = n
         return student
     model = student.model
-    for stack in (model.encoder, model.decoder):
-        if n >= len(stack.block):
-            raise DSPError(f"--student layers:{n}: the teacher has only {len(stack.block)} blocks")
-        stack.block = torch.nn.ModuleList(list(stack.block)[:n])
-    model.config.num_layers = model.config.num_decoder_layers = n
+    # T5 keeps a stack's layers in `.block`; BART, mBART, Pegasus, Marian and most other seq2seq LMs in `.layers`.
+    for stack in (model.get_encoder(), model.get_decoder()):
+        attr = next((a for a in ("block", "layers") if isinstance(getattr(stack, a, None), torch.nn.ModuleList)), None)
+        if attr is None:
+            raise DSPError(f"--student layers:{n}: cannot cut a '{model.config.model_type}' teacher (no layer list in "
+                           "its encoder or decoder); pass a smaller model's name or path as --student")
+        layers = getattr(stack, attr)
+        if n >= len(layers):
+            raise DSPError(f"--student layers:{n}: the teacher has only {len(layers)} layers in its "
+                           f"{'encoder' if stack is model.get_encoder() else 'decoder'}")
+        setattr(stack, attr, torch.nn.ModuleList(list(layers)[:n]))
+    # the config names its layer counts after the architecture; save_pretrained must write the cut ones
+    for key in ("num_layers", "num_decoder_layers", "encoder_layers", "decoder_layers"):
+        if key in model.config.to_dict():
+            setattr(model.config, key, n)
     return student
 
 

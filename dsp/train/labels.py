@@ -45,8 +45,9 @@ async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, sep
                      template: str = DEFAULT_TEMPLATE, max_input_words: int = 400, max_tokens: int = 64) -> dict[str, str]:
     """{example.where: label} (file:line: unique across splits, unlike ids). Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
     prompt = PromptTemplate.load(template)
-    requests = [LLMRequest(prompt=prompt.fill(" ".join(e.input.split()[:max_input_words]), None, None),
-                           max_tokens=max_tokens, stop=("\n\n", "\nArticle:")) for e in examples]
+    inputs = [" ".join(e.input.split()[:max_input_words]) for e in examples]
+    requests = [LLMRequest(prompt=prompt.fill(text, None, None), messages=prompt.messages(text, None),
+                           max_tokens=max_tokens, stop=("\n\n", "\nArticle:")) for text in inputs]
     answers = await client.complete_many(requests, desc="labels")
     labels: dict[str, str] = {}
     for e, a in zip(examples, answers):
@@ -77,7 +78,8 @@ async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, ta
     for j, trigger in enumerate(triggers):
         if not pending:
             break
-        requests = [LLMRequest(prompt=task.prompt(e, trigger), max_tokens=task.max_tokens, stop=task.stop) for e in pending]
+        requests = [LLMRequest(prompt=task.prompt(e, trigger), messages=task.messages(e, trigger), max_tokens=task.max_tokens,
+                               stop=task.stop) for e in pending]
         answers = await client.complete_many(requests, desc=f"trigger {j + 1}/{len(triggers)}")
         unsolved = []
         for e, a in zip(pending, answers):

@@ -45,7 +45,8 @@ class LLMReward:
 
     def _requests(self, example: Example, hint: str | None, samples: int, temperature: float) -> list[LLMRequest]:
         prompt = self.task.prompt(example, hint, self.shots)
-        return [LLMRequest(prompt=prompt, max_tokens=self.task.max_tokens, stop=self.task.stop,
+        messages = self.task.messages(example, hint, self.shots)  # sent instead on a chat endpoint
+        return [LLMRequest(prompt=prompt, messages=messages, max_tokens=self.task.max_tokens, stop=self.task.stop,
                            temperature=temperature, sample_index=s) for s in range(samples)]
 
     async def _scores(self, examples: Sequence[Example], hints: Sequence[str | None], samples: int,

@@ -162,6 +162,29 @@ def test_cost_cap(server, tmp_path):
     assert any(isinstance(r, BudgetExceeded) for r in out)
 
 
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_cost_cap_holds_when_text_has_more_tokens_than_chars_over_3(server, tmp_path, concurrency):
+    """The test server counts a token per word: "a a a ..." has a token per 2 characters, more than the
+    old chars/3 reservation assumed; with 16 in flight that let spend pass the cap by several calls."""
+    server.state.latency = 0.05  # so that calls overlap
+    reqs = [LLMRequest(prompt=f"{i} " + "a " * 3000 + "\nq", max_tokens=1) for i in range(30)]
+    cap = 0.3  # about 10 calls' real cost
+
+    async def go():
+        c = make_client(server, tmp_path, max_cost=cap, price_in=10.0, price_out=10.0, concurrency=concurrency)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    answered = [r for r in out if not isinstance(r, BaseException)]
+    costs = [(r.prompt_tokens * 10.0 + r.completion_tokens * 10.0) / 1e6 for r in answered]
+    assert answered and all(isinstance(r, BudgetExceeded) for r in out if isinstance(r, BaseException))
+    assert abs(sum(costs) - c.usage.cost) < 1e-12  # the server's own usage is what is counted
+    assert c.usage.cost <= cap + max(costs)  # never past the cap by more than one call's real cost...
+    assert c.usage.cost <= cap  # ...and here not at all: the reservation bounds each call's real cost
+    assert c.usage.cost > 0.2  # nor stopped early: a call reserves ~0.06, so at most that much is left unspent
+    assert c.usage.requests == len(server.state.requests) == len(answered)
+
+
 def test_key_never_on_disk_nor_in_errors(server, tmp_path):
     server.state.faults = [(401, {}, '{"error": {"message": "Incorrect API key provided: %s"}}' % SECRET)]
 
@@ -209,3 +232,64 @@ def test_retry_policy_is_pure():
     d1, d4 = retry_delay(err(500), 1), retry_delay(err(500), 4)
     assert 0.375 <= d1 <= 0.5 and 3.0 <= d4 <= 4.0
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path):
+    from dsp.llm.client import server_namespace
+
+    req = LLMRequest(prompt="Article: a b c\nSummary:", max_tokens=5)
+
+    def ask(server, **kw) -> None:
+        async def go():
+            c = AsyncLLMClient(LLMConfig(model="same-name", base_url=server.base_url, **kw), LLMCache(tmp_path / "c.sqlite"))
+            await c.complete(req)
+            await c.aclose()
+            c.cache.close()
+
+        run(go())
+
+    with TestServer() as one, TestServer() as two:
+        ask(one)
+        ask(two)  # other weights may sit behind the same model name: asked, not answered from one's cache
+        assert len(one.state.requests) == len(two.state.requests) == 1
+        ask(one, cache_namespace="shared")
+        ask(two, cache_namespace="shared")  # shared on purpose: the second URL is never asked
+        assert len(one.state.requests) == 2 and len(two.state.requests) == 1
+
+    assert server_namespace("HTTP://me:s3cret@LocalHost/v1/?api-key=s3cret#x") == "http://localhost:80/v1"
+    assert server_namespace("https://api.openai.com/v1/") == server_namespace("https://API.openai.com:443/v1")
+    assert server_namespace("http://h:8000/v1") != server_namespace("http://h:8001/v1")
+    assert LLMConfig(model="m").cache_namespace == server_namespace("https://api.openai.com/v1")
+
+
+@pytest.mark.parametrize("endpoint", ["chat", "completions"])
+def test_a_server_that_refuses_max_tokens_gets_max_completion_tokens(server, tmp_path, endpoint):
+    server.state.reject_max_tokens = True
+    reqs = [LLMRequest(prompt=f"Article: x\nHint: k{i} w\nA:", messages=(("user", f"Hint: k{i} w\nA:"),), max_tokens=2)
+            for i in range(4)]
+
+    async def go(**kw):
+        c = make_client(server, tmp_path, endpoint=endpoint, concurrency=1, **kw)
+        return c, await c.complete_many(reqs)
+
+    c, out = run(go())
+    assert [r.text for r in out] == [f"k{i} w" for i in range(4)]
+    first, *rest = server.state.requests
+    assert "max_tokens" in first and all(q.get("max_completion_tokens") == 2 and "max_tokens" not in q for q in rest)
+    assert len(rest) == 4 and c.usage.requests == 5 and c.usage.failures == 0  # one refusal, then each call once
+    server.state.requests.clear()
+    c, out = run(go(token_limit_field="max_completion_tokens", cache_namespace="other"))  # told: never refused
+    assert all(not isinstance(r, BaseException) for r in out) and len(server.state.requests) == 4
+    assert all("max_tokens" not in q for q in server.state.requests)
+
+
+def test_other_400s_are_not_taken_for_a_max_tokens_refusal(server, tmp_path):
+    server.state.faults = [(400, {}, '{"error": {"message": "prompt too long", "param": "prompt"}}')]
+
+    async def go():
+        c = make_client(server, tmp_path, endpoint="chat")
+        return await c.complete(LLMRequest(prompt="x\ny"))
+
+    with pytest.raises(LLMError, match="HTTP 400"):
+        run(go())
+    assert len(server.state.requests) == 1

@@ -86,3 +86,35 @@ def test_seq2seq_student_learns_the_teachers_tokens(synth_dir, tmp_path):
     assert result["token_level"] and result["student_parameters"] < result["teacher_parameters"]
     assert result["steps"] == 12
     assert token_kl(load_policy(str(tmp_path / "s"))) < 0.5 * before
+
+
+def test_layers_student_of_a_bart_teacher(synth_dir, tmp_path):
+    """A seq2seq teacher that is not a T5 (BART keeps its layers in .layers, not .block)."""
+    from transformers import BartConfig, BartForConditionalGeneration
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+    from dsp.policy.scratch import train_tokenizer
+    from dsp.policy.seq2seq import Seq2SeqPolicy
+    from tests.conftest import synthetic_rows
+
+    rows = synthetic_rows(40)
+    tokenizer = train_tokenizer([r["article"] for r in rows] + [r["highlights"] for r in rows], 500)
+    torch.manual_seed(0)
+    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
+                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
+                        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
+                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
+                        decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=None)
+    Seq2SeqPolicy(BartForConditionalGeneration(config), tokenizer, max_input_tokens=48, max_hint_tokens=8).save(tmp_path / "bart")
+    r = CliRunner().invoke(app, ["distill", "--teacher", str(tmp_path / "bart"), "--data", str(synth_dir), "--output-dir",
+                                 str(tmp_path / "s"), "--student", "layers:1", "--max-steps", "2", "--batch-size", "4",
+                                 "--dev-limit", "2", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    student = load_policy(str(tmp_path / "s"))
+    assert len(student.model.get_encoder().layers) == len(student.model.get_decoder().layers) == 1
+    assert student.model.config.encoder_layers == student.model.config.decoder_layers == 1
+    r = CliRunner().invoke(app, ["distill", "--teacher", str(tmp_path / "bart"), "--data", str(synth_dir), "--output-dir",
+                                 str(tmp_path / "s2"), "--student", "layers:2", "--max-steps", "1", "--device", "cpu"])
+    assert r.exit_code == 2 and "only 2 layers" in r.stderr and r.stderr.count("\n") == 1
