@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from dsp.errors import DSPError, InputError, MissingSplit
+from dsp.multiwoz import multiwoz_records
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".zip")
 
@@ -157,8 +158,6 @@ def load_examples(
         records, where = _hub_records(source, split, config_name), f"{source}[{split}]"
     else:
         if path.suffix == ".zip":
-            from dsp.tasks.dialogue import multiwoz_records
-
             records, where = multiwoz_records(path, split), str(path)
         else:
             reader = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}

@@ -82,10 +82,21 @@ class PromptTemplate:
 
 
 class Task(Protocol):
-    """What the trainers and `dsp eval` need of a task."""
+    """What the trainers, `dsp eval`, `dsp hint` and `dsp serve` read of a task."""
 
     name: str
     separator: str
+    """Joins hint phrases (the extractive policy and the hint-hit shaping split on it)."""
+    extractive_hints: bool
+    """A hint is words of the input, so an extractive policy can write it."""
+    shots: int
+    """Few-shot examples per prompt when the command line does not say."""
+    max_tokens: int
+    """Most tokens the LLM may write for one answer."""
+    stop: tuple[str, ...]
+    """Where the LLM's answer ends."""
+    metric: str
+    """The key of `score`'s result that is the reward."""
 
     def pseudo_label(self, example: Example) -> str: ...
 

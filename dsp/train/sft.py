@@ -217,7 +217,7 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     else:
         policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
         if cfg.policy_type == "auto" and cfg.policy is None and policy_type == "extractive" \
-                and not getattr(task, "extractive_hints", True):
+                and not task.extractive_hints:
             policy_type, name = "seq2seq", "scratch"  # offline, and the hints are not input words
         policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
                             scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,

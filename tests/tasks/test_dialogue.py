@@ -11,7 +11,7 @@ from dsp.cli import app
 from dsp.data import load_examples
 from dsp.llm.testserver import TestServer
 from dsp.tasks.config import load_task
-from dsp.tasks.dialogue import act_hint, informed_values
+from dsp.multiwoz import act_hint, informed_values
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()
