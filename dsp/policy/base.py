@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Iterator, Protocol, Sequence, runtime_checkable
 
 from dsp.errors import DSPError
+
+if TYPE_CHECKING:
+    import torch
 
 MARKER = "dsp_policy.json"  # written beside the weights: which class loads this folder
 
@@ -20,6 +23,45 @@ class HintPolicy(Protocol):
         ...
 
     def save(self, path: str | Path) -> None: ...
+
+
+@runtime_checkable
+class TrainablePolicy(HintPolicy, Protocol):
+    """What SFT, RL and distillation need beyond writing hints (the extractive and seq2seq policies).
+
+    Shapes: N rollouts, T action steps. An action is a picked candidate (extractive) or a token (seq2seq).
+    """
+
+    device: str
+    temperature: float
+    """Divides the logits when sampling and when taking log-probabilities (RL); greedy hints ignore it."""
+
+    def loss(self, inputs: Sequence[str], hints: Sequence[str]) -> torch.Tensor:
+        """SFT's loss of writing `hints` for `inputs` (a scalar)."""
+        ...
+
+    def parameters(self) -> Iterator[torch.nn.Parameter]: ...
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The optimizer's parameter groups (only parameters that require grad)."""
+        ...
+
+    def train(self, mode: bool = True) -> None: ...
+
+    @property
+    def hidden_size(self) -> int:
+        """Width of the state `action_logprobs` returns (a value head reads it)."""
+        ...
+
+    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+        """(actions (N, T), valid (N, T), generated (N, T), hints (N,)) for num_samples per input."""
+        ...
+
+    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(logprob (N, T), entropy (N, T), state (N, T, H)) of the given actions, with gradients."""
+        ...
 
 
 def write_marker(path: Path, kind: str, **extra) -> None:

@@ -74,7 +74,7 @@ def new_policy(policy_type: str, policy: str | None, *, train_texts: Sequence[st
 
         return ExtractivePolicy.from_encoder(policy, max_input_tokens=max_input_tokens or 512,
                                              separator=separator, hint_words=hint_words or 12, device=device)
-    kw = dict(max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens, device=device)
+    kw = dict(max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens, separator=separator, device=device)
     if policy == "scratch":
         from dsp.policy.scratch import build_scratch_policy
 

@@ -31,6 +31,7 @@ class Seq2SeqPolicy:
         max_hint_tokens: int = 64,
         num_beams: int = 1,
         hint_vocab: str = "all",
+        separator: str = "; ",
         device: str = "cpu",
     ):
         self.model = model.to(device)
@@ -41,7 +42,11 @@ class Seq2SeqPolicy:
         if hint_vocab not in ("all", "input"):
             raise DSPError(f"--hint-vocab must be 'all' or 'input', not '{hint_vocab}'")
         self.hint_vocab = hint_vocab
-        self.separator_ids: list[int] = self.tokenizer(";", add_special_tokens=False)["input_ids"]
+        # The task's phrase separator stays writable under hint_vocab "input" (it need not occur in the
+        # input). A whitespace separator needs no token of its own: the phrases' tokens carry the spaces.
+        self.separator = separator
+        self.separator_ids: list[int] = (self.tokenizer(separator.strip(), add_special_tokens=False)["input_ids"]
+                                         if separator.strip() else [])
         self.device = device
         # RL's sampling temperature: it divides the logits both when sampling and when taking
         # log-probabilities, so PPO's ratios stay exact. Greedy decoding ignores it; it is not saved.
@@ -220,10 +225,13 @@ class Seq2SeqPolicy:
         self.model.save_pretrained(path)  # safetensors
         self.tokenizer.save_pretrained(path)
         write_marker(path, self.kind, max_input_tokens=self.max_input_tokens, max_hint_tokens=self.max_hint_tokens,
-                     hint_vocab=self.hint_vocab)
+                     hint_vocab=self.hint_vocab, separator=self.separator)
 
     def parameters(self):
         return self.model.parameters()
+
+    def param_groups(self, lr: float) -> list[dict]:
+        return [{"params": [p for p in self.model.parameters() if p.requires_grad], "lr": lr}]
 
     def train(self, mode: bool = True) -> None:
         self.model.train(mode)

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
 from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
-from dsp.policy.base import load_policy
+from dsp.policy.base import TrainablePolicy, load_policy
 from dsp.policy.choose import resolve_device
 from dsp.train import dist, ppo
 from dsp.train.algos import ALGOS
@@ -232,7 +232,7 @@ def _load_policies(cfg: RLConfig, checkpoint: Path | None, device: str):
     """(the trained policy, the frozen KL reference), with the run's sampling settings on both."""
     policy = load_policy(str(checkpoint / "policy") if checkpoint else cfg.policy, device=device)
     reference = load_policy(cfg.policy, device=device)
-    if not hasattr(policy, "sample_actions"):
+    if not isinstance(policy, TrainablePolicy):
         raise DSPError(f"{cfg.policy}: a {policy.kind} policy cannot be trained by RL")
     if cfg.hint_vocab is not None:
         if policy.kind != "seq2seq":

@@ -231,7 +231,7 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     policy.train(True)
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
-    groups = policy.param_groups(lr) if hasattr(policy, "param_groups") else list(policy.parameters())
+    groups = policy.param_groups(lr)
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     step = 0

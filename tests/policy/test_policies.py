@@ -64,3 +64,22 @@ def test_scratch_tokenizer_is_the_same_in_every_process():
             "print(train_tokenizer([r['article'] for r in rows] + [r['highlights'] for r in rows]).backend_tokenizer.to_str())")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(4)}
     assert len(outs) == 1
+
+
+def test_seq2seq_separator_comes_from_the_task_and_is_saved(tmp_path):
+    """--hint-vocab input keeps the task's separator writable; a space-joined task needs no separator token."""
+    from dsp.policy.base import TrainablePolicy
+    from dsp.policy.seq2seq import Seq2SeqPolicy
+
+    policy = tiny_policy()
+    assert isinstance(policy, TrainablePolicy) and not isinstance(TfidfPolicy({}, 1.0), TrainablePolicy)
+    semi = policy.tokenizer(";", add_special_tokens=False)["input_ids"]
+    assert policy.separator == "; " and policy.separator_ids == semi
+    spaced = Seq2SeqPolicy(policy.model, policy.tokenizer, hint_vocab="input", separator=" ")
+    assert spaced.separator_ids == []
+    ids = spaced.encode_inputs(["alpha beta"])["input_ids"]
+    allowed = spaced.allowed_tokens(ids)
+    assert not allowed[0, semi[-1]]  # ";" is not in the input, and this task does not join with it
+    spaced.save(tmp_path / "p")
+    assert load_policy(str(tmp_path / "p")).separator == " "
+    assert policy.param_groups(1e-3)[0]["params"] == [p for p in policy.parameters() if p.requires_grad]
