@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,7 +25,7 @@ class BatchStats:
     forward_calls: int = 0
     hints: int = 0
     forward_seconds: float = 0.0
-    sizes: list[int] = field(default_factory=list)  # the last 1000 batch sizes
+    sizes: Counter = field(default_factory=Counter)  # batch size -> forward passes of that size
 
 
 class HintBatcher:
@@ -94,7 +95,7 @@ class HintBatcher:
                 s = self.stats
                 s.forward_calls += 1
                 s.forward_seconds += time.perf_counter() - start
-                s.sizes = s.sizes[-999:] + [len(texts)]
+                s.sizes[len(texts)] += 1
             self.stats.hints += len(texts)
             for (_, f), h in zip(batch, hints):
                 if not f.done():

@@ -24,12 +24,12 @@ class Histogram:
     def __post_init__(self) -> None:
         self.counts = [0] * len(self.bounds)
 
-    def observe(self, value: float) -> None:
+    def observe(self, value: float, times: int = 1) -> None:
         i = bisect.bisect_left(self.bounds, value)
         if i < len(self.counts):
-            self.counts[i] += 1
-        self.total += value
-        self.n += 1
+            self.counts[i] += times
+        self.total += value * times
+        self.n += times
 
     def lines(self, name: str, help: str) -> list[str]:
         out = [f"# HELP {name} {help}", f"# TYPE {name} histogram"]
@@ -46,7 +46,6 @@ class ServerMetrics:
     requests: Counter = field(default_factory=Counter)  # (route, HTTP status) -> count
     hint_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS))
     upstream_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS))
-    batch_size: Histogram = field(default_factory=lambda: Histogram(SIZES))
 
     def render(self, usage: Usage, batches: BatchStats) -> str:
         lines = ["# HELP dsp_requests_total HTTP requests answered, by route and status.",
@@ -57,7 +56,10 @@ class ServerMetrics:
                   "# TYPE dsp_errors_total counter", f"dsp_errors_total {errors}"]
         lines += self.hint_seconds.lines("dsp_hint_seconds", "Time from a request asking for its hint to getting it (batch wait + forward pass).")
         lines += self.upstream_seconds.lines("dsp_upstream_seconds", "Time of the call through the LLM client (cache, retries included).")
-        lines += self.batch_size.lines("dsp_hint_batch_size", "Inputs per policy forward pass.")
+        sizes = Histogram(SIZES)
+        for size, times in batches.sizes.items():
+            sizes.observe(size, times)
+        lines += sizes.lines("dsp_hint_batch_size", "Inputs per policy forward pass.")
         counters = [
             ("dsp_policy_forward_calls_total", "Policy forward passes.", batches.forward_calls),
             ("dsp_llm_requests_total", "HTTP requests sent to the upstream LLM (retries count).", usage.requests),
