@@ -7,12 +7,12 @@ One run: the test server in its own process with a fixed latency (the upstream),
 (as the CLI runs it, its own process) twice in front of it: micro-batching on (the defaults) and
 --max-batch 1. For each, the same CNN/DM dev articles:
 
-- concurrency 1: each article straight to the upstream, then through dsp serve, alternating;
-  concurrency 16: all articles straight, then all through dsp serve. Added latency = the pair's
-  difference; hint time = the server's own `dsp.hint_ms` (batch wait + forward pass); the
+- concurrency 1: each article straight to the upstream, then through dsp serve, alternating, and
+  added latency = the pair's difference; concurrency 16: all articles straight, then all through
+  dsp serve, and added latency = served latency - the upstream alone's median; hint time = the server's own `dsp.hint_ms` (batch wait + forward pass); the
   server's overhead = added latency - hint time (HTTP, JSON, prompt, the LLM client and its cache).
 - hints a second at concurrency 16: `--burst` requests through dsp serve, all different, over the
-  wall time; the mean batch size from /metrics.
+  wall time; the burst's mean batch size from /metrics.
 
 Every request is new to the server's cache (a fresh cache file a server, the phase in the text),
 so each one is a real upstream call. The policy is the offline default's architecture (MiniLM-L6
@@ -83,6 +83,12 @@ async def at_concurrency(client, prompts, concurrency):
     return await asyncio.gather(*(one(p) for p in prompts))
 
 
+def batch_counts(serve_url: str) -> tuple[float, float]:
+    """(inputs, forward passes) so far, from /metrics."""
+    metrics = urllib.request.urlopen(serve_url.removesuffix("/v1") + "/metrics").read().decode()
+    return tuple(float(re.search(rf"dsp_hint_batch_size_{k} (\S+)", metrics).group(1)) for k in ("sum", "count"))
+
+
 async def measure(serve_url: str, upstream: str, texts: list[str], burst: list[str], tag: str) -> dict:
     served = openai.AsyncOpenAI(base_url=serve_url, api_key="x", max_retries=0, timeout=120)
     direct = openai.AsyncOpenAI(base_url=upstream, api_key="x", max_retries=0, timeout=120)
@@ -97,23 +103,24 @@ async def measure(serve_url: str, upstream: str, texts: list[str], burst: list[s
                 d, _ = await timed(direct, p)
                 s, h = await timed(served, p)
                 pairs.append((d, s, h))
-        else:
+            added = [s - d for d, s, _ in pairs]
+        else:  # the two phases run apart, so each served request is set against the upstream's median
             ds = await at_concurrency(direct, prompts, conc)
             ss = await at_concurrency(served, prompts, conc)
             pairs = [(d, s, h) for (d, _), (s, h) in zip(ds, ss)]
-        added = [s - d for d, s, _ in pairs]
+            median = pct([d for d, _, _ in pairs], 50)
+            added = [s - median for _, s, _ in pairs]
         hint = [h for _, _, h in pairs]
         overhead = [a - h for a, h in zip(added, hint)]
         out[f"c{conc}"] = {"direct_p50": pct([d for d, _, _ in pairs], 50),
                            **{f"{k}_p{q}": pct(v, q) for k, v in (("added", added), ("hint", hint),
                                                                   ("overhead", overhead)) for q in (50, 99)}}
+    before = batch_counts(serve_url)
     t0 = time.perf_counter()
     await at_concurrency(served, [f"{t} ({tag} burst #{i})" for i, t in enumerate(burst)], 16)
     out["hints_per_s"] = len(burst) / (time.perf_counter() - t0)
-    metrics = urllib.request.urlopen(serve_url.removesuffix("/v1") + "/metrics").read().decode()
-    total = float(re.search(r"dsp_hint_batch_size_sum (\S+)", metrics).group(1))
-    count = float(re.search(r"dsp_hint_batch_size_count (\S+)", metrics).group(1))
-    out["mean_batch"] = total / count
+    after = batch_counts(serve_url)
+    out["mean_batch"] = (after[0] - before[0]) / (after[1] - before[1])
     await served.close()
     await direct.close()
     return out
@@ -126,6 +133,7 @@ def main() -> None:
     ap.add_argument("--burst", type=int, default=96, help="requests for hints a second at concurrency 16")
     ap.add_argument("--policy", help="a trained policy folder (default: untrained MiniLM-L6 extractive)")
     args = ap.parse_args()
+    load_before = f"{os.getloadavg()[0]:.1f}"  # other work on the machine slows the policy most
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
     policy = args.policy
     if policy is None:
@@ -152,7 +160,7 @@ def main() -> None:
         up.wait()
     print(json.dumps(results, indent=2))
     print(f"\nupstream latency {args.latency * 1000:g} ms; {args.requests} requests a level; burst {args.burst}; "
-          f"{os.cpu_count()} CPUs\n")
+          f"{os.cpu_count()} CPUs; load average before {load_before}, after {os.getloadavg()[0]:.1f}\n")
     print("| server | concurrency | upstream alone p50 | added p50 / p99 | hint p50 / p99 | overhead p50 / p99 |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():

@@ -39,6 +39,9 @@ def serve(
 
     Example: DSP_SERVE_TOKEN=s3cret dsp serve --policy runs/rl --task cnndm --base-url http://localhost:8080/v1 --model m --port 8000 --log requests.jsonl
     """
+    # Before torch loads: idle OpenMP threads otherwise spin between forward passes, taking the cores the
+    # event loop and the rest of the machine need (hints 4x slower on a busy 2-core machine: BENCHMARKS.md).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dsp.data import load_examples
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device

@@ -4,6 +4,7 @@ with the project's test server as the upstream LLM."""
 import asyncio
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -280,9 +281,11 @@ def test_log_is_data_that_eval_and_sft_read(policy, upstream, tmp_path):
 
 def test_cli_without_the_extra_says_how_to_install(policy_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "dsp.serve.app", None)  # as if FastAPI were not installed
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     r = CliRunner().invoke(app, ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1",
                                  "--model", "m"])
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "pip install -e '.[serve]'" in r.stderr
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # set before torch could load: idle threads do not spin
 
 
 def test_answers_do_not_wait_for_a_delayed_ack(policy, upstream, tmp_path):
@@ -302,3 +305,13 @@ def test_answers_do_not_wait_for_a_delayed_ack(policy, upstream, tmp_path):
             times.append(time.perf_counter() - t0)
         conn.close()
     assert min(times) < 0.03, times
+
+
+def test_a_taken_port_is_one_line(tmp_path):
+    from dsp.errors import DSPError
+    from dsp.serve.server import bind
+
+    with TestServer() as taken:
+        port = int(taken.base_url.rsplit(":", 1)[1].split("/")[0])
+        with pytest.raises(DSPError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"):
+            bind(Listen("127.0.0.1", port))

@@ -122,7 +122,7 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
         # one line, no traceback, no request text: the client learns the kind, the server log too
         return await _openai_error(request, OpenAIError(500, f"internal error: {type(e).__name__}", "server_error"))
 
-    def authorized(request: Request) -> None:
+    async def authorized(request: Request) -> None:  # async: a plain def would hop to a worker thread
         if options.token is None:
             return
         header = request.headers.get("authorization", "")
