@@ -1,11 +1,13 @@
 """`dsp serve` against the upstream alone, side by side: what the server adds to a request, and what
 micro-batching does for the policy's throughput.
 
-    python bench/serve.py --latency 0.05 --requests 60 --burst 96
+    python bench/serve.py --latency 0.05 --requests 24 --burst 48 --rounds 2            # 400-word articles
+    python bench/serve.py --latency 0.05 --requests 24 --burst 48 --rounds 2 --words 60
 
-One run: the test server in its own process with a fixed latency (the upstream), then `dsp serve`
+One run: the test server in its own process with a fixed latency (the upstream), and `dsp serve`
 (as the CLI runs it, its own process) twice in front of it: micro-batching on (the defaults) and
---max-batch 1. For each, the same CNN/DM dev articles:
+--max-batch 1, both up at once and measured alternately, `--rounds` times. For each, the same CNN/DM
+dev articles (cut to `--words`):
 
 - concurrency 1: each article straight to the upstream, then through dsp serve, alternating, and
   added latency = the pair's difference; concurrency 16: all articles straight, then all through
@@ -39,7 +41,7 @@ import openai
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def articles(n: int) -> list[str]:
+def articles(n: int, words: int) -> list[str]:
     dev = ROOT.parent / "shared" / "data" / "cnndm" / "dev.jsonl"
     if dev.exists():
         rows = [json.loads(line)["article"] for line in dev.read_text().splitlines() if line.strip()]
@@ -48,7 +50,7 @@ def articles(n: int) -> list[str]:
         from tests.conftest import synthetic_rows
 
         rows = [r["article"] for r in synthetic_rows(n)]
-    return [" ".join(rows[i % len(rows)].split()[:400]) for i in range(n)]
+    return [" ".join(rows[i % len(rows)].split()[:words]) for i in range(n)]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -89,6 +91,18 @@ def batch_counts(serve_url: str) -> tuple[float, float]:
     return tuple(float(re.search(rf"dsp_hint_batch_size_{k} (\S+)", metrics).group(1)) for k in ("sum", "count"))
 
 
+def merge(rounds: list[dict]) -> dict:
+    """Percentiles over every round's requests; hints a second and batch size: the median round."""
+    out: dict = {}
+    for c in ("c1", "c16"):
+        values = {k: [v for r in rounds for v in r[c][k]] for k in ("direct", "added", "hint", "overhead")}
+        out[c] = {f"{k}_p{q}": pct(v, q) for k, v in values.items() for q in (50, 99)}
+    out["hints_per_s"] = statistics.median(r["hints_per_s"] for r in rounds)
+    out["hints_per_s_rounds"] = [round(r["hints_per_s"], 2) for r in rounds]
+    out["mean_batch"] = statistics.median(r["mean_batch"] for r in rounds)
+    return out
+
+
 async def measure(serve_url: str, upstream: str, texts: list[str], burst: list[str], tag: str) -> dict:
     served = openai.AsyncOpenAI(base_url=serve_url, api_key="x", max_retries=0, timeout=120)
     direct = openai.AsyncOpenAI(base_url=upstream, api_key="x", max_retries=0, timeout=120)
@@ -112,9 +126,7 @@ async def measure(serve_url: str, upstream: str, texts: list[str], burst: list[s
             added = [s - median for _, s, _ in pairs]
         hint = [h for _, _, h in pairs]
         overhead = [a - h for a, h in zip(added, hint)]
-        out[f"c{conc}"] = {"direct_p50": pct([d for d, _, _ in pairs], 50),
-                           **{f"{k}_p{q}": pct(v, q) for k, v in (("added", added), ("hint", hint),
-                                                                  ("overhead", overhead)) for q in (50, 99)}}
+        out[f"c{conc}"] = {"direct": [d for d, _, _ in pairs], "added": added, "hint": hint, "overhead": overhead}
     before = batch_counts(serve_url)
     t0 = time.perf_counter()
     await at_concurrency(served, [f"{t} ({tag} burst #{i})" for i, t in enumerate(burst)], 16)
@@ -132,6 +144,8 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=60, help="requests per concurrency level (4 more warm up)")
     ap.add_argument("--burst", type=int, default=96, help="requests for hints a second at concurrency 16")
     ap.add_argument("--policy", help="a trained policy folder (default: untrained MiniLM-L6 extractive)")
+    ap.add_argument("--words", type=int, default=400, help="article words kept (400: what the task's prompt keeps)")
+    ap.add_argument("--rounds", type=int, default=2, help="rounds; each measures both servers, one after the other")
     args = ap.parse_args()
     load_before = f"{os.getloadavg()[0]:.1f}"  # other work on the machine slows the policy most
     tmp = Path(tempfile.mkdtemp(prefix="bench-serve-"))
@@ -141,25 +155,31 @@ def main() -> None:
 
         policy = str(tmp / "policy")
         ExtractivePolicy.from_encoder().save(policy)
-    texts, burst = articles(args.requests + 4), articles(args.burst)
+    texts, burst = articles(args.requests + 4, args.words), articles(args.burst, args.words)
     up = subprocess.Popen([sys.executable, "-m", "dsp.llm.testserver", "--latency", str(args.latency)],
                           stdout=subprocess.PIPE, text=True)
     upstream = up.stdout.readline().strip()
-    results = {}
+    configs = {"micro-batching (--max-batch 32, --batch-wait-ms 2)": (), "batch size 1 (--max-batch 1)": ("--max-batch", "1")}
+    servers = []
+    rounds: dict[str, list[dict]] = {name: [] for name in configs}
     try:
-        for name, extra in (("micro-batching (--max-batch 32, --batch-wait-ms 2)", ()),
-                            ("batch size 1 (--max-batch 1)", ("--max-batch", "1"))):
-            proc, url = start_dsp_serve(policy, upstream, tmp / f"cache-{len(results)}.sqlite", *extra)
-            try:
-                results[name] = asyncio.run(measure(url, upstream, texts, burst, f"run{len(results)}"))
-            finally:
-                proc.terminate()
-                proc.wait()
+        # Both servers up at once, measured alternately round after round: load from elsewhere on the
+        # machine then falls on both alike.
+        for i, extra in enumerate(configs.values()):
+            servers.append(start_dsp_serve(policy, upstream, tmp / f"cache-{i}.sqlite", *extra))
+        for r in range(args.rounds):
+            for (name, _), (_, url) in zip(configs.items(), servers):
+                rounds[name].append(asyncio.run(measure(url, upstream, texts, burst, f"round{r}")))
     finally:
+        for proc, _ in servers:
+            proc.terminate()
+            proc.wait()
         up.kill()
         up.wait()
-    print(json.dumps(results, indent=2))
-    print(f"\nupstream latency {args.latency * 1000:g} ms; {args.requests} requests a level; burst {args.burst}; "
+    results = {name: merge(rs) for name, rs in rounds.items()}
+    print(json.dumps(results))
+    print(f"\nupstream latency {args.latency * 1000:g} ms; {args.words}-word articles; {args.rounds} rounds of "
+          f"{args.requests} requests a level and a burst of {args.burst}; "
           f"{os.cpu_count()} CPUs; load average before {load_before}, after {os.getloadavg()[0]:.1f}\n")
     print("| server | concurrency | upstream alone p50 | added p50 / p99 | hint p50 / p99 | overhead p50 / p99 |")
     print("|---|---:|---:|---:|---:|---:|")
@@ -171,7 +191,7 @@ def main() -> None:
     print("\n| server | hints/s at concurrency 16 | mean batch |")
     print("|---|---:|---:|")
     for name, r in results.items():
-        print(f"| {name} | {r['hints_per_s']:.1f} | {r['mean_batch']:.1f} |")
+        print(f"| {name} | {r['hints_per_s']:.1f} (rounds: {r['hints_per_s_rounds']}) | {r['mean_batch']:.1f} |")
     names = list(results)
     print(f"\nmicro-batching: {results[names[0]]['hints_per_s'] / results[names[1]]['hints_per_s']:.2f}x the hints a second")
 

@@ -131,6 +131,18 @@ def test_completions_and_chat_carry_the_same_hint_as_dsp_hint(policy, policy_dir
             client.completions.create(model="test-model", prompt="no slot", extra_body={"dsp": {"input": ARTICLE}})
 
 
+def test_a_chat_upstream_keeps_the_conversation(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path, endpoint="chat") as url:
+        r = sdk(url).chat.completions.create(model="test-model", messages=[
+            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier question"},
+            {"role": "assistant", "content": "Earlier answer"}, {"role": "user", "content": ARTICLE}])
+    sent = upstream.state.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[:3] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier question"},
+                        {"role": "assistant", "content": "Earlier answer"}]
+    assert sent[3]["content"].startswith("Article: " + ARTICLE) and f"Hint: {r.dsp['hint']}" in sent[3]["content"]
+
+
 def test_streaming_passes_the_upstream_pieces_through(policy, upstream, tmp_path):
     with running(policy, upstream.base_url, tmp_path) as url:
         client = sdk(url)
