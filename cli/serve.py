@@ -21,7 +21,7 @@ def serve(
     task: TaskName = "cnndm",
     host: Annotated[str, typer.Option(help="Address to listen on; loopback unless you mean otherwise.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="Most inputs in one policy forward pass.")] = 32,
+    max_batch: Annotated[int, typer.Option(help="Most inputs in one policy forward pass. On CPU with long inputs 1 is faster (BENCHMARKS.md).")] = 32,
     batch_wait_ms: Annotated[float, typer.Option(help="How long the first waiting request holds the pass open for others.")] = 2.0,
     max_input_chars: Annotated[int, typer.Option(help="Longer inputs get HTTP 400.")] = 100_000,
     log: Annotated[Optional[Path], typer.Option(help="Append one JSON line per answered request (input, hint, answer, latency, tokens), readable by `dsp eval/sft --data`.")] = None,
