@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q torch==2.13.0
 	# --only-binary: the embedded LLM's server is the prebuilt portable wheel, never a source build for
 	# this machine's CPU (which can carry AMX code that dies with SIGILL on other CPUs).
-	$(PY) -m pip install -q --only-binary=xllamacpp -e '.[local,dev]'
+	$(PY) -m pip install -q --only-binary=xllamacpp -e '.[local,dev,serve]'
 	touch $@
 
 test: install

@@ -9,7 +9,7 @@ import typer
 from dsp.cli import app
 from dsp.cli.common import DataSource, InputField, TargetField, TaskName, handle_errors, resolve_task
 from dsp.cli.config import settings_command
-from dsp.train.distill import DistillConfig
+from dsp.train.configs import DistillConfig
 
 
 @app.command()

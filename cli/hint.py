@@ -34,6 +34,34 @@ def _read_input(text: Optional[str], file: Optional[Path]) -> str:
     return text
 
 
+def _shots(loaded, shots_data: str | None, shots: int | None) -> list:
+    from dsp.data import load_examples
+
+    shots = loaded.task.shots if shots is None else shots
+    return load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
+                         target_field=loaded.data.target_field) if shots_data and shots > 0 else []
+
+
+def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm, cache, shots_data, shots) -> None:
+    import asyncio
+
+    from dsp.data import load_examples
+    from dsp.hint_file import hint_file
+    from dsp.llm.session import run_with_llm
+    from dsp.policy import load_policy
+
+    fields = dict(input_field=input_field or loaded.data.input_field, target_field=loaded.data.target_field)
+    examples = load_examples(input_file, split="dev", need_target=False, **fields)
+    the_policy = load_policy(policy)
+
+    def work(client=None):
+        return hint_file(the_policy, loaded.task, examples, output, batch_size=batch_size, client=client,
+                         shots=_shots(loaded, shots_data, shots) if client else (), **fields)
+
+    result = run_with_llm(llm, cache, work) if llm is not None else asyncio.run(work())
+    typer.echo(f"{result.written} rows written to {output}" + (f", {result.skipped} already there" if result.skipped else ""))
+
+
 @app.command()
 @handle_errors
 def hint(
@@ -43,6 +71,10 @@ def hint(
     task: TaskName = "cnndm",
     run: Annotated[bool, typer.Option("--run", help="Also run the LLM with the hint and print its output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON: {hint, prompt, output}.")] = False,
+    input_file: Annotated[Optional[str], typer.Option(help="Many inputs: a file --data reads (.jsonl/.json/.csv/.parquet; a folder: its dev split); needs --output.", rich_help_panel="Batch")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="With --input-file: JSONL, one row per input (id, input, hint; prompt and output with --run). A re-run skips the ids already there.", rich_help_panel="Batch")] = None,
+    input_field: Annotated[Optional[str], typer.Option(help="With --input-file: the input text field (default: the task's).", rich_help_panel="Batch")] = None,
+    batch_size: Annotated[int, typer.Option(help="With --input-file: inputs per policy forward pass.", rich_help_panel="Batch")] = 16,
     shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
     shots: Annotated[Optional[int], typer.Option(help="With --run: few-shot examples needs --shots-data; default: the task's, 1, or 0 for reasoning.")] = None,
     base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
@@ -51,38 +83,43 @@ def hint(
     cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
     max_retries: Retries = 6,
 ) -> None:
-    """Write the policy's hint for one input; with --run, also the steered LLM output.
+    """Write the policy's hint for one input; with --run, also the steered LLM output. With --input-file, for
+    every input of a file, batched, into --output (resumable).
 
     Example: dsp hint --policy runs/sft --file article.txt --run --json
+
+    Example: dsp hint --policy runs/sft --input-file ../shared/data/cnndm/dev.jsonl --output hints.jsonl --run
     """
-    from dsp.data import Example, load_examples
-    from dsp.llm.client import LLMRequest
+    from dsp.data import Example
     from dsp.llm.session import run_with_llm
     from dsp.policy import load_policy
     from dsp.tasks.config import load_task
 
-    source = _read_input(text, file)
     loaded = load_task(task)
     the_task = loaded.task
+    if input_file is not None or output is not None:
+        if input_file is None or output is None:
+            raise DSPError("--input-file and --output go together")
+        if text is not None or file is not None:
+            raise DSPError("give one input (TEXT or --file) or many (--input-file), not both")
+        llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
+                         llm_timeout, max_retries, cache_namespace, token_limit_field) if run else None
+        _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm, cache, shots_data, shots)
+        return
+    source = _read_input(text, file)
     the_hint = load_policy(policy).generate([source])[0]
     result = {"hint": the_hint}
     if run:
-        shots = the_task.shots if shots is None else shots
-        examples = load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
-                                 target_field=loaded.data.target_field) if shots_data and shots > 0 else []
-        query = Example(id="input", input=source, target="")
-        prompt = the_task.prompt(query, the_hint, examples)
-        messages = the_task.messages(query, the_hint, examples)  # what a chat endpoint is sent
+        request = the_task.request(Example(id="input", input=source, target=""), the_hint,
+                                   _shots(loaded, shots_data, shots))
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries, cache_namespace,
-                     token_limit_field)
+                         llm_timeout, max_retries, cache_namespace, token_limit_field)
 
         async def work(client):
-            return await client.complete(LLMRequest(prompt=prompt, messages=messages, max_tokens=the_task.max_tokens,
-                                                    stop=the_task.stop))
+            return await client.complete(request)
 
         answer = run_with_llm(llm, cache, work)
-        result.update(prompt=prompt, output=answer.text.strip())
+        result.update(prompt=request.prompt, output=answer.text.strip())
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))
     else:

@@ -13,7 +13,7 @@ from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency,
                             Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 from dsp.cli.config import settings_command
-from dsp.train.rl import RLConfig
+from dsp.train.configs import RLConfig
 
 
 @app.command()

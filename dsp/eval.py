@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.llm.client import AsyncLLMClient, LLMResult
 from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
@@ -190,11 +190,7 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
-    requests = [
-        LLMRequest(prompt=task.prompt(examples[i], hints[c][i], shots), messages=task.messages(examples[i], hints[c][i], shots),
-                   max_tokens=task.max_tokens, stop=task.stop)
-        for c, i in order
-    ]
+    requests = [task.request(examples[i], hints[c][i], shots) for c, i in order]
     answers = await client.complete_many(requests, desc="llm")
 
     rows = [

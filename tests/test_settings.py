@@ -12,7 +12,7 @@ import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
 from dsp.cli.common import handle_errors
 from dsp.cli.config import field_docs, settings_command
-from dsp.train.rl import RLConfig
+from dsp.train.configs import RLConfig
 
 runner = CliRunner()
 

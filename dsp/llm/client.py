@@ -11,7 +11,7 @@ import asyncio
 import logging
 import os
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
 from urllib.parse import urlsplit
 
 import openai
@@ -230,6 +230,80 @@ class AsyncLLMClient:
         future.set_result(result)
         return result
 
+    async def stream(self, request: LLMRequest) -> AsyncIterator[str]:
+        """The answer in pieces as the server writes them (`stream: true`), for `dsp serve`.
+
+        Cache and budget as `complete`: a cached answer comes as one piece, a finished stream is
+        cached. Retried only until the first piece arrives; a stream that breaks after that raises
+        LLMError (its pieces were already passed on). No in-flight dedup: each stream is its own call.
+        """
+        wire = self._wire(request)
+        key = cache_key(wire)
+        if self.cache is not None and (hit := self.cache.get(key)) is not None:
+            self.usage.cache_hits += 1
+            yield hit["text"]
+            return
+        pieces: list[str] = []
+        usage: list[Any] = [None]
+        finish: list[str | None] = [None]
+
+        def take(chunk) -> str:
+            if getattr(chunk, "usage", None) is not None:
+                usage[0] = chunk.usage
+            if not chunk.choices:
+                return ""
+            c = chunk.choices[0]
+            finish[0] = c.finish_reason or finish[0]
+            return (c.delta.content or "") if wire["endpoint"] == "chat" else (c.text or "")
+
+        reserved: list[float | None] = [None]  # the worst case stays claimed until the stream's usage is recorded
+        opened: list[Any] = []
+
+        async def first_piece():
+            reserved[0] = await self._reserve(wire)
+            try:
+                stream = await self._create(wire, {**self._params(wire), "stream": True})
+                opened.append(stream)
+                it = stream.__aiter__()
+                async for chunk in it:
+                    if text := take(chunk):
+                        return it, text
+                return it, ""
+            except BaseException:
+                estimate, reserved[0] = reserved[0], None
+                await self._release(estimate)
+                raise
+
+        try:
+            async with self._sem:
+                it, text = await self._with_retries(wire, first_piece)
+                if text:
+                    pieces.append(text)
+                    yield text
+                try:
+                    async for chunk in it:
+                        if text := take(chunk):
+                            pieces.append(text)
+                            yield text
+                except Exception as e:
+                    self.usage.failures += 1
+                    raise LLMError(f"the LLM's stream broke after {sum(map(len, pieces))} characters: "
+                                   f"{type(e).__name__}") from None
+            answer = "".join(pieces)
+            u = usage[0]
+            # Without a usage chunk, count ~4 characters a token: the cost cap must not see a free call.
+            pt = u.prompt_tokens if u else len(wire.get("prompt") or "".join(m["content"] for m in wire["messages"])) // 4
+            ct = u.completion_tokens if u else len(answer) // 4
+            self._record(pt, ct)  # before the reservation goes, so a waiting request sees the real cost
+        finally:
+            if reserved[0] is not None:
+                await self._release(reserved[0])
+            for stream in opened:  # a consumer that stopped early must not leave the connection open
+                await stream.close()
+        if self.cache is not None:
+            self.cache.put(key, wire, asdict(LLMResult(text=answer, prompt_tokens=pt, completion_tokens=ct,
+                                                       finish_reason=finish[0])))
+
     async def complete_many(
         self, requests: Iterable[LLMRequest], desc: str | None = None
     ) -> list[LLMResult | BaseException]:
@@ -364,6 +438,11 @@ class AsyncLLMClient:
             u.cost += (prompt_tokens * cfg.price_in + completion_tokens * cfg.price_out) / 1e6
 
     async def _call(self, wire: dict[str, Any]) -> LLMResult:
+        async with self._sem:
+            return await self._with_retries(wire, lambda: self._send(wire))
+
+    async def _with_retries(self, wire: dict[str, Any], send: Callable[[], Awaitable[Any]]) -> Any:
+        """`send()` with tenacity's retries; a failure for good becomes one LLMError line (key redacted)."""
         attempts = 0
 
         def wait(state) -> float:
@@ -378,19 +457,18 @@ class AsyncLLMClient:
             self.usage.retries += 1
 
         try:
-            async with self._sem:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.config.max_retries + 1),
-                    wait=wait,
-                    retry=retry_if_exception(retry),
-                    before_sleep=count_retry,
-                    reraise=True,
-                ):
-                    with attempt:
-                        if (gone := self._backend_gone()) is not None:
-                            raise LLMBackendGone(gone)
-                        attempts += 1
-                        return await self._send(wire)
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.config.max_retries + 1),
+                wait=wait,
+                retry=retry_if_exception(retry),
+                before_sleep=count_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    if (gone := self._backend_gone()) is not None:
+                        raise LLMBackendGone(gone)
+                    attempts += 1
+                    return await send()
         except BudgetExceeded:
             raise
         except LLMBackendGone:
@@ -413,25 +491,30 @@ class AsyncLLMClient:
             return await self._api.chat.completions.create(messages=wire["messages"], **params)
         return await self._api.completions.create(prompt=wire["prompt"], **params)
 
+    def _params(self, wire: dict[str, Any], limit_field: str | None = None) -> dict[str, Any]:
+        """The SDK call's arguments; the output limit goes in the field this server takes (see LLMConfig)."""
+        limit_field = limit_field or self._limit_field
+        params: dict[str, Any] = {
+            "model": wire["model"],
+            "temperature": wire["temperature"],
+            "top_p": wire["top_p"],
+        }
+        if limit_field == "max_tokens" or wire["endpoint"] == "chat":
+            params[limit_field] = wire["max_tokens"]
+        else:  # the SDK's completions call has no such argument; the server reads it from the body
+            params["extra_body"] = {limit_field: wire["max_tokens"]}
+        if wire.get("stop"):
+            params["stop"] = wire["stop"]
+        if wire.get("seed") is not None:
+            params["seed"] = wire["seed"]
+        return params
+
     async def _send(self, wire: dict[str, Any]) -> LLMResult:
         estimate = await self._reserve(wire)
         try:
-            params: dict[str, Any] = {
-                "model": wire["model"],
-                "temperature": wire["temperature"],
-                "top_p": wire["top_p"],
-            }
             limit_field = self._limit_field
-            if limit_field == "max_tokens" or wire["endpoint"] == "chat":
-                params[limit_field] = wire["max_tokens"]
-            else:  # the SDK's completions call has no such argument; the server reads it from the body
-                params["extra_body"] = {limit_field: wire["max_tokens"]}
-            if wire.get("stop"):
-                params["stop"] = wire["stop"]
-            if wire.get("seed") is not None:
-                params["seed"] = wire["seed"]
             try:
-                r = await self._create(wire, params)
+                r = await self._create(wire, self._params(wire, limit_field))
             except ValueError as e:  # a 200 whose body is not the JSON it claims (cut off, garbled)
                 raise MalformedResponse(f"the answer is not valid JSON ({str(e)[:80]})") from None
             except openai.BadRequestError as e:

@@ -1,6 +1,7 @@
 """An OpenAI-compatible server on loopback, for tests and benchmarks of the client.
 
-It answers /v1/completions, /v1/chat/completions and /v1/models. Answers are deterministic:
+It answers /v1/completions, /v1/chat/completions (both also with `stream: true`, a word an event)
+and /v1/models. Answers are deterministic:
 at temperature 0 the text echoes the line of the prompt just before its last line (with a
 "Keywords:" hint that is the hint, so hints change scores the way they should); at temperature
 > 0 a per-request counter is appended, so samples differ.
@@ -174,12 +175,41 @@ class _Handler(BaseHTTPRequestHandler):
                     "total_tokens": len(counted.split()) + len(text.split()),
                 },
             }
-            self._send(200, json.dumps(answer).encode())
+            if body.get("stream"):
+                self._stream(answer, chat, bool((body.get("stream_options") or {}).get("include_usage")))
+            else:
+                self._send(200, json.dumps(answer).encode())
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (its timeout) before a slow answer came
         finally:
             with state.lock:
                 state.inflight -= 1
+
+    def _stream(self, answer: dict[str, Any], chat: bool, include_usage: bool) -> None:
+        """The answer as server-sent events, a word a chunk, then [DONE]; the body ends when the connection closes."""
+        choice = answer["choices"][0] if answer["choices"] else {"text": "", "message": {"content": ""}}
+        text = choice["message"]["content"] if chat else choice["text"]
+        words = text.split(" ")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.end_headers()
+        self.close_connection = True
+        base = {k: answer[k] for k in ("id", "created", "model")}
+        base["object"] = "chat.completion.chunk" if chat else "text_completion"
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            last = i == len(words) - 1
+            c: dict[str, Any] = {"index": 0, "finish_reason": "stop" if last else None}
+            if chat:
+                c["delta"] = {"role": "assistant", "content": piece} if i == 0 else {"content": piece}
+            else:
+                c["text"] = piece
+            self.wfile.write(f"data: {json.dumps({**base, 'choices': [c]})}\n\n".encode())
+            self.wfile.flush()
+        if include_usage:
+            self.wfile.write(f"data: {json.dumps({**base, 'choices': [], 'usage': answer['usage']})}\n\n".encode())
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
 
     def _drawn_fault(self, kind: str, state: ServerState) -> bool:
         """Answer with fault `kind`; False for kinds that shape a normal answer instead (slow, empty)."""

@@ -13,6 +13,7 @@ from typing import Protocol, Sequence
 
 from dsp.data import Example
 from dsp.errors import DSPError
+from dsp.llm.client import LLMRequest
 
 PLACEHOLDERS = ("{input}", "{hint}", "{target}")
 
@@ -56,6 +57,14 @@ class PromptTemplate:
                 raise DSPError(f"{self.source}: prompt template has no {name} placeholder")
         if not self.text.rstrip().endswith("{target}") or self.text.count("{target}") != 1:
             raise DSPError(f"{self.source}: prompt template must end with {{target}}, and hold it once only")
+
+    @property
+    def answer_stops(self) -> tuple[str, ...]:
+        """Where an answer to this template ends: a blank line, or the label of the input's line ("Article:")
+        starting the next block, which a base model writes when it goes on with the few-shot pattern."""
+        line = next(ln for ln in self.text.splitlines() if "{input}" in ln)
+        label = line[: line.index("{input}")].strip()
+        return ("\n\n", f"\n{label}") if label.endswith(":") else ("\n\n",)
 
     @property
     def uses_hint(self) -> bool:
@@ -103,5 +112,10 @@ class Task(Protocol):
     def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str: ...
 
     def messages(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> tuple[tuple[str, str], ...]: ...
+
+    def request(self, example: Example, hint: str | None, shots: Sequence[Example] = (), *, temperature: float = 0.0,
+                sample_index: int = 0) -> LLMRequest:
+        """The LLM call for (input, hint): every command builds its requests here."""
+        ...
 
     def score(self, output: str, example: Example) -> dict[str, float]: ...

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 from dsp.data import Example
+from dsp.llm.client import LLMRequest
 from dsp.metrics import rouge_scores
 from dsp.tasks.base import PromptTemplate
 from dsp.tasks.stopwords import STOPWORDS
@@ -139,6 +140,13 @@ class SummarizationTask:
             out.append(("assistant", " ".join(s.target.split())))
         out.append(("user", self._block(part, example, hint, self.max_input_words, None).strip()))
         return tuple(out)
+
+    def request(self, example: Example, hint: str | None, shots: Sequence[Example] = (), *, temperature: float = 0.0,
+                sample_index: int = 0) -> LLMRequest:
+        """The one LLM call for (input, hint): the completions prompt and the chat messages (the client sends
+        the one its endpoint takes; the cache key is the prompt's), with this task's length and stop strings."""
+        return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
+                          max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index)
 
     def score(self, output: str, example: Example) -> dict[str, float]:
         return rouge_scores(output, example.target)

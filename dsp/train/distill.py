@@ -17,7 +17,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -28,80 +28,10 @@ from dsp.data import Example, load_examples
 from dsp.errors import DSPError
 from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
-from dsp.train.sft import SFTConfig, load_train_dev, run_sft
+from dsp.train.configs import DistillConfig  # noqa: F401  (re-exported: the trainer's settings)
+from dsp.train.sft import load_train_dev, run_sft
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class DistillConfig:
-    """Settings of one `dsp distill` run."""
-
-    teacher: str
-    """The teacher policy: a `dsp sft` or `dsp rl` run folder, or a policy folder."""
-    data: str
-    """Training data (its inputs are labelled by the teacher; references are not needed)."""
-    output_dir: str
-    """Run folder of the student (as `dsp sft` writes it)."""
-    student: str = "layers:3"
-    """`layers:N` (the teacher cut to N layers) or a model name or path of the teacher's kind."""
-    prune_vocab: bool = False
-    """Extractive students: keep only the embedding rows of tokens the training and extra inputs use."""
-    unlabelled: str | None = None
-    """Extra inputs (a file or folder of split files) for the teacher to label."""
-    unlabelled_limit: int | None = None
-    """Use the first N extra inputs only."""
-    token_level: bool = True
-    """Add the KL term: over next tokens when the seq2seq tokenizers match, over input words for extractive."""
-    temperature: float = 2.0
-    """Softening of both distributions in the KL term."""
-    kl_weight: float = 1.0
-    """Weight of the KL term next to the sequence-level loss."""
-    # The rest mean what they mean in SFTConfig (the student is trained by run_sft).
-    data_config: str | None = None
-    """Hub dataset config name."""
-    input_field: str = "article"
-    """Field holding the input text."""
-    target_field: str = "highlights"
-    """Field holding the reference (not needed: the teacher labels)."""
-    limit: int | None = None
-    """Use the first N training inputs only."""
-    dev_limit: int = 50
-    """Dev inputs for hint F1 and the teacher-student KL."""
-    epochs: int = 3
-    """Passes over the teacher-labelled inputs."""
-    max_steps: int | None = None
-    """Stop after this many steps (overrides epochs)."""
-    batch_size: int = 8
-    """Inputs per step."""
-    lr: float | None = None
-    """Peak learning rate; None: the policy type's default."""
-    save_every: int = 50
-    """Steps between checkpoints."""
-    eval_every: int = 50
-    """Steps between dev evaluations."""
-    device: str = "auto"
-    """cpu, cuda, ...; auto takes a GPU when there is one."""
-    seed: int = 0
-    """Seed for initialisation and data order."""
-    resume: bool = False
-    """Continue the student's checkpoint."""
-
-    def __post_init__(self) -> None:
-        if not self.temperature > 0:
-            raise DSPError(f"--temperature must be positive, not {self.temperature}")
-        if self.kl_weight < 0:
-            raise DSPError(f"--kl-weight must be 0 or more, not {self.kl_weight}")
-        if self.student.startswith("layers:"):
-            n = self.student.split(":", 1)[1]
-            if not n.isdigit() or int(n) < 1:
-                raise DSPError(f"--student layers:N needs a positive N, not '{self.student}'")
-
-    def sft_config(self) -> SFTConfig:
-        names = {f.name for f in fields(SFTConfig)}
-        kw = {k: v for k, v in asdict(self).items() if k in names}
-        # the teacher writes every label: no references are needed
-        return SFTConfig(**kw, labels="teacher", hint_words=None)
 
 
 def cut_layers(teacher, n: int):

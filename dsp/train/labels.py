@@ -47,7 +47,7 @@ async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, sep
     prompt = PromptTemplate.load(template)
     inputs = [" ".join(e.input.split()[:max_input_words]) for e in examples]
     requests = [LLMRequest(prompt=prompt.fill(text, None, None), messages=prompt.messages(text, None),
-                           max_tokens=max_tokens, stop=("\n\n", "\nArticle:")) for text in inputs]
+                           max_tokens=max_tokens, stop=prompt.answer_stops) for text in inputs]
     answers = await client.complete_many(requests, desc="labels")
     labels: dict[str, str] = {}
     for e, a in zip(examples, answers):
@@ -78,8 +78,7 @@ async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, ta
     for j, trigger in enumerate(triggers):
         if not pending:
             break
-        requests = [LLMRequest(prompt=task.prompt(e, trigger), messages=task.messages(e, trigger), max_tokens=task.max_tokens,
-                               stop=task.stop) for e in pending]
+        requests = [task.request(e, trigger) for e in pending]
         answers = await client.complete_many(requests, desc=f"trigger {j + 1}/{len(triggers)}")
         unsolved = []
         for e, a in zip(pending, answers):

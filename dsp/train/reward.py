@@ -44,10 +44,8 @@ class LLMReward:
         self.missing = 0  # rewards that could not be computed, over the run
 
     def _requests(self, example: Example, hint: str | None, samples: int, temperature: float) -> list[LLMRequest]:
-        prompt = self.task.prompt(example, hint, self.shots)
-        messages = self.task.messages(example, hint, self.shots)  # sent instead on a chat endpoint
-        return [LLMRequest(prompt=prompt, messages=messages, max_tokens=self.task.max_tokens, stop=self.task.stop,
-                           temperature=temperature, sample_index=s) for s in range(samples)]
+        return [self.task.request(example, hint, self.shots, temperature=temperature, sample_index=s)
+                for s in range(samples)]
 
     async def _scores(self, examples: Sequence[Example], hints: Sequence[str | None], samples: int,
                       temperature: float) -> list[float]:

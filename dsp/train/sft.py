@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -18,94 +18,11 @@ from dsp.errors import DSPError, MissingSplit
 from dsp.io import RunLock, is_empty_run_folder, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
-from dsp.policy.choose import DEFAULT_LR, POLICY_TYPES, new_policy, resolve_device, resolve_policy_type
+from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_device, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
+from dsp.train.configs import SFTConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.logs import RunLog
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
-
-
-@dataclass
-class SFTConfig:
-    """Settings of one `dsp sft` run."""
-
-    data: str
-    """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
-    output_dir: str
-    """Run folder: config, log.jsonl, checkpoint/, and the final policy/."""
-    data_config: str | None = None
-    """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
-    policy: str | None = None
-    """Model name or path (an encoder for extractive, a seq2seq LM, or `scratch`); None: the type's default."""
-    policy_type: str = "auto"
-    """extractive, seq2seq, or auto (seq2seq Flan-T5 when the hub is reachable, else the packaged MiniLM encoder)."""
-    labels: str = "reference"
-    """reference: pseudo-labels found in the reference outputs; llm: the LLM writes them; teacher: `dsp distill`'s teacher does."""
-    label_template: str = "labelling/keywords"
-    """Labelling prompt for --labels llm: a packaged template name or a .txt path."""
-    hint_words: int | None = None
-    """Extractive: words per hint; None picks the count with the best dev hint F1 after training."""
-    scratch_size: str = "tiny"
-    """Size of the `scratch` T5: tiny (~0.7M parameters) or small (~15M)."""
-    train_split: str = "train"
-    """Split (or file stem inside a folder) to train on."""
-    dev_split: str | None = "dev"
-    """Split for dev loss and hint F1; None holds out 10% of the training examples."""
-    input_field: str = "article"
-    """Field holding the input text."""
-    target_field: str = "highlights"
-    """Field holding the reference output (pseudo-labels are made from it)."""
-    limit: int | None = None
-    """Train on the first N examples only."""
-    dev_limit: int = 50
-    """Dev examples used for loss and hint F1."""
-    epochs: int = 3
-    """Passes over the training examples."""
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (overrides epochs)."""
-    batch_size: int = 8
-    """Examples per optimizer step."""
-    lr: float | None = None
-    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0; None: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch."""
-    warmup_ratio: float = 0.05
-    """Share of the steps spent warming the learning rate up."""
-    grad_clip: float = 1.0
-    """Gradient norm clip."""
-    max_input_tokens: int | None = None
-    """Policy input length; longer inputs are cut (with a warning). None: 512 extractive, 256 seq2seq."""
-    freeze_layers: int = 0
-    """Extractive: keep the encoder's embeddings and first N layers frozen (cheaper steps; 0 trains all)."""
-    max_hint_tokens: int = 48
-    """Longest hint the policy writes."""
-    eval_every: int = 50
-    """Steps between dev evaluations."""
-    save_every: int = 50
-    """Steps between checkpoints."""
-    device: str = "auto"
-    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one."""
-    seed: int = 0
-    """Seed for initialisation and data order."""
-    resume: bool = False
-    """Continue from the run folder's checkpoint."""
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit", "max_input_tokens", "max_hint_tokens",
-                     "hint_words"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
-        if self.limit is not None and self.limit <= 0:
-            raise DSPError(f"--limit must be positive, not {self.limit}")
-        if self.freeze_layers < 0:
-            raise DSPError(f"--freeze-layers must be 0 or more, not {self.freeze_layers}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
-        if self.lr is not None and not self.lr > 0:
-            raise DSPError(f"--lr must be positive, not {self.lr}")
-        if self.labels not in ("reference", "llm", "teacher"):
-            raise DSPError(f"--labels must be 'reference' or 'llm', not '{self.labels}'")
-        if self.policy_type not in POLICY_TYPES:
-            raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
-        if self.hint_words is not None and self.policy_type == "seq2seq":
-            raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
 
 
 def load_train_dev(cfg: SFTConfig) -> tuple[list[Example], list[Example]]:

@@ -1,0 +1,114 @@
+"""Batch hinting (`dsp hint --input-file in.jsonl --output out.jsonl`): the policy's hints for a whole file,
+batched through the policy, optionally with the steered LLM answers, resumable.
+
+Each finished row is written and flushed at once, so a re-run (after a kill, a cap, a failed call) reads
+the output's ids and does only the rest. With an LLM the next batch's hints are computed while the
+current batch's calls are in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from dsp.data import Example
+from dsp.errors import DSPError, LLMBackendGone
+from dsp.llm.client import AsyncLLMClient
+
+
+@dataclass
+class HintFileResult:
+    written: int
+    skipped: int
+    """Inputs whose rows the output already had."""
+
+
+def written_ids(out: Path) -> set[str]:
+    """Ids the output already holds. A last line cut short by a kill is removed, so it is done again."""
+    if not out.exists():
+        return set()
+    data = out.read_bytes()
+    end = data.rfind(b"\n") + 1
+    if end < len(data):
+        with out.open("r+b") as f:
+            f.truncate(end)
+    ids = set()
+    for lineno, line in enumerate(data[:end].decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            ids.add(str(json.loads(line)["id"]))
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DSPError(f"{out}:{lineno}: not a row this command wrote (no JSON with an 'id'); "
+                           "move the file away or pass another --output") from None
+    return ids
+
+
+async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, batch_size: int = 16,
+                    client: AsyncLLMClient | None = None, shots: Sequence[Example] = (),
+                    input_field: str = "article", target_field: str = "highlights",
+                    progress: bool = True) -> HintFileResult:
+    """Write one JSON line per example: id, input, hint (and target, prompt and LLM output where there are)."""
+    if batch_size < 1:
+        raise DSPError(f"--batch-size must be positive, not {batch_size}")
+    seen: dict[str, str] = {}
+    for e in examples:
+        if e.id in seen:
+            raise DSPError(f"{e.where}: id '{e.id}' again (first at {seen[e.id]}): ids must be unique to resume")
+        seen[e.id] = e.where
+    done = written_ids(out)
+    todo = [e for e in examples if e.id not in done]
+    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    bar = tqdm(total=len(todo), desc="hints", unit="input", disable=not progress)
+    failure: BaseException | None = None
+    written = 0
+
+    def hints_of(batch: list[Example]) -> list[str]:
+        return policy.generate([e.input for e in batch], batch_size=len(batch))
+
+    async def answers(batch: list[Example], hints: list[str]):
+        if client is None:
+            return [None] * len(batch), [None] * len(batch)
+        requests = [task.request(e, h, shots) for e, h in zip(batch, hints)]
+        results = await client.complete_many(requests)
+        return [r.prompt for r in requests], results
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with out.open("a", encoding="utf-8") as f:
+            next_hints = asyncio.create_task(asyncio.to_thread(hints_of, batches[0])) if batches else None
+            for i, batch in enumerate(batches):
+                hints = await next_hints
+                calls = asyncio.create_task(answers(batch, hints))
+                if i + 1 < len(batches):  # the policy works on the next batch while the LLM answers this one
+                    next_hints = asyncio.create_task(asyncio.to_thread(hints_of, batches[i + 1]))
+                prompts, results = await calls
+                for e, h, p, r in zip(batch, hints, prompts, results):
+                    if isinstance(r, BaseException):
+                        failure = failure or r
+                        continue  # not written: a re-run asks again
+                    row = {"id": e.id, input_field: e.input, "hint": h}
+                    if e.target:
+                        row[target_field] = e.target
+                    if client is not None:
+                        row.update(prompt=p, output=r.text.strip())
+                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    f.flush()
+                    written += 1
+                    bar.update(1)
+                if failure is not None:
+                    if i + 1 < len(batches):
+                        next_hints.cancel()
+                    break
+    finally:
+        bar.close()
+    if failure is not None:
+        if isinstance(failure, (DSPError, LLMBackendGone)):
+            raise failure
+        raise DSPError(f"LLM call failed: {type(failure).__name__}")
+    return HintFileResult(written=written, skipped=len(examples) - len(todo))
