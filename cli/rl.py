@@ -13,6 +13,7 @@ from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency,
                             Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 from dsp.cli.config import settings_command
+from dsp.train.accel import share_budget
 from dsp.train.rl import RLConfig
 
 
@@ -58,6 +59,7 @@ def rl(
     check_policy_source(cfg.policy)
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                      llm_timeout, max_retries, cache_namespace, token_limit_field)
+    llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))

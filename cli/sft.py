@@ -11,6 +11,7 @@ from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency,
                             Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
                             resolve_task)
 from dsp.cli.config import settings_command
+from dsp.train.accel import share_budget
 from dsp.train.sft import SFTConfig
 
 
@@ -52,6 +53,7 @@ def sft(
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                          llm_timeout, max_retries, cache_namespace, token_limit_field)
+        llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
         hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))
