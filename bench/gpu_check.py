@@ -91,12 +91,14 @@ def accelerate_check(root: Path, data: Path, start: Path, device: str) -> dict:
     repo = Path(__file__).resolve().parents[1]
     record = root / "record"
     record.mkdir()
-    cmd = ["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           # --multi_gpu: accelerate's torchrun launcher (--cpu alone starts one process without MPI);
-           # on a one-GPU machine both ranks share cuda:0 and reduce over gloo
-           "--dynamo_backend", "no", "--multi_gpu" if device != "cpu" else "--cpu", "-m", "tests.train.dist_worker",
-           str(data), str(start), str(root / "acc"), str(record)]
-    env = {**os.environ, "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}", "DSP_WORKER_DEVICE": device}
+    # accelerate puts process r on cuda:r (NCCL refuses two processes on one GPU), and `--cpu` starts one
+    # process without MPI: with fewer than two GPUs the check runs torchrun's launcher on the CPU.
+    two_gpus = device != "cpu" and torch.cuda.device_count() >= 2
+    launcher = (["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                 "--dynamo_backend", "no", "--multi_gpu"] if two_gpus
+                else [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    cmd = [*launcher, "-m", "tests.train.dist_worker", "rl", str(data), str(start), str(root / "acc"), str(record)]
+    env = {**os.environ, "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}", "DSP_WORKER_DEVICE": device if two_gpus else "cpu"}
     p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         return {"ok": False, "returncode": p.returncode, "log": (p.stdout + p.stderr)[-2000:]}

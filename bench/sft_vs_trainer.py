@@ -56,7 +56,7 @@ def worker_dsp(model: Path, data: str, steps: int, batch_size: int, out: Path) -
                     batch_size=batch_size, lr=1e-3, eval_every=10**9, save_every=10**9, dev_limit=1,
                     max_input_tokens=MAX_INPUT, max_hint_tokens=MAX_HINT)
     marks: dict[int, float] = {}
-    run_sft(cfg, on_step=lambda step: marks.setdefault(step, time.perf_counter()))
+    run_sft(cfg, on_step=lambda step, policy: marks.setdefault(step, time.perf_counter()))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     return {"seconds": marks[steps] - marks[1], "examples": (steps - 1) * batch_size, "last_loss": log[-1]["train/loss"]}
 

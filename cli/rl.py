@@ -58,6 +58,9 @@ def rl(
     check_policy_source(cfg.policy)
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                      llm_timeout, max_retries, cache_namespace, token_limit_field)
+    from dsp.train.accel import share_budget  # torch: only when a run starts
+
+    llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
     result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))

@@ -52,6 +52,9 @@ def sft(
 
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                          llm_timeout, max_retries, cache_namespace, token_limit_field)
+        from dsp.train.accel import share_budget  # torch: only when a run starts
+
+        llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
         hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))

@@ -13,6 +13,13 @@ from dataclasses import asdict, dataclass, fields
 from dsp.errors import DSPError
 from dsp.policy.choose import POLICY_TYPES
 
+MIXED_PRECISION = ("no", "bf16", "fp16")
+
+
+def check_mixed_precision(value: str | None) -> None:
+    if value is not None and value not in MIXED_PRECISION:
+        raise DSPError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, not '{value}'")
+
 
 @dataclass
 class SFTConfig:
@@ -71,7 +78,10 @@ class SFTConfig:
     save_every: int = 50
     """Steps between checkpoints."""
     device: str = "auto"
-    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one."""
+    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
+    mixed_precision: str | None = None
+    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
+    --mixed_precision`), no without one."""
     seed: int = 0
     """Seed for initialisation and data order."""
     resume: bool = False
@@ -96,6 +106,7 @@ class SFTConfig:
             raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
         if self.hint_words is not None and self.policy_type == "seq2seq":
             raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
+        check_mixed_precision(self.mixed_precision)
 
 
 @dataclass
@@ -141,7 +152,7 @@ class RLConfig:
     update_epochs: int = 2
     """Passes over one iteration's rollouts."""
     minibatch_size: int = 8
-    """Rollouts per gradient step (per process when data-parallel)."""
+    """Rollouts per gradient step per process (the step averages the processes' gradients: B x processes rollouts)."""
     lr: float = 2e-5
     """Learning rate (AdamW); see `lr_schedule`."""
     lr_schedule: str = "linear"
@@ -189,7 +200,10 @@ class RLConfig:
     save_every: int = 5
     """Iterations between checkpoints."""
     device: str = "auto"
-    """cpu, cuda, ...; auto takes a GPU when there is one (with several processes, rank r takes cuda:r)."""
+    """cpu, cuda, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
+    mixed_precision: str | None = None
+    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
+    --mixed_precision`), no without one."""
     seed: int = 0
     """Seed for data order and sampling."""
     resume: bool = False
@@ -231,6 +245,7 @@ class RLConfig:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
         if self.hint_words is not None and self.hint_words < 1:
             raise DSPError(f"--hint-words must be positive, not {self.hint_words}")
+        check_mixed_precision(self.mixed_precision)
 
 
 @dataclass
@@ -281,7 +296,10 @@ class DistillConfig:
     eval_every: int = 50
     """Steps between dev evaluations."""
     device: str = "auto"
-    """cpu, cuda, ...; auto takes a GPU when there is one."""
+    """cpu, cuda, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
+    mixed_precision: str | None = None
+    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
+    --mixed_precision`), no without one."""
     seed: int = 0
     """Seed for initialisation and data order."""
     resume: bool = False
@@ -296,6 +314,7 @@ class DistillConfig:
             n = self.student.split(":", 1)[1]
             if not n.isdigit() or int(n) < 1:
                 raise DSPError(f"--student layers:N needs a positive N, not '{self.student}'")
+        check_mixed_precision(self.mixed_precision)
 
     def sft_config(self) -> SFTConfig:
         names = {f.name for f in fields(SFTConfig)}

@@ -19,7 +19,7 @@ import logging
 import math
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -28,6 +28,7 @@ from dsp.data import Example, load_examples
 from dsp.errors import DSPError
 from dsp.io import write_json_atomic
 from dsp.policy.base import load_policy
+from dsp.train import accel
 from dsp.train.configs import DistillConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.sft import load_train_dev, run_sft
 
@@ -115,11 +116,25 @@ def token_kl_loss(teacher, temperature: float, weight: float):
     return extractive if teacher.kind == "extractive" else seq2seq
 
 
-def run_distill(cfg: DistillConfig) -> dict[str, Any]:
-    """Label with the teacher, train the student (sequence level + optional token level); returns metrics."""
-    from dsp.policy.choose import new_policy, resolve_device
+LABEL_BATCH = 16  # the teacher's generate batch: labels are the same however the batches are spread over processes
 
-    device = resolve_device(cfg.device)
+
+def teacher_labels(acc, teacher, inputs: list[Example]) -> dict[str, str]:
+    """{where: the teacher's greedy hint} for every input with one; under `accelerate launch` each
+    process labels every world-th batch and the labels are gathered on all of them."""
+    batches = [inputs[i : i + LABEL_BATCH] for i in range(0, len(inputs), LABEL_BATCH)]
+    mine = [(e.where, h) for batch in batches[acc.process_index :: acc.num_processes]
+            for e, h in zip(batch, teacher.generate([e.input for e in batch], batch_size=LABEL_BATCH))]
+    return {where: h for where, h in accel.gather(acc, mine) if h}
+
+
+def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+    """Label with the teacher, train the student (sequence level + optional token level); returns metrics.
+    `on_step(step, student)` as in run_sft."""
+    from dsp.policy.choose import new_policy
+
+    acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
+    device = accel.run_device(acc, cfg.device)
     teacher = load_policy(cfg.teacher, device=device)
     teacher.train(False)
     for p in teacher.parameters():
@@ -132,8 +147,7 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
                               limit=cfg.unlabelled_limit, need_target=False)
         extra = [Example(f"unlabelled:{e.id}", e.input, "", e.where) for e in extra]
     everyone = list({e.where: e for e in train + dev + extra}.values())
-    hints = teacher.generate([e.input for e in everyone])
-    labels = {e.where: h for e, h in zip(everyone, hints) if h}
+    labels = teacher_labels(acc, teacher, everyone)
 
     if cfg.resume:
         student = None
@@ -154,9 +168,13 @@ def run_distill(cfg: DistillConfig) -> dict[str, Any]:
     # extractive distributions are over input words, which do not depend on the tokenizer
     if cfg.token_level and cfg.kl_weight > 0 and (teacher.kind == "extractive" or same_tokenizer(teacher, probe)):
         extra_loss = token_kl_loss(teacher, cfg.temperature, cfg.kl_weight)
-    kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" else None
+    main = acc.is_main_process  # the one that reports
+    kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" and main else None
 
-    result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss)
+    result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss,
+                     on_step=on_step, accelerator=acc)
+    if not main:
+        return result
     final = load_policy(cfg.output_dir, device=device)
     result.update({
         "teacher_parameters": sum(p.numel() for p in teacher.parameters()),

@@ -12,10 +12,11 @@ import re
 from typing import Sequence
 
 from dsp.data import Example
-from dsp.errors import BudgetExceeded, LLMError
+from dsp.errors import BudgetExceeded, DSPError, LLMError
 from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
 from dsp.tasks.base import PromptTemplate
 from dsp.tasks.stopwords import STOPWORDS
+from dsp.train import accel
 
 DEFAULT_TEMPLATE = "labelling/keywords"
 
@@ -102,6 +103,23 @@ async def label_for_sft(cfg, client: AsyncLLMClient, task) -> dict[str, str]:
 
     train, dev = load_train_dev(cfg)
     unique = list({e.where: e for e in train + dev}.values())
-    if isinstance(task, ReasoningTask):
-        return await trigger_labels(unique, client, task, load_triggers())
-    return await llm_labels(unique, client, separator=task.separator, template=cfg.label_template)
+    state = accel.process_state(cfg.device)
+    mine = unique[state.process_index :: state.num_processes]  # under accelerate launch each input is labelled once
+    error: DSPError | None = None
+    try:
+        if isinstance(task, ReasoningTask):
+            labels = await trigger_labels(mine, client, task, load_triggers())
+        else:
+            labels = await llm_labels(mine, client, separator=task.separator, template=cfg.label_template)
+    except DSPError as e:  # every process must learn of it before the gather below, or the others would wait forever
+        if state.num_processes == 1:
+            raise
+        error, labels = e, {}
+    errors = accel.gather(state, [type(error).__name__ if error is not None else ""])
+    if error is not None:
+        raise error
+    if "BudgetExceeded" in errors:
+        raise BudgetExceeded("another process reached its share of --max-llm-calls/--max-cost while labelling")
+    if any(errors):
+        raise LLMError("another process's LLM labelling failed for good (its error says why)")
+    return dict(accel.gather(state, list(labels.items())))

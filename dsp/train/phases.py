@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from dsp.data import Example
-from dsp.train import dist, ppo
+from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
 from dsp.train.reward import Reward
 
@@ -69,20 +69,32 @@ class Samples:
     valid: torch.Tensor  # (N, T)
     generated: torch.Tensor  # (N, T)
 
+    def of_inputs(self, inputs: list[int], k: int) -> Samples:
+        """The rows of the given inputs (rows are input-major, k per input)."""
+        rows = [i * k + j for i in inputs for j in range(k)]
+        idx = torch.tensor(rows, dtype=torch.long)  # (n,)
+        return Samples([self.examples[r] for r in rows], [self.hints[r] for r in rows],
+                       self.actions[idx.to(self.actions.device)], self.valid[idx.to(self.valid.device)],
+                       self.generated[idx.to(self.generated.device)])
+
 
 @torch.no_grad()
-def sample(policy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None) -> Samples:
-    actions, valid, generated, hints = policy.sample_actions([e.input for e in examples], k, reset_hints)
+def sample(policy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None, acc=None) -> Samples:
+    with accel.autocast(acc):
+        actions, valid, generated, hints = policy.sample_actions([e.input for e in examples], k, reset_hints)
     return Samples([e for e in examples for _ in range(k)], hints, actions, valid, generated)
 
 
 @torch.no_grad()
-def logprobs(policy, reference, value_head, s: Samples) -> Rollout:
+def logprobs(policy, reference, value_head, s: Samples, acc=None) -> Rollout:
     """The sampling policy's and the reference's log-probabilities of the samples (and values, PPO)."""
     row_inputs = [e.input for e in s.examples]
-    logprob, _, state = policy.action_logprobs(row_inputs, s.actions, s.valid)
-    ref_logprob, _, _ = reference.action_logprobs(row_inputs, s.actions, s.valid)
-    values = value_head(state).squeeze(-1) if value_head is not None else None
+    with accel.autocast(acc):
+        logprob, _, state = policy.action_logprobs(row_inputs, s.actions, s.valid)
+        ref_logprob, _, _ = reference.action_logprobs(row_inputs, s.actions, s.valid)
+        values = value_head(state).squeeze(-1) if value_head is not None else None
+    logprob, ref_logprob = logprob.float(), ref_logprob.float()
+    values = values.float() if values is not None else None
     mask = s.generated.to(logprob.device)
     return Rollout(s.examples, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
 
@@ -98,23 +110,31 @@ async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
 
 
 async def rollout_and_score(policy, reference, value_head, examples: list[Example], k: int,
-                            reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True
-                            ) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
+                            reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True,
+                            mine: list[int] | None = None, acc=None) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
     """rollout, then score; with `overlap` the LLM calls start as soon as the hints exist and run
     while the policy and the reference take their log-probabilities (in a worker thread: torch
     releases the GIL, the event loop keeps the calls moving). Returns the seconds spent sampling,
-    taking log-probabilities, and waiting on the LLM after the policy work was done."""
+    taking log-probabilities, and waiting on the LLM after the policy work was done.
+
+    `mine`: the positions in `examples` this process rolls out (scores, takes log-probabilities
+    of, trains on); None: all. Every process samples the hints of the whole batch: sampling is
+    cheap next to a hint's LLM call and its log-probabilities, and it keeps the processes' random
+    streams in step, so N processes train on exactly the hints one process would sample, and a
+    resumed run on N processes reproduces the uninterrupted one."""
     t0 = time.perf_counter()
-    s = sample(policy, examples, k, reset_hints)
+    s = sample(policy, examples, k, reset_hints, acc)
+    if mine is not None:
+        s = s.of_inputs(mine, k)
     t1 = time.perf_counter()
     if not overlap:
-        ro = logprobs(policy, reference, value_head, s)
+        ro = logprobs(policy, reference, value_head, s, acc)
         t2 = time.perf_counter()
         rewards = await score(reward, s)
     else:
         calls = asyncio.create_task(score(reward, s))
         try:
-            ro = await asyncio.to_thread(logprobs, policy, reference, value_head, s)
+            ro = await asyncio.to_thread(logprobs, policy, reference, value_head, s, acc)
         except BaseException:
             calls.cancel()
             raise
@@ -129,32 +149,55 @@ def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float
     return ALGOS[cfg.algo].advantages(cfg, ro, rewards, kl_coef)
 
 
+def shuffled_rows(n: int, k: int, acc=None) -> torch.Tensor:
+    """(n,) this process's rollout rows in a random order, for the update's minibatches.
+
+    Every process draws the permutation one process would draw over the whole batch's rows and keeps
+    its own rows in that order (input i of the batch is process i % world's, its k rows in place),
+    so the random streams stay in step and one process's order is exactly torch.randperm(n)."""
+    world, rank = (acc.num_processes, acc.process_index) if acc is not None else (1, 0)
+    perm = torch.randperm(n * world)  # (n * world,) over the whole batch's rows
+    if world == 1:
+        return perm
+    inputs, sample_ = perm // k, perm % k
+    keep = inputs % world == rank
+    return (inputs[keep] // world) * k + sample_[keep]
+
+
 def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
-           kl_coef: float, params: list[torch.nn.Parameter]) -> dict[str, float]:
-    """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl."""
+           kl_coef: float, params: list[torch.nn.Parameter], acc=None) -> dict[str, float]:
+    """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl.
+
+    With several processes each step's gradient is the mean over them (`accel.average_gradients`),
+    so a step on minibatches of B rows per process is a step on B x world rows."""
     algo = ALGOS[cfg.algo]
     n = len(ro.examples)
     stats: dict[str, list[float]] = {}
     stop = False
     for _ in range(cfg.update_epochs):
-        for idx in torch.randperm(n).split(cfg.minibatch_size):
+        for idx in shuffled_rows(n, cfg.samples_per_input, acc).split(cfg.minibatch_size):
             mask = ro.mask[idx].float()
-            logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
-                                                             ro.actions[idx], ro.valid[idx])
-            terms = ppo.pg_loss_terms(logprob, ro.logprob[idx], adv[idx], mask, cfg.clip)
-            extra, parts = algo.extra_loss(cfg, state=state, logprob=logprob, ro=ro, idx=idx, returns=returns, mask=mask,
-                                           kl_coef=kl_coef, value_head=value_head)
+            with accel.autocast(acc):
+                logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
+                                                                 ro.actions[idx], ro.valid[idx])
+                terms = ppo.pg_loss_terms(logprob.float(), ro.logprob[idx], adv[idx], mask, cfg.clip)
+                extra, parts = algo.extra_loss(cfg, state=state, logprob=logprob.float(), ro=ro, idx=idx, returns=returns,
+                                               mask=mask, kl_coef=kl_coef, value_head=value_head)
             terms.update(parts)
-            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy, mask) + extra
+            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy.float(), mask) + extra
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            dist.average_gradients(params)  # no-op in one process
-            terms["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            if acc is not None:
+                acc.backward(loss)  # scales the loss under fp16
+            else:
+                loss.backward()
+            accel.average_gradients(acc, params)  # no-op in one process
+            terms["grad_norm"] = (acc.clip_grad_norm_(params, cfg.grad_clip) if acc is not None
+                                  else torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
             optimizer.step()
-            terms["entropy"] = ppo.masked_mean(entropy.detach(), mask)
+            terms["entropy"] = ppo.masked_mean(entropy.detach().float(), mask)
             for k, v in terms.items():
                 stats.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
-            if cfg.target_kl is not None and dist.mean(float(terms["approx_kl"])) > 1.5 * cfg.target_kl:
+            if cfg.target_kl is not None and accel.mean(acc, float(terms["approx_kl"])) > 1.5 * cfg.target_kl:
                 stop = True
                 break
         if stop:
@@ -162,4 +205,4 @@ def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch
     out = {f"losses/{k}": sum(v) / len(v) for k, v in stats.items() if k != "entropy"}
     out["objective/entropy"] = sum(stats["entropy"]) / len(stats["entropy"])
     out["losses/early_stop"] = float(stop)
-    return out
+    return accel.mean_of(acc, out)  # each process's losses are over its own rows: log their mean

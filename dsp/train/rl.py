@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -29,8 +28,7 @@ from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
 from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
 from dsp.policy.base import TrainablePolicy, load_policy
-from dsp.policy.choose import resolve_device
-from dsp.train import dist, ppo
+from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
 from dsp.train.configs import RLConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
@@ -66,12 +64,12 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
-    rank, _ = dist.setup(cfg.device)
-    with RunLock(cfg.output_dir) if rank == 0 else contextlib.nullcontext():  # one writer per run folder
-        return await _run_rl(cfg, reward, client, metric_name, pseudo_label, on_iteration)
+    acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
+    with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():  # one writer per run folder
+        return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration)
 
 
-def _open_run_folder(cfg: RLConfig, main: bool) -> tuple[Path, Path | None]:
+def _open_run_folder(cfg: RLConfig, acc) -> tuple[Path, Path | None]:
     """(run folder, its checkpoint or None), after the fresh/resume checks; rank 0 writes config.json."""
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
@@ -79,8 +77,8 @@ def _open_run_folder(cfg: RLConfig, main: bool) -> tuple[Path, Path | None]:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    dist.barrier()  # every rank has checked before rank 0 writes
-    if main:
+    acc.wait_for_everyone()  # every process has checked before the main one writes
+    if acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
     return run_dir, checkpoint
@@ -143,25 +141,26 @@ def _build_optim(cfg: RLConfig, policy) -> _Optim:
     return _Optim(value_head, params, optimizer, scheduler, kl_ctl)
 
 
-async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseudo_label, on_iteration) -> dict[str, Any]:
-    rank, world = dist.setup(cfg.device)
-    main = rank == 0  # the one process that writes the run folder and calls the LLM for dev scores
+async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, pseudo_label, on_iteration
+                  ) -> dict[str, Any]:
+    rank, world = acc.process_index, acc.num_processes
+    main = acc.is_main_process  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
         raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
-    run_dir, checkpoint = _open_run_folder(cfg, main)
+    run_dir, checkpoint = _open_run_folder(cfg, acc)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     train, dev = _train_inputs(cfg), _dev(cfg)
-    device = resolve_device(cfg.device)
-    if device == "cuda" and world > 1:
-        device = f"cuda:{int(os.environ.get('LOCAL_RANK', rank)) % torch.cuda.device_count()}"
-    policy, reference = _load_policies(cfg, checkpoint, device)
+    policy, reference = _load_policies(cfg, checkpoint, accel.run_device(acc, cfg.device))
     o = _build_optim(cfg, policy)
+    # prepared for fp16's loss scaling (step, unscale before the clip); the scheduler is not: accelerate
+    # would step it once per process
+    o.optimizer = acc.prepare(o.optimizer)
     value_head, params, optimizer, scheduler, kl_ctl, modules = o.value_head, o.params, o.optimizer, o.scheduler, o.kl_ctl, o.modules
-    dist.broadcast_parameters(params)
+    accel.broadcast_parameters(acc, params)
     it = 0
     if checkpoint is not None:
-        state = load_trainer_state(checkpoint, optimizer, scheduler, modules)
+        state = load_trainer_state(checkpoint, optimizer, scheduler, modules, rank=rank, world=world)
         it = state["iteration"]
         kl_ctl.load_state_dict(state["kl_ctl"])
 
@@ -175,7 +174,7 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
             logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
         except BudgetExceeded as e:
             stopped = f"{e} (during the first dev evaluation)"
-    if dist.mean(float(stopped is not None)) > 0:  # every rank learns that rank 0 stopped
+    if accel.mean(acc, float(stopped is not None)) > 0:  # every rank learns that rank 0 stopped
         stopped = stopped or "rank 0 reached its call cap during the first dev evaluation"
     # whole batches only: a short last batch would split unevenly over processes (and stall them)
     per_epoch = max(1, len(train) // cfg.batch_size)
@@ -184,24 +183,24 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
         while it < cfg.iterations and stopped is None:
             epoch, pos = divmod(it, per_epoch)
             batch = [train[i] for i in _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]]
-            batch = batch[rank::world]  # each input is rolled out by one process
             resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, pseudo_label)
+            mine = list(range(rank, len(batch), world)) if world > 1 else None  # each input is rolled out by one process
             try:
                 ro, rewards, timing = await rollout_and_score(policy, reference, value_head, batch, cfg.samples_per_input,
-                                                              resets, reward, overlap=cfg.overlap)
+                                                              resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
             except BudgetExceeded as e:
                 stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
-            if dist.mean(float(stopped is not None)) > 0:  # all ranks stop together
+            if accel.mean(acc, float(stopped is not None)) > 0:  # all ranks stop together
                 stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
             t2 = time.time()
             adv, returns = advantages(cfg, ro, rewards, kl_ctl.value)
-            metrics = update(cfg, policy, value_head, optimizer, ro, adv, returns, kl_ctl.value, params)
+            metrics = update(cfg, policy, value_head, optimizer, ro, adv, returns, kl_ctl.value, params, acc)
             scheduler.step()
             it += 1
-            kl = dist.mean(float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean()))
+            kl = accel.mean(acc, float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean()))
             kl_ctl.update(kl, len(ro.examples) * world)
-            all_rewards = torch.tensor(dist.gather_floats(rewards.tolist()))
+            all_rewards = torch.tensor(accel.gather(acc, rewards.tolist()))
             ok = all_rewards[~torch.isnan(all_rewards)]
             metrics.update({
                 "charts/reward": float(ok.mean()) if len(ok) else math.nan,
@@ -224,29 +223,37 @@ async def _run_rl(cfg: RLConfig, reward: Reward, client, metric_name: str, pseud
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
-            if main and (it % cfg.save_every == 0 or it == cfg.iterations):
-                save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
-            dist.barrier()
+            if it % cfg.save_every == 0 or it == cfg.iterations:
+                _checkpoint(acc, run_dir, policy, optimizer, scheduler, it, kl_ctl, modules)
+            acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
-            if dist.mean(float(stopped is not None)) > 0:
+            if accel.mean(acc, float(stopped is not None)) > 0:
                 break
     finally:
         bar.close()
         if logger is not None:
             logger.close()
 
-    if not main:
-        dist.barrier()
-        return {"iterations": it, "rank": rank, "stopped": stopped}
     if stopped is not None and it % cfg.save_every != 0:
-        save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules)
+        _checkpoint(acc, run_dir, policy, optimizer, scheduler, it, kl_ctl, modules)
+    if not main:
+        acc.wait_for_everyone()
+        return {"iterations": it, "rank": rank, "stopped": stopped}
     save_final_policy(run_dir, policy)
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
     result = _result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client)
     write_json_atomic(run_dir / "result.json", result)
-    dist.barrier()
+    acc.wait_for_everyone()
     return result
+
+
+def _checkpoint(acc, run_dir: Path, policy, optimizer, scheduler, it: int, kl_ctl, modules) -> None:
+    """Every process hands in its random state (a collective); the main one writes the checkpoint."""
+    rng_ranks = accel.gather_rng_states(acc)
+    if acc.is_main_process:
+        save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules,
+                        rng_ranks=rng_ranks)
 
 
 def _result(cfg: RLConfig, run_dir: Path, it: int, stopped: str | None, seconds: float, reward: Reward,

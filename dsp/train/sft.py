@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -18,8 +19,9 @@ from dsp.errors import DSPError, MissingSplit
 from dsp.io import RunLock, is_empty_run_folder, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
-from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_device, resolve_policy_type
+from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_policy_type
 from dsp.tasks import SummarizationTask, Task
+from dsp.train import accel
 from dsp.train.configs import SFTConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.logs import RunLog
 from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
@@ -77,33 +79,91 @@ def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int], None] | None = None,
+def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, Any], None] | None = None,
             labels: dict[str, str] | None = None, *, extra_train: Sequence[Example] = (), initial_policy=None,
-            extra_loss: Callable[[Any, list[str], list[str]], torch.Tensor] | None = None) -> dict[str, Any]:
+            extra_loss: Callable[[Any, list[str], list[str]], torch.Tensor] | None = None, accelerator=None) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
     `labels` ({example.where: hint}; `where` is file:line, unique across splits, unlike ids) replaces the task's pseudo-labels (LLM-written labels, a
     teacher's hints); examples without one are left out. `extra_train` adds inputs (labelled by
     `labels`), `initial_policy` replaces the fresh policy (a student cut from its teacher), and
     `extra_loss(policy, inputs, hints)` is added to each step's loss (token-level distillation).
-    `on_step(step)` is called after each step is logged and checkpointed. One process at a time
-    writes a run folder (`RunLock`).
+    `on_step(step, policy)` is called after each step is logged and checkpointed. One process at a time
+    writes a run folder (`RunLock`); under `accelerate launch` that is the main process, and each
+    step's batch is split over the processes. `accelerator`: the caller's (`dsp distill`), else a new one.
     """
-    with RunLock(cfg.output_dir):
-        return _run_sft(cfg, task, on_step, labels, list(extra_train), initial_policy, extra_loss)
+    acc = accelerator or accel.make_accelerator(cfg.device, cfg.mixed_precision)
+    with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():
+        return _run_sft(cfg, acc, task, on_step, labels, list(extra_train), initial_policy, extra_loss)
 
 
-def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] | None, labels: dict[str, str] | None,
-             extra_train: list[Example], initial_policy, extra_loss) -> dict[str, Any]:
-    task = task or SummarizationTask()
+def _open_run_folder(cfg: SFTConfig, acc) -> tuple[Path, Path | None]:
+    """(run folder, its checkpoint or None), after the fresh/resume checks; the main process writes config.json."""
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "config.json", {"command": "sft", **asdict(cfg)})
+    acc.wait_for_everyone()  # every process has checked before the main one writes
+    if acc.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", {"command": "sft", **asdict(cfg)})
+    return run_dir, checkpoint
+
+
+def _make_policy(cfg: SFTConfig, task: Task, checkpoint: Path | None, initial_policy, train: list[Example],
+                 train_labels: list[str], device: str):
+    """(the policy to train, its model name): the checkpoint's, the caller's, or a new one of the configured type."""
+    if checkpoint is not None:
+        return load_policy(str(checkpoint / "policy"), device=device), cfg.policy
+    if initial_policy is not None:
+        return initial_policy, cfg.policy
+    policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
+    if cfg.policy_type == "auto" and cfg.policy is None and policy_type == "extractive" \
+            and not task.extractive_hints:
+        policy_type, name = "seq2seq", "scratch"  # offline, and the hints are not input words
+    policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
+                        scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
+                        max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words,
+                        device=device)
+    return policy, name
+
+
+def sft_step(acc, policy, optimizer, inputs: list[str], hints: list[str], extra_loss, share: float, grad_clip: float) -> float:
+    """One optimizer step on this process's examples of the batch; returns the loss over the whole batch.
+
+    `share` is this process's examples x processes / the batch's examples: the mean of the processes'
+    gradients is then the gradient of the mean loss over the whole batch, also when the last batch
+    of an epoch does not split evenly (a process left with none adds zero)."""
+    optimizer.zero_grad(set_to_none=True)
+    local = 0.0
+    if inputs:
+        with accel.autocast(acc):
+            loss = policy.loss(inputs, hints)
+            if extra_loss is not None:
+                loss = loss + extra_loss(policy, inputs, hints)
+        acc.backward(loss * share if share != 1 else loss)
+        local = loss.item() * share
+    params = list(policy.parameters())
+    accel.average_gradients(acc, params)  # no-op in one process
+    acc.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    return accel.mean(acc, local)
+
+
+def _checkpoint(acc, run_dir: Path, policy, optimizer, scheduler, step: int) -> None:
+    """Every process hands in its random state (a collective: dropout differs per process); the main one writes."""
+    rng_ranks = accel.gather_rng_states(acc)
+    if acc.is_main_process:
+        save_checkpoint(run_dir, policy, optimizer, scheduler, {"step": step}, rng_ranks=rng_ranks)
+
+
+def _run_sft(cfg: SFTConfig, acc, task: Task | None, on_step: Callable[[int, Any], None] | None,
+             labels: dict[str, str] | None, extra_train: list[Example], initial_policy, extra_loss) -> dict[str, Any]:
+    task = task or SummarizationTask()
+    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
+    run_dir, checkpoint = _open_run_folder(cfg, acc)
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -115,7 +175,8 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     if cfg.labels != "reference" and labels is None:
         raise DSPError(f"--labels {cfg.labels}: label the inputs first (dsp.train.labels, dsp.train.distill), then pass them in")
     if labels is not None:
-        write_jsonl_atomic(run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in labels.items()])
+        if main:
+            write_jsonl_atomic(run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in labels.items()])
         train, dev = [e for e in train if labels.get(e.where)], [e for e in dev if labels.get(e.where)]
         if not train or not dev:
             raise DSPError("no training or dev example has a label: nothing to learn from")
@@ -125,68 +186,65 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
     train_labels = [label(e) for e in train]
     dev_labels = [label(e) for e in dev]
 
-    device = resolve_device(cfg.device)
-    if checkpoint is not None:
-        policy = load_policy(str(checkpoint / "policy"), device=device)
-        name = cfg.policy
-    elif initial_policy is not None:
-        policy, name = initial_policy, cfg.policy
-    else:
-        policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
-        if cfg.policy_type == "auto" and cfg.policy is None and policy_type == "extractive" \
-                and not task.extractive_hints:
-            policy_type, name = "seq2seq", "scratch"  # offline, and the hints are not input words
-        policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
-                            scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
-                            max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words,
-                            device=device)
+    policy, name = _make_policy(cfg, task, checkpoint, initial_policy, train, train_labels, accel.run_device(acc, cfg.device))
     if cfg.freeze_layers:
         if policy.kind != "extractive":
             raise DSPError(f"--freeze-layers applies to extractive policies, not {policy.kind}")
         policy.freeze_lower(cfg.freeze_layers)
     lr = cfg.lr or DEFAULT_LR["scratch" if name == "scratch" else policy.kind]
     policy.train(True)
+    accel.broadcast_parameters(acc, list(policy.parameters()))  # one starting point, whatever each process drew
     steps_per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = cfg.max_steps or steps_per_epoch * cfg.epochs
     groups = policy.param_groups(lr)
     optimizer = torch.optim.AdamW(groups, lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    # prepared for fp16's loss scaling; the scheduler is not (accelerate would step it once per process)
+    optimizer = acc.prepare(optimizer)
     step = 0
     if checkpoint is not None:
-        step = load_trainer_state(checkpoint, optimizer, scheduler)["step"]
+        step = load_trainer_state(checkpoint, optimizer, scheduler, rank=rank, world=world)["step"]
 
     metrics: dict[str, Any] = {}
     started = time.time()
-    log = RunLog(run_dir, resume_step=step)  # drops lines past the checkpoint: they are about to be redone
-    bar = tqdm(total=total, initial=step, desc="sft", unit="step")
+    # drops lines past the checkpoint: they are about to be redone
+    log = RunLog(run_dir, resume_step=step) if main else None
+    bar = tqdm(total=total, initial=step, desc="sft", unit="step", disable=not main)
     try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
             idx = _batch_order(len(train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
-            inputs, hints = [train[i].input for i in idx], [train_labels[i] for i in idx]
-            loss = policy.loss(inputs, hints)
-            if extra_loss is not None:
-                loss = loss + extra_loss(policy, inputs, hints)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(list(policy.parameters()), cfg.grad_clip)
-            optimizer.step()
+            mine = idx[rank::world]  # each example of the batch is trained on by one process
+            loss = sft_step(acc, policy, optimizer, [train[i].input for i in mine], [train_labels[i] for i in mine],
+                            extra_loss, share=len(mine) * world / len(idx), grad_clip=cfg.grad_clip)
             scheduler.step()
             step += 1
-            metrics = {"epoch": epoch, "train/loss": loss.item(), "charts/lr": scheduler.get_last_lr()[0]}
-            if step % cfg.eval_every == 0 or step == total:
+            metrics = {"epoch": epoch, "train/loss": loss, "charts/lr": scheduler.get_last_lr()[0]}
+            if main and (step % cfg.eval_every == 0 or step == total):
                 metrics.update(evaluate_dev(policy, dev, dev_labels, cfg.batch_size))
-            log.write(step, metrics)
+            if main:
+                log.write(step, metrics)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}", **({"dev_f1": f"{metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in metrics else {}))
+            bar.set_postfix(loss=f"{loss:.3f}", **({"dev_f1": f"{metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in metrics else {}))
             if step % cfg.save_every == 0 or step == total:
-                save_checkpoint(run_dir, policy, optimizer, scheduler, {"step": step})
+                _checkpoint(acc, run_dir, policy, optimizer, scheduler, step)
             if on_step is not None:
-                on_step(step)
+                on_step(step, policy)
     finally:
-        log.close()
+        if log is not None:
+            log.close()
     bar.close()
+    if not main:
+        acc.wait_for_everyone()  # returns once the run folder is complete
+        return {"steps": step, "rank": rank}
+    result = _finish(cfg, run_dir, policy, train, dev, dev_labels, metrics, step, time.time() - started)
+    acc.wait_for_everyone()
+    return result
 
+
+def _finish(cfg: SFTConfig, run_dir: Path, policy, train: list[Example], dev: list[Example], dev_labels: list[str],
+            metrics: dict[str, Any], step: int, seconds: float) -> dict[str, Any]:
+    """The main process: calibrate the extractive hint length, save policy/ and result.json."""
     calibration = None
     if policy.kind == "extractive" and cfg.hint_words is None:
         calibration = calibrate_hint_words(policy, dev, dev_labels, cfg.batch_size)
@@ -199,7 +257,7 @@ def _run_sft(cfg: SFTConfig, task: Task | None, on_step: Callable[[int], None] |
         "train_examples": len(train),
         "dev_examples": len(dev),
         "parameters": policy.num_parameters(),
-        "seconds": round(time.time() - started, 1),
+        "seconds": round(seconds, 1),
         "policy_type": policy.kind,
         **{k: v for k, v in metrics.items() if k.startswith("dev/")},
     }

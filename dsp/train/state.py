@@ -15,8 +15,11 @@ CHECKPOINT = "checkpoint"
 
 
 def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str, Any],
-                    modules: dict[str, torch.nn.Module] | None = None) -> None:
-    """Policy weights, optimizer, schedule, RNG states, extra `modules` (a value head) and `state` as one unit."""
+                    modules: dict[str, torch.nn.Module] | None = None, rng_ranks: list[dict[str, Any]] | None = None) -> None:
+    """Policy weights, optimizer, schedule, RNG states, extra `modules` (a value head) and `state` as one unit.
+
+    `rng_ranks`: every process's random state in rank order (`accel.gather_rng_states`) when several
+    train; each takes its own back on resume (their dropout masks differ)."""
     run_dir = Path(run_dir)
     for stale in run_dir.glob(f".{CHECKPOINT}.tmp-*"):  # left by a killed process (the run lock says we are alone)
         shutil.rmtree(stale, ignore_errors=True)
@@ -31,6 +34,7 @@ def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str
             # dropout on a GPU draws from the CUDA generators: without them a resumed run diverges
             "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "modules": {name: m.state_dict() for name, m in (modules or {}).items()},
+            **({"rng_ranks": rng_ranks} if rng_ranks else {}),
         },
         tmp / "trainer.pt",
     )
@@ -62,17 +66,27 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
-def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None) -> dict[str, Any]:
-    """Restore optimizer, schedule, RNGs and `modules` from a checkpoint folder; return its `state`."""
+def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None,
+                       rank: int = 0, world: int = 1) -> dict[str, Any]:
+    """Restore optimizer, schedule, RNGs and `modules` from a checkpoint folder; return its `state`.
+
+    Process `rank` of `world` takes its own random state when the checkpoint has one per process
+    for as many processes; otherwise the main process's (a resume on another process count)."""
     blob = torch.load(path / "trainer.pt", weights_only=True)  # never unpickle arbitrary objects
     for name, m in (modules or {}).items():
         m.load_state_dict(blob["modules"][name])
     optimizer.load_state_dict(blob["optimizer"])
     scheduler.load_state_dict(blob["scheduler"])
-    torch.set_rng_state(blob["rng_torch"])
-    if blob.get("rng_cuda") and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(blob["rng_cuda"])
-    random.setstate(_as_random_state(blob["rng_python"]))
+    ranks = blob.get("rng_ranks") or []
+    if len(ranks) == world > 1:
+        rng = ranks[rank]
+        rng_torch, rng_cuda, rng_python = rng["torch"], rng["cuda"], rng["python"]
+    else:
+        rng_torch, rng_cuda, rng_python = blob["rng_torch"], blob.get("rng_cuda"), blob["rng_python"]
+    torch.set_rng_state(rng_torch)
+    if rng_cuda and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng_cuda)
+    random.setstate(_as_random_state(rng_python))
     return json.loads((path / "state.json").read_text(encoding="utf-8"))
 
 

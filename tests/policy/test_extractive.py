@@ -128,7 +128,7 @@ def test_sft_crash_then_resume_matches_uninterrupted_run(synth_dir, tiny_encoder
 
     run_sft(cfg(tmp_path / "straight"))
 
-    def crash(step):
+    def crash(step, policy):
         if step == 3:
             raise KeyboardInterrupt
 

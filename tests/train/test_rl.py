@@ -219,37 +219,6 @@ def test_reset_prob_needs_pseudo_labels_and_keeps_prefixes_out_of_the_loss(synth
     assert result["iterations"] == 2
 
 
-def test_two_processes_hold_identical_weights_and_split_the_inputs(synth_dir, start_policy, tmp_path):
-    """Data-parallel under torch's launcher variables (what torchrun and accelerate launch set)."""
-    import os
-    import socket
-    import subprocess
-    import sys
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    record = tmp_path / "record"
-    record.mkdir()
-    root = Path(__file__).resolve().parents[2]
-    procs = []
-    for rank in (0, 1):
-        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
-               "MASTER_PORT": str(port), "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])}
-        procs.append(subprocess.Popen([sys.executable, "-m", "tests.train.dist_worker", str(synth_dir), str(start_policy),
-                                       str(tmp_path / "run"), str(record)], env=env, cwd=root,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
-    outputs = [p.communicate(timeout=300)[0] for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
-    ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
-    assert ranks[0]["weights"] == ranks[1]["weights"]  # identical after every step
-    ids = [ranks[r]["ids"] for r in (0, 1)]
-    # 2 iterations x 4 inputs x 2 samples: each rank rolled out 2 inputs per iteration, none twice
-    assert len(ids[0]) == len(ids[1]) == 8 and not set(ids[0]) & set(ids[1])
-    # and the training changed the weights
-    assert ranks[0]["weights"][0] != ranks[0]["weights"][-1]
-
-
 def test_cap_reached_in_the_final_dev_evaluation_still_saves_the_last_iteration(synth_dir, start_policy, tmp_path):
     import asyncio
 

@@ -32,7 +32,7 @@ def test_sft_run_writes_policy_and_metrics(synth_dir, tmp_path):
 def test_crash_then_resume_matches_uninterrupted_run(synth_dir, tmp_path):
     run_sft(config(synth_dir, tmp_path / "straight"))
 
-    def crash(step):
+    def crash(step, policy):
         if step == 3:  # after the checkpoint at step 2; step 3's update is lost with the crash
             raise KeyboardInterrupt
 
