@@ -37,21 +37,35 @@ class LLMCache:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            # isolation_level=None: autocommit; each INSERT is its own atomic transaction.
-            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout=60000")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute(
-                "CREATE TABLE IF NOT EXISTS answers ("
-                " key TEXT PRIMARY KEY, request TEXT NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL)"
-            )
-            ok = self._db.execute("PRAGMA quick_check").fetchone()[0]
-        except sqlite3.DatabaseError as e:
-            raise DSPError(self._corrupt_message(str(e))) from None
+        deadline = time.monotonic() + 60.0
+        while True:
+            try:
+                ok = self._open()
+                break
+            except sqlite3.OperationalError as e:
+                # Processes of one job opening a new cache together: switching it to WAL needs a lock that
+                # SQLite may refuse at once ("database is locked") instead of waiting. That is not damage.
+                if ("locked" not in str(e) and "busy" not in str(e)) or time.monotonic() > deadline:
+                    raise DSPError(self._corrupt_message(str(e))) from None
+                self._db.close()
+                time.sleep(0.05)
+            except sqlite3.DatabaseError as e:
+                raise DSPError(self._corrupt_message(str(e))) from None
         if ok != "ok":
             raise DSPError(self._corrupt_message(ok))
+
+    def _open(self) -> str:
+        """Connect and set the file up (idempotent); returns SQLite's quick_check verdict."""
+        # isolation_level=None: autocommit; each INSERT is its own atomic transaction.
+        self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self._db.execute("PRAGMA busy_timeout=60000")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS answers ("
+            " key TEXT PRIMARY KEY, request TEXT NOT NULL, answer TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        return self._db.execute("PRAGMA quick_check").fetchone()[0]
 
     def _corrupt_message(self, detail: str) -> str:
         return (

@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Protocol, Sequence
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from dsp.data import Example
 from dsp.errors import DSPError
-from dsp.llm.client import LLMRequest
+
+if TYPE_CHECKING:
+    from dsp.llm.client import LLMRequest
 
 PLACEHOLDERS = ("{input}", "{hint}", "{target}")
 

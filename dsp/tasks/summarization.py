@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from dsp.data import Example
-from dsp.llm.client import LLMRequest
 from dsp.metrics import rouge_scores
 from dsp.tasks.base import PromptTemplate
 from dsp.tasks.stopwords import STOPWORDS
+
+if TYPE_CHECKING:
+    from dsp.llm.client import LLMRequest
 
 # Words with inner hyphens/apostrophes/periods kept whole ("U.S.", "ne'er", "well-known");
 # any other punctuation ends a phrase.
@@ -145,6 +147,8 @@ class SummarizationTask:
                 sample_index: int = 0) -> LLMRequest:
         """The one LLM call for (input, hint): the completions prompt and the chat messages (the client sends
         the one its endpoint takes; the cache key is the prompt's), with this task's length and stop strings."""
+        from dsp.llm.client import LLMRequest  # the openai SDK loads with the first request, not with the task
+
         return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
                           max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index)
 

@@ -21,9 +21,9 @@ def check_mixed_precision(value: str | None) -> None:
         raise DSPError(f"--mixed-precision must be one of {', '.join(MIXED_PRECISION)}, not '{value}'")
 
 
-@dataclass
-class SFTConfig:
-    """Settings of one `dsp sft` run."""
+@dataclass(kw_only=True)
+class TrainingRun:
+    """What every trainer's run shares: its data, its run folder, the optimisation loop, the device."""
 
     data: str
     """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
@@ -31,6 +31,52 @@ class SFTConfig:
     """Run folder: config, log.jsonl, checkpoint/, and the final policy/."""
     data_config: str | None = None
     """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
+    input_field: str = "article"
+    """Field holding the input text."""
+    target_field: str = "highlights"
+    """Field holding the reference output (SFT's pseudo-labels are made from it; distillation needs none)."""
+    limit: int | None = None
+    """Train on the first N examples only."""
+    dev_limit: int = 50
+    """Dev examples used for loss and hint F1."""
+    epochs: int = 3
+    """Passes over the training examples."""
+    max_steps: int | None = None
+    """Stop after this many optimizer steps (overrides epochs)."""
+    batch_size: int = 8
+    """Examples per optimizer step."""
+    lr: float | None = None
+    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0; None: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch."""
+    eval_every: int = 50
+    """Steps between dev evaluations."""
+    save_every: int = 50
+    """Steps between checkpoints."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
+    mixed_precision: str | None = None
+    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
+    --mixed_precision`), no without one."""
+    seed: int = 0
+    """Seed for initialisation and data order."""
+    resume: bool = False
+    """Continue from the run folder's checkpoint."""
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit"):
+            if getattr(self, name) <= 0:
+                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        for name in ("limit", "max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.lr is not None and not self.lr > 0:
+            raise DSPError(f"--lr must be positive, not {self.lr}")
+        check_mixed_precision(self.mixed_precision)
+
+
+@dataclass(kw_only=True)
+class SFTConfig(TrainingRun):
+    """Settings of one `dsp sft` run."""
+
     policy: str | None = None
     """Model name or path (an encoder for extractive, a seq2seq LM, or `scratch`); None: the type's default."""
     policy_type: str = "auto"
@@ -47,22 +93,6 @@ class SFTConfig:
     """Split (or file stem inside a folder) to train on."""
     dev_split: str | None = "dev"
     """Split for dev loss and hint F1; None holds out 10% of the training examples."""
-    input_field: str = "article"
-    """Field holding the input text."""
-    target_field: str = "highlights"
-    """Field holding the reference output (pseudo-labels are made from it)."""
-    limit: int | None = None
-    """Train on the first N examples only."""
-    dev_limit: int = 50
-    """Dev examples used for loss and hint F1."""
-    epochs: int = 3
-    """Passes over the training examples."""
-    max_steps: int | None = None
-    """Stop after this many optimizer steps (overrides epochs)."""
-    batch_size: int = 8
-    """Examples per optimizer step."""
-    lr: float | None = None
-    """Peak learning rate (AdamW), reached after warmup and decayed linearly to 0; None: 5e-5 extractive, 3e-4 seq2seq, 5e-4 scratch."""
     warmup_ratio: float = 0.05
     """Share of the steps spent warming the learning rate up."""
     grad_clip: float = 1.0
@@ -73,40 +103,20 @@ class SFTConfig:
     """Extractive: keep the encoder's embeddings and first N layers frozen (cheaper steps; 0 trains all)."""
     max_hint_tokens: int = 48
     """Longest hint the policy writes."""
-    eval_every: int = 50
-    """Steps between dev evaluations."""
-    save_every: int = 50
-    """Steps between checkpoints."""
-    device: str = "auto"
-    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
-    mixed_precision: str | None = None
-    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
-    --mixed_precision`), no without one."""
-    seed: int = 0
-    """Seed for initialisation and data order."""
-    resume: bool = False
-    """Continue from the run folder's checkpoint."""
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit", "max_input_tokens", "max_hint_tokens",
-                     "hint_words"):
+        super().__post_init__()
+        for name in ("max_input_tokens", "max_hint_tokens", "hint_words"):
             if getattr(self, name) is not None and getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
-        if self.limit is not None and self.limit <= 0:
-            raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.freeze_layers < 0:
             raise DSPError(f"--freeze-layers must be 0 or more, not {self.freeze_layers}")
-        if self.max_steps is not None and self.max_steps <= 0:
-            raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
-        if self.lr is not None and not self.lr > 0:
-            raise DSPError(f"--lr must be positive, not {self.lr}")
         if self.labels not in ("reference", "llm", "teacher"):
             raise DSPError(f"--labels must be 'reference' or 'llm', not '{self.labels}'")
         if self.policy_type not in POLICY_TYPES:
             raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{self.policy_type}'")
         if self.hint_words is not None and self.policy_type == "seq2seq":
             raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
-        check_mixed_precision(self.mixed_precision)
 
 
 @dataclass
@@ -248,16 +258,12 @@ class RLConfig:
         check_mixed_precision(self.mixed_precision)
 
 
-@dataclass
-class DistillConfig:
+@dataclass(kw_only=True)
+class DistillConfig(TrainingRun):
     """Settings of one `dsp distill` run."""
 
     teacher: str
     """The teacher policy: a `dsp sft` or `dsp rl` run folder, or a policy folder."""
-    data: str
-    """Training data (its inputs are labelled by the teacher; references are not needed)."""
-    output_dir: str
-    """Run folder of the student (as `dsp sft` writes it)."""
     student: str = "layers:3"
     """`layers:N` (the teacher cut to N layers) or a model name or path of the teacher's kind."""
     prune_vocab: bool = False
@@ -272,40 +278,9 @@ class DistillConfig:
     """Softening of both distributions in the KL term."""
     kl_weight: float = 1.0
     """Weight of the KL term next to the sequence-level loss."""
-    # The rest mean what they mean in SFTConfig (the student is trained by run_sft).
-    data_config: str | None = None
-    """Hub dataset config name."""
-    input_field: str = "article"
-    """Field holding the input text."""
-    target_field: str = "highlights"
-    """Field holding the reference (not needed: the teacher labels)."""
-    limit: int | None = None
-    """Use the first N training inputs only."""
-    dev_limit: int = 50
-    """Dev inputs for hint F1 and the teacher-student KL."""
-    epochs: int = 3
-    """Passes over the teacher-labelled inputs."""
-    max_steps: int | None = None
-    """Stop after this many steps (overrides epochs)."""
-    batch_size: int = 8
-    """Inputs per step."""
-    lr: float | None = None
-    """Peak learning rate; None: the policy type's default."""
-    save_every: int = 50
-    """Steps between checkpoints."""
-    eval_every: int = 50
-    """Steps between dev evaluations."""
-    device: str = "auto"
-    """cpu, cuda, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
-    mixed_precision: str | None = None
-    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
-    --mixed_precision`), no without one."""
-    seed: int = 0
-    """Seed for initialisation and data order."""
-    resume: bool = False
-    """Continue the student's checkpoint."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if not self.temperature > 0:
             raise DSPError(f"--temperature must be positive, not {self.temperature}")
         if self.kl_weight < 0:
@@ -314,7 +289,6 @@ class DistillConfig:
             n = self.student.split(":", 1)[1]
             if not n.isdigit() or int(n) < 1:
                 raise DSPError(f"--student layers:N needs a positive N, not '{self.student}'")
-        check_mixed_precision(self.mixed_precision)
 
     def sft_config(self) -> SFTConfig:
         names = {f.name for f in fields(SFTConfig)}

@@ -78,3 +78,33 @@ def test_cache_survives_kill_9_during_writes(tmp_path, kill_after):
     cache = LLMCache(p)  # runs PRAGMA quick_check
     assert all(cache.get(f"k{i}") == {"text": "x" * 20000} for i in range(committed + 1))
     assert len(cache) >= committed + 1
+
+
+def _open_at(path: str, start: float, q) -> None:
+    import time
+
+    time.sleep(max(0.0, start - time.time()))  # every process opens the new file at the same moment
+    try:
+        LLMCache(path).put("k", {"model": "m"}, {"text": "t"})
+        q.put("ok")
+    except DSPError as e:
+        q.put(str(e))
+
+
+def test_processes_creating_one_new_cache_together_all_open_it(tmp_path):
+    """The processes of a data-parallel job open the same new cache at once: none may call it corrupt
+    (switching a new file to WAL can be refused with 'database is locked' instead of waiting)."""
+    import multiprocessing as mp
+    import time
+
+    ctx = mp.get_context("spawn")
+    for attempt in range(3):
+        q = ctx.Queue()
+        path, start = str(tmp_path / f"c{attempt}.sqlite"), time.time() + 3.0
+        procs = [ctx.Process(target=_open_at, args=(path, start, q)) for _ in range(6)]
+        for p in procs:
+            p.start()
+        results = [q.get(timeout=60) for _ in procs]
+        for p in procs:
+            p.join()
+        assert results == ["ok"] * 6
