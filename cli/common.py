@@ -86,3 +86,12 @@ def handle_errors(fn: Callable) -> Callable:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def load_shots(loaded, shots_data: str | None, shots: int | None) -> list:
+    """The few-shot examples of `dsp hint --run` and `dsp serve`: the first of --shots-data's train split."""
+    from dsp.data import load_examples
+
+    shots = loaded.task.shots if shots is None else shots
+    return load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
+                         target_field=loaded.data.target_field) if shots_data and shots > 0 else []

@@ -11,7 +11,7 @@ import typer
 
 from dsp.cli import app
 from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, Retries,
-                            TaskName, Timeout, TokenLimitField, handle_errors, llm_config)
+                            TaskName, Timeout, TokenLimitField, handle_errors, llm_config, load_shots)
 from dsp.errors import DSPError
 
 
@@ -34,14 +34,6 @@ def _read_input(text: Optional[str], file: Optional[Path]) -> str:
     return text
 
 
-def _shots(loaded, shots_data: str | None, shots: int | None) -> list:
-    from dsp.data import load_examples
-
-    shots = loaded.task.shots if shots is None else shots
-    return load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
-                         target_field=loaded.data.target_field) if shots_data and shots > 0 else []
-
-
 def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm, cache, shots_data, shots) -> None:
     import asyncio
 
@@ -56,7 +48,7 @@ def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm,
 
     def work(client=None):
         return hint_file(the_policy, loaded.task, examples, output, batch_size=batch_size, client=client,
-                         shots=_shots(loaded, shots_data, shots) if client else (), **fields)
+                         shots=load_shots(loaded, shots_data, shots) if client else (), **fields)
 
     result = run_with_llm(llm, cache, work) if llm is not None else asyncio.run(work())
     typer.echo(f"{result.written} rows written to {output}" + (f", {result.skipped} already there" if result.skipped else ""))
@@ -111,7 +103,7 @@ def hint(
     result = {"hint": the_hint}
     if run:
         request = the_task.request(Example(id="input", input=source, target=""), the_hint,
-                                   _shots(loaded, shots_data, shots))
+                                   load_shots(loaded, shots_data, shots))
         llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
                          llm_timeout, max_retries, cache_namespace, token_limit_field)
 

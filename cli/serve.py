@@ -10,7 +10,8 @@ import typer
 
 from dsp.cli import app
 from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, Device, Endpoint, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TaskName, Timeout, TokenLimitField, handle_errors, llm_config)
+                            Model, Prices, Retries, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
+                            load_shots)
 from dsp.errors import DSPError
 
 
@@ -45,7 +46,6 @@ def serve(
     # Before torch loads: idle OpenMP threads otherwise spin between forward passes, taking the cores the
     # event loop and the rest of the machine need (hints 4x slower on a busy 2-core machine: BENCHMARKS.md).
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from dsp.data import load_examples
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
     from dsp.serve.server import TOKEN_ENV, Listen, serve as run_server
@@ -63,9 +63,7 @@ def serve(
                    err=True)
     loaded = load_task(task)
     the_task = loaded.task
-    shots = the_task.shots if shots is None else shots
-    examples = load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
-                             target_field=loaded.data.target_field) if shots_data and shots > 0 else []
+    examples = load_shots(loaded, shots_data, shots)
     llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, llm_timeout,
                      max_retries, cache_namespace, token_limit_field)
     options = ServeOptions(model=None, token=token, max_input_chars=max_input_chars, input_field=loaded.data.input_field,
