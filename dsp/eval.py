@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
-from dsp.errors import BudgetExceeded, DSPError, LLMError, MissingSplit
+from dsp.errors import DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from dsp.llm.client import AsyncLLMClient, LLMResult
+from dsp.llm.client import AsyncLLMClient
 from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
+from dsp.roundtrip import ask
 from dsp.tasks import SummarizationTask, Task
 
 CONDITIONS = ("none", "tfidf", "policy", "oracle")
@@ -190,32 +191,27 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
-    requests = [task.request(examples[i], hints[c][i], shots) for c, i in order]
-    answers = await client.complete_many(requests, desc="llm")
+    answers = await ask(client, task, [examples[i] for _, i in order], [hints[c][i] for c, i in order], shots)
 
     rows = [
         {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {},
          "failed": []}
         for i, e in enumerate(examples)
     ]
-    stopped = None
-    for (c, i), answer in zip(order, answers):
+    for (c, i), (answer,) in zip(order, answers.rows):
         row = rows[i]
-        if isinstance(answer, LLMResult):
-            row["outputs"][c] = answer.text
-            row["scores"][c] = task.score(answer.text, examples[i])
-        else:
-            if isinstance(answer, BudgetExceeded):
-                stopped = str(answer)
-            elif not isinstance(answer, LLMError):
-                raise answer
+        if isinstance(answer, DSPError):
             row["outputs"][c], row["scores"][c] = None, None
             row["errors"][c] = str(answer)
             if isinstance(answer, LLMError):
                 row["failed"].append(c)
+        else:
+            row["outputs"][c] = answer.text
+            row["scores"][c] = task.score(answer.text, examples[i])
     # Calls that failed for good do not stop the run: the report is written with them marked (each
     # row's "failed" lists its conditions), and the caller exits 4 after it (`failure_error`).
-    failures = [str(a) for a in answers if isinstance(a, LLMError)]
+    failures = [str(a) for a in answers.failures]
+    stopped = str(answers.stopped) if answers.stopped is not None else None
 
     summary = summarize(cfg, task, rows)
     summary.update(

@@ -17,8 +17,9 @@ from typing import Sequence
 from tqdm.auto import tqdm
 
 from dsp.data import Example
-from dsp.errors import DSPError, LLMBackendGone
+from dsp.errors import DSPError
 from dsp.llm.client import AsyncLLMClient
+from dsp.roundtrip import ask
 
 
 @dataclass
@@ -74,9 +75,13 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
     async def answers(batch: list[Example], hints: list[str]):
         if client is None:
             return [None] * len(batch), [None] * len(batch)
-        requests = [task.request(e, h, shots) for e, h in zip(batch, hints)]
-        results = await client.complete_many(requests)
-        return [r.prompt for r in requests], results
+        try:
+            got = await ask(client, task, batch, hints, shots, desc=None)
+        except DSPError:
+            raise
+        except Exception as e:  # not an LLM failure: said in one line, the rows written so far kept
+            raise DSPError(f"LLM call failed: {type(e).__name__}") from None
+        return [task.prompt(e, h, shots) for e, h in zip(batch, hints)], [a for (a,) in got.rows]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -89,7 +94,7 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
                     next_hints = asyncio.create_task(asyncio.to_thread(hints_of, batches[i + 1]))
                 prompts, results = await calls
                 for e, h, p, r in zip(batch, hints, prompts, results):
-                    if isinstance(r, BaseException):
+                    if isinstance(r, DSPError):
                         failure = failure or r
                         continue  # not written: a re-run asks again
                     row = {"id": e.id, input_field: e.input, "hint": h}
@@ -108,7 +113,5 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
     finally:
         bar.close()
     if failure is not None:
-        if isinstance(failure, (DSPError, LLMBackendGone)):
-            raise failure
-        raise DSPError(f"LLM call failed: {type(failure).__name__}")
+        raise failure
     return HintFileResult(written=written, skipped=len(examples) - len(todo))

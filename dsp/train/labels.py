@@ -13,7 +13,8 @@ from typing import Sequence
 
 from dsp.data import Example
 from dsp.errors import BudgetExceeded, DSPError, LLMError
-from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.llm.client import AsyncLLMClient, LLMRequest
+from dsp.roundtrip import ask, collect, mean_scores
 from dsp.tasks.base import PromptTemplate
 from dsp.tasks.stopwords import STOPWORDS
 from dsp.train import accel
@@ -49,17 +50,14 @@ async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, sep
     inputs = [" ".join(e.input.split()[:max_input_words]) for e in examples]
     requests = [LLMRequest(prompt=prompt.fill(text, None, None), messages=prompt.messages(text, None),
                            max_tokens=max_tokens, stop=prompt.answer_stops) for text in inputs]
-    answers = await client.complete_many(requests, desc="labels")
-    labels: dict[str, str] = {}
-    for e, a in zip(examples, answers):
-        if isinstance(a, BudgetExceeded):
-            raise BudgetExceeded(f"{a} (labelled {len(labels)} of {len(examples)} inputs)")
-        if isinstance(a, LLMResult):
-            labels[e.where] = parse_phrases(a.text, e.input, separator)
-        elif not isinstance(a, LLMError):
-            raise a
-    if not labels:
-        raise next(a for a in answers if isinstance(a, BaseException))
+    answers = await collect(client, requests, desc="labels")
+    labels = {e.where: parse_phrases(a.text, e.input, separator) for e, a in zip(examples, answers)
+              if not isinstance(a, DSPError)}
+    stopped = next((a for a in answers if isinstance(a, BudgetExceeded)), None)
+    if stopped is not None:
+        raise BudgetExceeded(f"{stopped} (labelled {len(labels)} of {len(examples)} inputs)")
+    if not labels and answers:
+        raise answers[0]  # every call failed for good: the first one's error says why
     return labels
 
 
@@ -79,15 +77,12 @@ async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, ta
     for j, trigger in enumerate(triggers):
         if not pending:
             break
-        requests = [task.request(e, trigger) for e in pending]
-        answers = await client.complete_many(requests, desc=f"trigger {j + 1}/{len(triggers)}")
+        answers = await ask(client, task, pending, [trigger] * len(pending), desc=f"trigger {j + 1}/{len(triggers)}")
+        if answers.stopped is not None:
+            raise BudgetExceeded(f"{answers.stopped} (labelled {len(found)} of {len(examples)} inputs)")
         unsolved = []
-        for e, a in zip(pending, answers):
-            if isinstance(a, BudgetExceeded):
-                raise BudgetExceeded(f"{a} (labelled {len(found)} of {len(examples)} inputs)")
-            if isinstance(a, BaseException) and not isinstance(a, LLMError):
-                raise a
-            if isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0:
+        for e, score in zip(pending, mean_scores(task, pending, answers)):
+            if score > 0:  # NaN (failed for good) is not > 0: the question stays unsolved
                 found[e.where] = trigger
             else:
                 unsolved.append(e)

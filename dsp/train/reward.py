@@ -12,9 +12,9 @@ import math
 from typing import Protocol, Sequence
 
 from dsp.data import Example
-from dsp.errors import BudgetExceeded, LLMError
-from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+from dsp.llm.client import AsyncLLMClient
 from dsp.metrics import hint_hits
+from dsp.roundtrip import round_trip
 from dsp.tasks import Task
 
 
@@ -43,24 +43,10 @@ class LLMReward:
         self.samples, self.temperature, self.baseline = samples, temperature, baseline
         self.missing = 0  # rewards that could not be computed, over the run
 
-    def _requests(self, example: Example, hint: str | None, samples: int, temperature: float) -> list[LLMRequest]:
-        return [self.task.request(example, hint, self.shots, temperature=temperature, sample_index=s)
-                for s in range(samples)]
-
     async def _scores(self, examples: Sequence[Example], hints: Sequence[str | None], samples: int,
                       temperature: float) -> list[float]:
-        requests = [r for e, h in zip(examples, hints) for r in self._requests(e, h, samples, temperature)]
-        answers = await self.client.complete_many(requests, desc="llm")
-        for a in answers:
-            if isinstance(a, BudgetExceeded):
-                raise a  # the trainer stops here; the answers so far are in the cache
-            if isinstance(a, BaseException) and not isinstance(a, LLMError):
-                raise a
-        out = []
-        for i, example in enumerate(examples):
-            got = [a for a in answers[i * samples : (i + 1) * samples] if isinstance(a, LLMResult)]
-            out.append(_mean([self.task.score(a.text, example)[self.task.metric] for a in got]))
-        return out
+        return await round_trip(self.client, self.task, examples, hints, self.shots, samples=samples,
+                                temperature=temperature)
 
     async def __call__(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
         scores = await self._scores(examples, hints, self.samples, self.temperature)
