@@ -29,16 +29,13 @@ dependency, and its types (strings, numbers, arrays) are all a task config uses.
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from dsp.errors import DSPError
-from dsp.tasks.base import PromptTemplate
-from dsp.tasks.dialogue import DialogueTask
-from dsp.tasks.reasoning import ReasoningTask
-from dsp.tasks.summarization import SummarizationTask
+from dsp.tasks.base import PromptTemplate, Task, task_kinds
 
 DEFAULT_TASK = "cnndm"
 
@@ -53,12 +50,9 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "generation": {"max_tokens": (int, False), "stop": (list, False)},
     "reward": {"metric": (str, False)},
 }
-# kind -> (its task class, labellers, metrics)
-KINDS = {
-    "summarization": ("reference_phrases", ("rouge_avg", "rouge1", "rouge2", "rougeLsum")),
-    "dialogue": ("dialogue_acts", ("dialogue_score", "bleu", "slot_recall")),
-    "reasoning": ("trigger_search", ("exact_match",)),
-}
+# (section, key) of a task file that sets the Task field of the same name
+FIELDS = (("hint", "separator"), ("prompt", "max_input_words"), ("prompt", "shot_input_words"), ("prompt", "shots"),
+          ("hint", "max_phrase_words"), ("generation", "max_tokens"))
 
 
 @dataclass
@@ -74,7 +68,7 @@ class DataDefaults:
 
 @dataclass
 class LoadedTask:
-    task: SummarizationTask
+    task: Task
     data: DataDefaults = field(default_factory=DataDefaults)
     source: str = ""
 
@@ -146,33 +140,28 @@ def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a f
     raw, where, base = _read(name_or_path or DEFAULT_TASK)
     _check(raw, where)
     prompt, hint, gen, reward = (raw.get(k, {}) for k in ("prompt", "hint", "generation", "reward"))
+    kinds = task_kinds()
     kind = raw.get("kind", "summarization")
-    if kind not in KINDS:
-        raise DSPError(f"{where}: key 'kind' must be one of {', '.join(KINDS)}, not '{kind}'")
-    labeller, metrics = KINDS[kind]
-    if hint.get("labeller", labeller) != labeller:
-        raise DSPError(f"{where}: key 'hint.labeller' must be '{labeller}' for a {kind} task, not '{hint['labeller']}'")
-    if reward.get("metric", metrics[0]) not in metrics:
-        raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(metrics)} for a {kind} task, "
+    if kind not in kinds:
+        raise DSPError(f"{where}: key 'kind' must be one of {', '.join(sorted(kinds))}, not '{kind}'")
+    cls = kinds[kind]
+    if hint.get("labeller", cls.labeller) != cls.labeller:
+        raise DSPError(f"{where}: key 'hint.labeller' must be '{cls.labeller}' for a {kind} task, not '{hint['labeller']}'")
+    if reward.get("metric", cls.metrics[0]) not in cls.metrics:
+        raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(cls.metrics)} for a {kind} task, "
                        f"not '{reward['metric']}'")
     stop = gen.get("stop", ["\n\n"])
     if not all(isinstance(s, str) and s for s in stop):
         raise DSPError(f"{where}: key 'generation.stop' must be a list of non-empty strings")
-    cls = {"dialogue": DialogueTask, "reasoning": ReasoningTask}.get(kind, SummarizationTask)
-    defaults = cls()
-    task = cls(
-        name=raw["name"],
-        separator=hint.get("separator", defaults.separator),
-        max_input_words=prompt.get("max_input_words", defaults.max_input_words),
-        shot_input_words=prompt.get("shot_input_words", defaults.shot_input_words),
-        shots=prompt.get("shots", defaults.shots),
-        max_phrase_words=hint.get("max_phrase_words", defaults.max_phrase_words),
-        max_tokens=gen.get("max_tokens", defaults.max_tokens),
-        stop=tuple(stop),
-        metric=reward.get("metric", metrics[0]),
-        with_hint=_template(prompt, "with_hint", where, base, f"{kind}/with_hint"),
-        plain=_template(prompt, "plain", where, base, f"{kind}/plain"),
-    )
+    settings = {"name": raw["name"], "stop": tuple(stop), "metric": reward.get("metric", cls.metrics[0])}
+    own = {f.name for f in fields(cls)}
+    for section, key in FIELDS:
+        if key in raw.get(section, {}):
+            if key not in own:  # e.g. max_phrase_words: only the reference-phrase labeller reads it
+                raise DSPError(f"{where}: key '{section}.{key}' is not used by a {kind} task; remove it")
+            settings[key] = raw[section][key]
+    task = cls(**settings, with_hint=_template(prompt, "with_hint", where, base, f"{kind}/with_hint"),
+               plain=_template(prompt, "plain", where, base, f"{kind}/plain"))
     if not task.with_hint.uses_hint:
         raise DSPError(f"{where}: the with_hint template has no {{hint}} placeholder")
     data = DataDefaults(**raw.get("data", {}))

@@ -17,13 +17,16 @@ from dataclasses import dataclass
 from dsp.data import Example
 from dsp.errors import InputError
 from dsp.metrics import bleu, slot_recall
-from dsp.tasks.base import PromptTemplate
-from dsp.tasks.summarization import SummarizationTask
+from dsp.tasks.base import PromptTemplate, Task
+
 
 @dataclass
-class DialogueTask(SummarizationTask):
+class DialogueTask(Task):
     """Dialogue acts as the hint; BLEU and slot recall as the score (see the module doc)."""
 
+    kind = "dialogue"
+    labeller = "dialogue_acts"
+    metrics = ("dialogue_score", "bleu", "slot_recall")
     extractive_hints = False  # act labels are not words of the context: a seq2seq policy must write them
     name: str = "multiwoz"
     separator: str = " "

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Sequence
+from dataclasses import dataclass
 
 from dsp.data import Example
 from dsp.metrics import rouge_scores
-from dsp.tasks.base import PromptTemplate
+from dsp.tasks.base import Task
 from dsp.tasks.stopwords import STOPWORDS
-
-if TYPE_CHECKING:
-    from dsp.llm.client import LLMRequest
 
 # Words with inner hyphens/apostrophes/periods kept whole ("U.S.", "ne'er", "well-known");
 # any other punctuation ends a phrase.
@@ -32,30 +28,17 @@ def _norm(token: str) -> str:
 
 
 @dataclass
-class SummarizationTask:
+class SummarizationTask(Task):
     """Keywords of the reference that occur in the article are the hint; ROUGE-avg is the reward."""
 
+    kind = "summarization"
+    labeller = "reference_phrases"
+    metrics = ("rouge_avg", "rouge1", "rouge2", "rougeLsum")
     extractive_hints = True  # a hint is words of the input: an extractive policy can write it
     name: str = "summarization"
-    separator: str = "; "
-    """Joins hint phrases."""
-    max_input_words: int = 400
-    """Article words kept in an LLM prompt (the rest is cut: small LLMs have short contexts)."""
-    shot_input_words: int = 200
-    """Article words kept in each few-shot example."""
-    shots: int = 1
-    """Few-shot examples per LLM prompt when the command line does not say (--shots)."""
+    stop: tuple[str, ...] = ("\n\n", "\nArticle:")
     max_phrase_words: int = 4
     """Longest hint phrase the pseudo-labeller takes from the reference."""
-    max_tokens: int = 96
-    """Most tokens the LLM may write for one summary."""
-    stop: tuple[str, ...] = ("\n\n", "\nArticle:")
-    """Where the LLM's answer ends."""
-    metric: str = "rouge_avg"
-    """The score that is the reward."""
-    with_hint: PromptTemplate = field(default_factory=lambda: PromptTemplate.load("summarization/with_hint"))
-    plain: PromptTemplate = field(default_factory=lambda: PromptTemplate.load("summarization/plain"))
-    _shot_blocks: dict[tuple[Example, bool], str] = field(default_factory=dict, repr=False, compare=False)
 
     def pseudo_label(self, example: Example) -> str:
         """Phrases of the reference that also occur in the article, in reference order, joined by `; `.
@@ -108,49 +91,6 @@ class SummarizationTask:
                     choice = (score, [span] + best[i + n][1])
             best[i] = choice
         return best[0][1]
-
-    def _block(self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None) -> str:
-        text = " ".join(example.input.split()[:words])
-        return template.fill(text, hint, target)
-
-    def _shot_block(self, shot: Example, hinted: bool) -> str:
-        """A filled few-shot block; the same shots open every prompt, so each is built once."""
-        key = (shot, hinted)
-        if key not in self._shot_blocks:
-            template = self.with_hint if hinted else self.plain
-            self._shot_blocks[key] = self._block(template, shot, self.pseudo_label(shot) if hinted else None,
-                                                 self.shot_input_words, " ".join(shot.target.split()))
-        return self._shot_blocks[key]
-
-    def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str:
-        """Few-shot prompt; `hint=None` gives the plain prompt (no hint line at all)."""
-        template = self.plain if hint is None else self.with_hint
-        blocks = [self._shot_block(s, hint is not None) for s in shots]
-        blocks.append(self._block(template, example, hint, self.max_input_words, None))
-        return "\n\n".join(blocks)
-
-    def messages(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> tuple[tuple[str, str], ...]:
-        """The same prompt for a chat endpoint: the template's instruction as the system message, each shot
-        as a user turn (its example lines) and an assistant turn (its target), the input as the last user
-        turn (see PromptTemplate.instruction)."""
-        template = self.plain if hint is None else self.with_hint
-        part = template.example_part
-        out: list[tuple[str, str]] = [("system", template.instruction)] if template.instruction else []
-        for s in shots:
-            out.append(("user", self._block(part, s, self.pseudo_label(s) if hint is not None else None,
-                                            self.shot_input_words, None).strip()))
-            out.append(("assistant", " ".join(s.target.split())))
-        out.append(("user", self._block(part, example, hint, self.max_input_words, None).strip()))
-        return tuple(out)
-
-    def request(self, example: Example, hint: str | None, shots: Sequence[Example] = (), *, temperature: float = 0.0,
-                sample_index: int = 0) -> LLMRequest:
-        """The one LLM call for (input, hint): the completions prompt and the chat messages (the client sends
-        the one its endpoint takes; the cache key is the prompt's), with this task's length and stop strings."""
-        from dsp.llm.client import LLMRequest  # the openai SDK loads with the first request, not with the task
-
-        return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
-                          max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index)
 
     def score(self, output: str, example: Example) -> dict[str, float]:
         return rouge_scores(output, example.target)

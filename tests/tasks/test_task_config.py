@@ -100,6 +100,8 @@ def test_a_users_task_through_every_command(user_task, tiny_encoder, tmp_path):
     ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
     ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
     ('name = "t\n', "not valid TOML"),
+    ('name = "t"\nkind = "dialogue"\n[hint]\nmax_phrase_words = 3\n', "key 'hint.max_phrase_words' is not used by a dialogue task"),
+    ('name = "t"\nkind = "poetry"\n', "key 'kind' must be one of dialogue, reasoning, summarization"),
 ])
 def test_bad_task_files_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
@@ -113,3 +115,33 @@ def test_bad_task_files_are_one_line_errors(tmp_path, text, message):
 def test_unknown_builtin_task_lists_the_known_ones(tmp_path):
     r = runner.invoke(app, ["eval", "--task", "nosuch", "--output-dir", str(tmp_path)])
     assert r.exit_code == 2 and "built-in tasks are cnndm, gsm8k, multiarith, multiwoz, xsum," in r.stderr
+
+
+def test_a_new_kind_is_one_class(tmp_path):
+    """A Task subclass that names its kind registers itself: a task file can use it with no table edited."""
+    from dataclasses import dataclass
+
+    from dsp.tasks import Task, task_kinds
+
+    @dataclass
+    class TitleTask(Task):
+        kind = "title-test"
+        labeller = "first_words"
+        metrics = ("title_len",)
+        name: str = "titles"
+
+        def pseudo_label(self, example):
+            return " ".join(example.input.split()[:2])
+
+        def score(self, output, example):
+            return {"title_len": float(len(output.split()))}
+
+    assert task_kinds()["title-test"] is TitleTask
+    path = tmp_path / "titles.toml"
+    path.write_text('name = "titles"\nkind = "title-test"\n[prompt]\n'
+                    'with_hint_text = "Text: {input}\\nStart: {hint}\\nTitle: {target}"\n'
+                    'plain_text = "Text: {input}\\nTitle: {target}"\n')
+    task = load_task(str(path)).task
+    assert isinstance(task, TitleTask) and task.metric == "title_len"
+    assert task.request(EX, task.pseudo_label(EX)).prompt == "Text: " + EX.input + "\nStart: Alice Moreau\nTitle:"
+    assert task.score("A b c", EX) == {"title_len": 3.0}
