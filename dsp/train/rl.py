@@ -17,7 +17,7 @@ import contextlib
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
-from dsp.io import RunLock, is_empty_run_folder, write_json_atomic
+from dsp.io import RunLock, write_json_atomic
 from dsp.policy.base import TrainablePolicy, load_policy
 from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
@@ -35,7 +35,7 @@ from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollo
 from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
-from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
+from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
 
 
 
@@ -67,21 +67,6 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():  # one writer per run folder
         return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration)
-
-
-def _open_run_folder(cfg: RLConfig, acc) -> tuple[Path, Path | None]:
-    """(run folder, its checkpoint or None), after the fresh/resume checks; rank 0 writes config.json."""
-    run_dir = Path(cfg.output_dir)
-    checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
-    if cfg.resume and checkpoint is None:
-        raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
-        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    acc.wait_for_everyone()  # every process has checked before the main one writes
-    if acc.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {"command": "rl", **asdict(cfg)})
-    return run_dir, checkpoint
 
 
 def _train_inputs(cfg: RLConfig) -> list[Example]:
@@ -147,7 +132,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     main = acc.is_main_process  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
         raise DSPError(f"--batch-size {cfg.batch_size} must be a multiple of the {world} processes")
-    run_dir, checkpoint = _open_run_folder(cfg, acc)
+    run_dir, checkpoint = open_run_folder(cfg, acc, "rl")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     train, dev = _train_inputs(cfg), _dev(cfg)
@@ -156,13 +141,12 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     # prepared for fp16's loss scaling (step, unscale before the clip); the scheduler is not: accelerate
     # would step it once per process
     o.optimizer = acc.prepare(o.optimizer)
-    value_head, params, optimizer, scheduler, kl_ctl, modules = o.value_head, o.params, o.optimizer, o.scheduler, o.kl_ctl, o.modules
-    accel.broadcast_parameters(acc, params)
+    accel.broadcast_parameters(acc, o.params)
     it = 0
     if checkpoint is not None:
-        state = load_trainer_state(checkpoint, optimizer, scheduler, modules, rank=rank, world=world)
+        state = load_trainer_state(checkpoint, o.optimizer, o.scheduler, o.modules, rank=rank, world=world)
         it = state["iteration"]
-        kl_ctl.load_state_dict(state["kl_ctl"])
+        o.kl_ctl.load_state_dict(state["kl_ctl"])
 
     logger = RunLog(run_dir, resume_step=it) if main else None
     val_key = f"val/{metric_name}"
@@ -186,7 +170,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, pseudo_label)
             mine = list(range(rank, len(batch), world)) if world > 1 else None  # each input is rolled out by one process
             try:
-                ro, rewards, timing = await rollout_and_score(policy, reference, value_head, batch, cfg.samples_per_input,
+                ro, rewards, timing = await rollout_and_score(policy, reference, o.value_head, batch, cfg.samples_per_input,
                                                               resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
             except BudgetExceeded as e:
                 stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
@@ -194,19 +178,19 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
             t2 = time.time()
-            adv, returns = advantages(cfg, ro, rewards, kl_ctl.value)
-            metrics = update(cfg, policy, value_head, optimizer, ro, adv, returns, kl_ctl.value, params, acc)
-            scheduler.step()
+            adv, returns = advantages(cfg, ro, rewards, o.kl_ctl.value)
+            metrics = update(cfg, policy, o.value_head, o.optimizer, ro, adv, returns, o.kl_ctl.value, o.params, acc)
+            o.scheduler.step()
             it += 1
             kl = accel.mean(acc, float(((ro.logprob - ro.ref_logprob) * ro.mask).sum(1).mean()))
-            kl_ctl.update(kl, len(ro.examples) * world)
+            o.kl_ctl.update(kl, len(ro.examples) * world)
             all_rewards = torch.tensor(accel.gather(acc, rewards.tolist()))
             ok = all_rewards[~torch.isnan(all_rewards)]
             metrics.update({
                 "charts/reward": float(ok.mean()) if len(ok) else math.nan,
                 "charts/reward_std": float(ok.std()) if len(ok) > 1 else math.nan,
                 "charts/reward_missing": int(torch.isnan(all_rewards).sum()),
-                "objective/kl": kl, "objective/kl_coef": kl_ctl.value, "charts/lr": scheduler.get_last_lr()[0],
+                "objective/kl": kl, "objective/kl_coef": o.kl_ctl.value, "charts/lr": o.scheduler.get_last_lr()[0],
                 **timing, "time/update": time.time() - t2,
                 "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
@@ -224,7 +208,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
             if it % cfg.save_every == 0 or it == cfg.iterations:
-                _checkpoint(acc, run_dir, policy, optimizer, scheduler, it, kl_ctl, modules)
+                _checkpoint(acc, run_dir, policy, o, it)
             acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
@@ -236,7 +220,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             logger.close()
 
     if stopped is not None and it % cfg.save_every != 0:
-        _checkpoint(acc, run_dir, policy, optimizer, scheduler, it, kl_ctl, modules)
+        _checkpoint(acc, run_dir, policy, o, it)
     if not main:
         acc.wait_for_everyone()
         return {"iterations": it, "rank": rank, "stopped": stopped}
@@ -248,12 +232,12 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     return result
 
 
-def _checkpoint(acc, run_dir: Path, policy, optimizer, scheduler, it: int, kl_ctl, modules) -> None:
+def _checkpoint(acc, run_dir: Path, policy, o: _Optim, it: int) -> None:
     """Every process hands in its random state (a collective); the main one writes the checkpoint."""
     rng_ranks = accel.gather_rng_states(acc)
     if acc.is_main_process:
-        save_checkpoint(run_dir, policy, optimizer, scheduler, {"iteration": it, "kl_ctl": kl_ctl.state_dict()}, modules,
-                        rng_ranks=rng_ranks)
+        save_checkpoint(run_dir, policy, o.optimizer, o.scheduler, {"iteration": it, "kl_ctl": o.kl_ctl.state_dict()},
+                        o.modules, rng_ranks=rng_ranks)
 
 
 def _result(cfg: RLConfig, run_dir: Path, it: int, stopped: str | None, seconds: float, reward: Reward,

@@ -6,7 +6,6 @@ import contextlib
 import math
 import random
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -16,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
-from dsp.io import RunLock, is_empty_run_folder, write_json_atomic, write_jsonl_atomic
+from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_policy_type
@@ -24,7 +23,7 @@ from dsp.tasks import SummarizationTask, Task
 from dsp.train import accel
 from dsp.train.configs import SFTConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.logs import RunLog
-from dsp.train.state import find_checkpoint, load_trainer_state, save_checkpoint, save_final_policy
+from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
 
 
 def load_train_dev(cfg: SFTConfig) -> tuple[list[Example], list[Example]]:
@@ -97,21 +96,6 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, An
         return _run_sft(cfg, acc, task, on_step, labels, list(extra_train), initial_policy, extra_loss)
 
 
-def _open_run_folder(cfg: SFTConfig, acc) -> tuple[Path, Path | None]:
-    """(run folder, its checkpoint or None), after the fresh/resume checks; the main process writes config.json."""
-    run_dir = Path(cfg.output_dir)
-    checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
-    if cfg.resume and checkpoint is None:
-        raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
-    if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
-        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    acc.wait_for_everyone()  # every process has checked before the main one writes
-    if acc.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {"command": "sft", **asdict(cfg)})
-    return run_dir, checkpoint
-
-
 def _make_policy(cfg: SFTConfig, task: Task, checkpoint: Path | None, initial_policy, train: list[Example],
                  train_labels: list[str], device: str):
     """(the policy to train, its model name): the checkpoint's, the caller's, or a new one of the configured type."""
@@ -163,7 +147,7 @@ def _run_sft(cfg: SFTConfig, acc, task: Task | None, on_step: Callable[[int, Any
              labels: dict[str, str] | None, extra_train: list[Example], initial_policy, extra_loss) -> dict[str, Any]:
     task = task or SummarizationTask()
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
-    run_dir, checkpoint = _open_run_folder(cfg, acc)
+    run_dir, checkpoint = open_run_folder(cfg, acc, "sft")
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)

@@ -6,10 +6,14 @@ import json
 import os
 import random
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from dsp.errors import DSPError
+from dsp.io import is_empty_run_folder, write_json_atomic
 
 CHECKPOINT = "checkpoint"
 
@@ -64,6 +68,22 @@ def find_checkpoint(run_dir: Path) -> Path | None:
         if (path / "state.json").exists():
             return path
     return None
+
+
+def open_run_folder(cfg, acc, command: str) -> tuple[Path, Path | None]:
+    """(run folder, its checkpoint or None), after the fresh/resume checks; the main process writes
+    config.json ({"command": command, every field of cfg}), which `--config` reads back."""
+    run_dir = Path(cfg.output_dir)
+    checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
+    if cfg.resume and checkpoint is None:
+        raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
+    if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
+        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
+    acc.wait_for_everyone()  # every process has checked before the main one writes
+    if acc.is_main_process:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(run_dir / "config.json", {"command": command, **asdict(cfg)})
+    return run_dir, checkpoint
 
 
 def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None,
