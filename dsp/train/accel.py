@@ -120,6 +120,15 @@ def mean(acc, value: float) -> float:
     return float(reduce(t, reduction="mean"))
 
 
+def sum_tensor(acc, t: torch.Tensor) -> torch.Tensor:
+    """A tensor's elementwise sum over processes (every process gets it)."""
+    from accelerate.utils import reduce
+
+    if acc is None or acc.num_processes == 1:
+        return t
+    return reduce(t.to(acc.device), reduction="sum").to(t.device)
+
+
 def mean_of(acc, values: dict[str, float]) -> dict[str, float]:
     """Each number's mean over processes, in one all-reduce (the same keys on every process)."""
     from accelerate.utils import reduce

@@ -26,9 +26,10 @@ class Algorithm:
     min_group: ClassVar[int] = 1
     """Fewest hints sampled per input the algorithm works with."""
 
-    def advantages(self, cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float
+    def advantages(self, cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Per-step advantages (N, T), and returns (N, T) for a value head; a NaN reward gets zero advantage."""
+        """Per-step advantages (N, T), and returns (N, T) for a value head; a NaN reward gets zero advantage.
+        `sum_over_processes`: for statistics over the whole batch of a data-parallel job (see `ppo.whiten`)."""
         raise NotImplementedError
 
     def extra_loss(self, cfg: RLConfig, *, state: torch.Tensor, logprob: torch.Tensor, ro: Rollout, idx: torch.Tensor,
@@ -44,16 +45,16 @@ class PPO(Algorithm):
     name = "ppo"
     value_head = True
 
-    def advantages(self, cfg, ro, rewards, kl_coef):
+    def advantages(self, cfg, ro, rewards, kl_coef, sum_over_processes=None):
         mask = ro.mask.float()
         rewards = rewards.to(mask.device)
         missing = torch.isnan(rewards).unsqueeze(1)  # (N, 1)
         if cfg.whiten_rewards:
-            rewards = ppo.standardize(rewards)
+            rewards = ppo.standardize(rewards, sum_over_processes)
         kl = ro.logprob - ro.ref_logprob  # (N, T), the k1 estimate at the sampled actions
         shaped = ppo.per_step_rewards(rewards, kl, mask, kl_coef)
         adv, returns = ppo.gae(shaped, ro.values, mask, cfg.gamma, cfg.lam)
-        adv = ppo.whiten(adv, mask * ~missing)
+        adv = ppo.whiten(adv, mask * ~missing, sum_over_processes=sum_over_processes)
         return adv * ~missing, returns
 
     def extra_loss(self, cfg, *, state, logprob, ro, idx, returns, mask, kl_coef, value_head):
@@ -70,7 +71,8 @@ class GroupBaseline(Algorithm):
     def __init__(self, name: str):
         self.name = name  # grpo: group mean and std; rloo: leave-one-out mean
 
-    def advantages(self, cfg, ro, rewards, kl_coef):
+    def advantages(self, cfg, ro, rewards, kl_coef, sum_over_processes=None):
+        # a group is one input's samples, all on one process: nothing to share
         adv = ppo.group_advantages(rewards.to(ro.mask.device), cfg.samples_per_input, self.name)  # (N,)
         return adv.unsqueeze(1) * ro.mask.float(), None
 

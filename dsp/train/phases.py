@@ -144,9 +144,12 @@ async def rollout_and_score(policy, reference, value_head, examples: list[Exampl
     return ro, rewards, {"time/sample": t1 - t0, "time/logprobs": t2 - t1, "time/llm_wait": t3 - t2}
 
 
-def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Per-step advantages (N, T) and, with a value head, returns (N, T): the algorithm's own rule."""
-    return ALGOS[cfg.algo].advantages(cfg, ro, rewards, kl_coef)
+def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, acc=None
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Per-step advantages (N, T) and, with a value head, returns (N, T): the algorithm's own rule; with several
+    processes its batch statistics (PPO's whitening) are over every process's rollouts."""
+    share = (lambda t: accel.sum_tensor(acc, t)) if acc is not None and acc.num_processes > 1 else None
+    return ALGOS[cfg.algo].advantages(cfg, ro, rewards, kl_coef, share)
 
 
 def shuffled_rows(n: int, k: int, acc=None) -> torch.Tensor:

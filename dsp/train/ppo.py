@@ -18,19 +18,40 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True) -> torch.Tensor:
-    """Zero mean, unit variance over the masked entries; masked-out entries become 0."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+def _moments(x: torch.Tensor, mask: torch.Tensor, sum_over_processes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean, E[x^2] - mean^2, count) of the masked entries of every process's x: one all-reduce of 3 sums."""
+    stats = torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum()]).double()  # (3,)
+    total, squares, n = sum_over_processes(stats)
+    mean = total / n.clamp(min=1)
+    return mean, (squares / n.clamp(min=1) - mean * mean).clamp(min=0), n
+
+
+def whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True, sum_over_processes=None) -> torch.Tensor:
+    """Zero mean, unit variance over the masked entries; masked-out entries become 0.
+
+    `sum_over_processes` (a tensor -> its sum over the processes of a data-parallel job): the statistics
+    are those of the whole batch, as one process with every rollout would compute them."""
+    if sum_over_processes is None:
+        mean = masked_mean(x, mask)
+        var = masked_mean((x - mean) ** 2, mask)
+    else:
+        mean, var, _ = _moments(x, mask, sum_over_processes)
+        mean, var = mean.to(x.dtype), var.to(x.dtype)
     out = (x - mean) * torch.rsqrt(var + 1e-8)
     if not shift_mean:
         out = out + mean
     return out * mask
 
 
-def standardize(rewards: torch.Tensor) -> torch.Tensor:
-    """(r - mean) / std over the rewards that are there (N,); NaN stays NaN."""
+def standardize(rewards: torch.Tensor, sum_over_processes=None) -> torch.Tensor:
+    """(r - mean) / std over the rewards that are there (N,); NaN stays NaN. `sum_over_processes`: as in `whiten`."""
     ok = ~torch.isnan(rewards)
+    if sum_over_processes is not None:
+        mean, var, n = _moments(torch.nan_to_num(rewards), ok.to(rewards.dtype), sum_over_processes)
+        if n < 2:
+            return rewards - mean.to(rewards.dtype)
+        std = torch.sqrt(var * n / (n - 1))  # unbiased, as Tensor.std
+        return (rewards - mean.to(rewards.dtype)) / (std.to(rewards.dtype) + 1e-8)
     if ok.sum() < 2:
         return rewards - torch.nan_to_num(rewards).sum() / ok.sum().clamp(min=1)
     mean, std = rewards[ok].mean(), rewards[ok].std()

@@ -178,7 +178,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
             t2 = time.time()
-            adv, returns = advantages(cfg, ro, rewards, o.kl_ctl.value)
+            adv, returns = advantages(cfg, ro, rewards, o.kl_ctl.value, acc)
             metrics = update(cfg, policy, o.value_head, o.optimizer, ro, adv, returns, o.kl_ctl.value, o.params, acc)
             o.scheduler.step()
             it += 1

@@ -49,10 +49,12 @@ def run_rl(data: str, start: str, out: str, world: int, record: dict) -> None:
     from dsp.train.rl import RLConfig, run_rl
 
     reward = RecordingReward()
-    # the global batch: 4 inputs x 2 samples, one gradient step over all 8 rollouts per epoch
-    cfg = RLConfig(data=data, output_dir=out, policy=start, iterations=2, batch_size=4, samples_per_input=2,
-                   minibatch_size=8 // world, lr=3e-3, save_every=1, dev_limit=2, algo="grpo", target_kl=None,
-                   device=os.environ.get("DSP_WORKER_DEVICE", "cpu"))
+    # the global batch: 4 inputs x 2 samples, one gradient step over all 8 rollouts per epoch.
+    # DSP_WORKER_RL="algo iterations lr_schedule resume" varies the run (default: grpo 2 linear 0)
+    algo, iterations, schedule, resume = os.environ.get("DSP_WORKER_RL", "grpo 2 linear 0").split()
+    cfg = RLConfig(data=data, output_dir=out, policy=start, iterations=int(iterations), batch_size=4, samples_per_input=2,
+                   minibatch_size=8 // world, lr=3e-3, lr_schedule=schedule, save_every=1, dev_limit=2, algo=algo,
+                   target_kl=None, resume=resume == "1", device=os.environ.get("DSP_WORKER_DEVICE", "cpu"))
     record["weights"].append(digest(load_policy(start)))
     asyncio.run(run_rl(cfg, reward, on_iteration=lambda it, p: record["weights"].append(digest(p))))
     record["ids"] = reward.ids

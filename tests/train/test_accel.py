@@ -92,7 +92,10 @@ def assert_trained_in_step(ranks: list[dict], steps: int) -> None:
 
 
 @pytest.mark.slow
-def test_rl_on_two_processes_matches_one_process_on_the_same_batch(synth_dir, start_policy, tmp_path):
+@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+def test_rl_on_two_processes_matches_one_process_on_the_same_batch(algo, synth_dir, start_policy, tmp_path, monkeypatch):
+    # PPO also whitens its rewards and advantages over the batch: over both processes' rollouts, as one process would
+    monkeypatch.setenv("DSP_WORKER_RL", f"{algo} 2 linear 0")
     ranks, one = two_and_one("rl", synth_dir, start_policy, tmp_path)
     assert_trained_in_step(ranks, 3)
     ids = [ranks[r]["ids"] for r in (0, 1)]
@@ -103,9 +106,33 @@ def test_rl_on_two_processes_matches_one_process_on_the_same_batch(synth_dir, st
     rows = [json.loads(line) for line in (tmp_path / "two" / "log.jsonl").read_text().splitlines()]
     ones = [json.loads(line) for line in (tmp_path / "one" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [0, 1, 2]
+    keys = {"grpo": ["losses/kl_loss"], "ppo": ["losses/v_loss"]}[algo]
     for a, b in zip(rows[1:], ones[1:]):  # the rewards of the whole batch, gathered; the step's gradient and losses
-        for key in ("charts/reward", "losses/grad_norm", "losses/pg_loss", "losses/kl_loss", "objective/kl"):
+        for key in ["charts/reward", "losses/grad_norm", "losses/pg_loss", "objective/kl"] + keys:
             assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_a_resumed_two_process_rl_run_equals_an_uninterrupted_one(synth_dir, start_policy, tmp_path, monkeypatch):
+    """2 iterations in one go, against 1 iteration and then --resume to 2 (each rank's random state comes back)."""
+    runs = {"full": "grpo 2 constant 0", "part": "grpo 1 constant 0", "rest": "grpo 2 constant 1"}
+    for name, settings in runs.items():
+        (tmp_path / f"rec-{name}").mkdir()
+        monkeypatch.setenv("DSP_WORKER_RL", settings)
+        folder = tmp_path / ("full" if name == "full" else "resumed")
+        r = torchrun("-m", "tests.train.dist_worker", "rl", synth_dir, start_policy, folder, tmp_path / f"rec-{name}")
+        assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
+    rec = {name: [json.loads((tmp_path / f"rec-{name}" / f"rank{r}.json").read_text()) for r in (0, 1)] for name in runs}
+    for r in (0, 1):  # each rank rolled out the same inputs in the same iterations
+        assert rec["part"][r]["ids"] + rec["rest"][r]["ids"] == rec["full"][r]["ids"]
+        assert rec["part"][r]["weights"][1] == rec["full"][r]["weights"][1]  # the first iteration, before the kill
+    assert_same_policy(tmp_path / "resumed", tmp_path / "full")
+    full = [json.loads(line) for line in (tmp_path / "full" / "log.jsonl").read_text().splitlines()]
+    resumed = [json.loads(line) for line in (tmp_path / "resumed" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in resumed] == [0, 1, 2]
+    assert resumed[2]["samples/hint"] == full[2]["samples/hint"]  # the second iteration's first sampled hint
+    for key in ("charts/reward", "losses/grad_norm", "losses/pg_loss"):
+        assert resumed[2][key] == pytest.approx(full[2][key], rel=1e-5), key
 
 
 @pytest.mark.slow

@@ -54,3 +54,33 @@ def test_kl_estimator_and_adaptive_controller():
 def test_standardize_keeps_missing_rewards_missing():
     out = ppo.standardize(torch.tensor([10.0, 20.0, math.nan, 30.0]))
     assert torch.isnan(out[2]) and torch.allclose(out[[0, 1, 3]], torch.tensor([-1.0, 0.0, 1.0]))
+
+
+def test_statistics_shared_over_processes_are_those_of_the_whole_batch():
+    """Two processes' halves, their sums added as an all-reduce would, whiten as one process with both halves."""
+    torch.manual_seed(0)
+    x, mask = torch.randn(6, 5), (torch.rand(6, 5) > 0.3).float()
+    rewards = torch.tensor([1.0, 4.0, math.nan, 2.0, 8.0, 3.0])
+    halves = [slice(0, 3), slice(3, 6)]
+
+    def summed(f):  # f(part, sum_over_processes) on each half, the sums of both halves shared
+        stats = []
+
+        def collect(t):
+            stats.append(t)
+            return t
+
+        for i, h in enumerate(halves):  # first pass: each half's sums
+            f(i, h, collect)
+        total = stats[0] + stats[1]
+        return torch.cat([f(i, h, lambda t: total) for i, h in enumerate(halves)])
+
+    whole = ppo.whiten(x, mask)
+    shared = summed(lambda i, h, s: ppo.whiten(x[h], mask[h], sum_over_processes=s))
+    assert torch.allclose(shared, whole, atol=1e-5)
+    whole = ppo.standardize(rewards)
+    shared = summed(lambda i, h, s: ppo.standardize(rewards[h], s))
+    assert torch.isnan(shared[2]) and torch.allclose(shared[~torch.isnan(whole)], whole[~torch.isnan(whole)], atol=1e-5)
+    # per-process statistics, what each process computed before, do not agree with the whole batch's
+    assert not torch.allclose(torch.cat([ppo.standardize(rewards[h]) for h in halves])[[0, 1, 3, 4, 5]],
+                              whole[[0, 1, 3, 4, 5]], atol=1e-3)
