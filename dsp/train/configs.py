@@ -22,8 +22,8 @@ def check_mixed_precision(value: str | None) -> None:
 
 
 @dataclass(kw_only=True)
-class TrainingRun:
-    """What every trainer's run shares: its data, its run folder, the optimisation loop, the device."""
+class RunFolder:
+    """What every trainer's run shares: its data, its run folder, the device, the seed."""
 
     data: str
     """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
@@ -37,6 +37,26 @@ class TrainingRun:
     """Field holding the reference output (SFT's pseudo-labels are made from it; distillation needs none)."""
     limit: int | None = None
     """Train on the first N examples only."""
+    device: str = "auto"
+    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
+    mixed_precision: str | None = None
+    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
+    --mixed_precision`), no without one."""
+    seed: int = 0
+    """Seed for initialisation and data order."""
+    resume: bool = False
+    """Continue from the run folder's checkpoint."""
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit <= 0:
+            raise DSPError(f"--limit must be positive, not {self.limit}")
+        check_mixed_precision(self.mixed_precision)
+
+
+@dataclass(kw_only=True)
+class TrainingRun(RunFolder):
+    """What the supervised trainers (sft, distill) share besides the run folder: the optimisation loop."""
+
     dev_limit: int = 50
     """Dev examples used for loss and hint F1."""
     epochs: int = 3
@@ -51,26 +71,16 @@ class TrainingRun:
     """Steps between dev evaluations."""
     save_every: int = 50
     """Steps between checkpoints."""
-    device: str = "auto"
-    """cpu, cuda, cuda:1, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
-    mixed_precision: str | None = None
-    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
-    --mixed_precision`), no without one."""
-    seed: int = 0
-    """Seed for initialisation and data order."""
-    resume: bool = False
-    """Continue from the run folder's checkpoint."""
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         for name in ("epochs", "batch_size", "eval_every", "save_every", "dev_limit"):
             if getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
-        for name in ("limit", "max_steps"):
-            if getattr(self, name) is not None and getattr(self, name) <= 0:
-                raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps <= 0:
+            raise DSPError(f"--max-steps must be positive, not {self.max_steps}")
         if self.lr is not None and not self.lr > 0:
             raise DSPError(f"--lr must be positive, not {self.lr}")
-        check_mixed_precision(self.mixed_precision)
 
 
 @dataclass(kw_only=True)
@@ -119,24 +129,18 @@ class SFTConfig(TrainingRun):
             raise DSPError("--hint-words applies to the extractive policy; drop it or use --policy-type extractive")
 
 
-@dataclass
-class RLConfig:
+@dataclass(kw_only=True)
+class RLConfig(RunFolder):
     """Settings of one `dsp rl` run."""
 
-    data: str
-    """Local file, folder of split files, or hub dataset id."""
     output_dir: str
     """Run folder: config, log.jsonl, tb/, checkpoint/, curves.png, and the final policy/."""
     policy: str
     """The starting policy: a `dsp sft` run folder or a policy folder. It is also the frozen KL reference."""
-    data_config: str | None = None
-    """Hub dataset config name."""
     train_split: str = "train"
     """Split whose inputs are rolled out."""
     dev_split: str = "dev"
     """Split for periodic dev evaluation (greedy hints, task metric)."""
-    input_field: str = "article"
-    """Field holding the input text."""
     target_field: str = "highlights"
     """Field holding the reference output (the reward compares against it)."""
     limit: int | None = None
@@ -209,27 +213,19 @@ class RLConfig:
     """Dev examples per evaluation."""
     save_every: int = 5
     """Iterations between checkpoints."""
-    device: str = "auto"
-    """cpu, cuda, ...; auto takes a GPU when there is one (under `accelerate launch`, each process takes its own)."""
-    mixed_precision: str | None = None
-    """no, bf16 or fp16 (GPU only), passed to accelerate; None: the launcher's setting (`accelerate launch
-    --mixed_precision`), no without one."""
     seed: int = 0
     """Seed for data order and sampling."""
-    resume: bool = False
-    """Continue the run folder's checkpoint."""
 
     def __post_init__(self) -> None:
         from dsp.train.algos import ALGOS  # torch: imported when a run is configured, not when the CLI loads
 
+        super().__post_init__()
         if self.algo not in ALGOS:
             raise DSPError(f"--algo must be one of {', '.join(ALGOS)}, not '{self.algo}'")
         for name in ("iterations", "batch_size", "samples_per_input", "update_epochs", "minibatch_size", "save_every",
                      "dev_limit"):
             if getattr(self, name) <= 0:
                 raise DSPError(f"--{name.replace('_', '-')} must be positive, not {getattr(self, name)}")
-        if self.limit is not None and self.limit <= 0:
-            raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.eval_every < 0:
             raise DSPError(f"--eval-every must be 0 or more, not {self.eval_every}")
         if self.samples_per_input < ALGOS[self.algo].min_group:
@@ -255,7 +251,6 @@ class RLConfig:
             raise DSPError(f"--kl-coef must be 0 or more, not {self.kl_coef}")
         if self.hint_words is not None and self.hint_words < 1:
             raise DSPError(f"--hint-words must be positive, not {self.hint_words}")
-        check_mixed_precision(self.mixed_precision)
 
 
 @dataclass(kw_only=True)
