@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 
@@ -54,17 +56,62 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
     return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
 
 
-def llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, timeout: float = 120.0,
-               max_retries: int = 6, cache_namespace: str | None = None,
-               token_limit_field: str = "max_tokens") -> LLMConfig:
-    price_in = price_out = None
-    if prices is not None:
-        price_in, price_out = load_prices(prices, model)
-    return LLMConfig(
-        model=model, base_url=base_url, api_key=api_key, endpoint=endpoint, concurrency=concurrency,
-        max_llm_calls=max_llm_calls, max_cost=max_cost, price_in=price_in, price_out=price_out, timeout=timeout,
-        max_retries=max_retries, cache_namespace=cache_namespace, token_limit_field=token_limit_field,
-    )
+# name -> (its typer option, its default): the options of every command that calls the LLM (`llm_options`)
+LLM_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "base_url": (BaseUrl, None), "model": (Model, None), "api_key": (ApiKey, None), "endpoint": (Endpoint, "completions"),
+    "token_limit_field": (TokenLimitField, "max_tokens"), "concurrency": (Concurrency, 8),
+    "max_llm_calls": (MaxCalls, None), "max_cost": (MaxCost, None), "prices": (Prices, None), "cache": (Cache, None),
+    "cache_namespace": (CacheNamespace, None), "llm_timeout": (Timeout, 120.0), "max_retries": (Retries, 6),
+}
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """The LLM options as the user gave them; `config()` checks them and reads the prices file."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key: str | None = field(default=None, repr=False)  # never printed
+    endpoint: str = "completions"
+    token_limit_field: str = "max_tokens"
+    concurrency: int = 8
+    max_llm_calls: int | None = None
+    max_cost: float | None = None
+    prices: Path | None = None
+    cache: Path | None = None
+    cache_namespace: str | None = None
+    llm_timeout: float = 120.0
+    max_retries: int = 6
+
+    def config(self) -> LLMConfig:
+        price_in = price_out = None
+        if self.prices is not None:
+            price_in, price_out = load_prices(self.prices, self.model)
+        return LLMConfig(
+            model=self.model, base_url=self.base_url, api_key=self.api_key, endpoint=self.endpoint,
+            concurrency=self.concurrency, max_llm_calls=self.max_llm_calls, max_cost=self.max_cost, price_in=price_in,
+            price_out=price_out, timeout=self.llm_timeout, max_retries=self.max_retries,
+            cache_namespace=self.cache_namespace, token_limit_field=self.token_limit_field,
+        )
+
+
+def llm_options(fn: Callable) -> Callable:
+    """Give a command the LLM options (declared once, in `LLM_OPTIONS`): they are appended to its flags,
+    and the command receives them as one `llm: LLMOptions` argument."""
+    own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "llm"]
+    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+             for name, (annotation, default) in LLM_OPTIONS.items()]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        llm = LLMOptions(**{name: kwargs.pop(name) for name in LLM_OPTIONS})
+        return fn(*args, llm=llm, **kwargs)
+
+    params = own + added
+    wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in params}
+    del wrapper.__wrapped__  # typer must read the built signature, not fn's
+    return wrapper
 
 
 def handle_errors(fn: Callable) -> Callable:

@@ -8,13 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
+from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, handle_errors, llm_options,
                             resolve_task)
 
 
 @app.command("eval")
 @handle_errors
+@llm_options
 def eval_(
     output_dir: Annotated[Path, typer.Option(help="Where examples.jsonl, summary.json and report.md go.")],
     task: TaskName = "cnndm",
@@ -27,11 +27,7 @@ def eval_(
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split; default: the task's, 1, or 0 for reasoning.")] = None,
     input_field: InputField = None,
     target_field: TargetField = None,
-    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
-    token_limit_field: TokenLimitField = "max_tokens",
-    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
-    max_retries: Retries = 6,
+    llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
 
@@ -48,15 +44,13 @@ def eval_(
     cfg = EvalConfig(data=data, data_config=data_config, output_dir=str(output_dir), split=split, conditions=conds, limit=limit,
                      shots=the_task.shots if shots is None else shots,
                      input_field=input_field, target_field=target_field, extra={"policy": policy, "task": the_task.name})
-    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries, cache_namespace,
-                     token_limit_field)
+    llm_config = llm.config()
     # Task, data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
     eval_data = load_eval_data(cfg)
     if "policy" in conds and not policy:
         raise DSPError("--conditions includes 'policy' but no --policy was given")
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
-    summary = run_with_llm(llm, cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
+    summary = run_with_llm(llm_config, llm.cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
     if (failed := failure_error(summary)) is not None:

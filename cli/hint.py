@@ -10,8 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, Endpoint, MaxCalls, MaxCost, Model, Prices, Retries,
-                            TaskName, Timeout, TokenLimitField, handle_errors, llm_config, load_shots)
+from dsp.cli.common import LLMOptions, TaskName, handle_errors, llm_options, load_shots
 from dsp.errors import DSPError
 
 
@@ -56,6 +55,7 @@ def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm,
 
 @app.command()
 @handle_errors
+@llm_options
 def hint(
     text: Annotated[Optional[str], typer.Argument(help="Input text; '-' or nothing reads stdin.", show_default=False)] = None,
     policy: Annotated[str, typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = ...,
@@ -69,11 +69,7 @@ def hint(
     batch_size: Annotated[int, typer.Option(help="With --input-file: inputs per policy forward pass.", rich_help_panel="Batch")] = 16,
     shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
     shots: Annotated[Optional[int], typer.Option(help="With --run: few-shot examples needs --shots-data; default: the task's, 1, or 0 for reasoning.")] = None,
-    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
-    token_limit_field: TokenLimitField = "max_tokens",
-    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0,
-    max_retries: Retries = 6,
+    llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Write the policy's hint for one input; with --run, also the steered LLM output. With --input-file, for
     every input of a file, batched, into --output (resumable).
@@ -94,9 +90,8 @@ def hint(
             raise DSPError("--input-file and --output go together")
         if text is not None or file is not None:
             raise DSPError("give one input (TEXT or --file) or many (--input-file), not both")
-        llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries, cache_namespace, token_limit_field) if run else None
-        _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm, cache, shots_data, shots)
+        _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm.config() if run else None, llm.cache,
+                   shots_data, shots)
         return
     source = _read_input(text, file)
     the_hint = load_policy(policy).generate([source])[0]
@@ -104,13 +99,10 @@ def hint(
     if run:
         request = the_task.request(Example(id="input", input=source, target=""), the_hint,
                                    load_shots(loaded, shots_data, shots))
-        llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries, cache_namespace, token_limit_field)
-
         async def work(client):
             return await client.complete(request)
 
-        answer = run_with_llm(llm, cache, work)
+        answer = run_with_llm(llm.config(), llm.cache, work)
         result.update(prompt=request.prompt, output=answer.text.strip())
     if as_json:
         typer.echo(json.dumps(result, ensure_ascii=False))

@@ -9,8 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
+from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, handle_errors, llm_options,
                             resolve_task)
 from dsp.cli.config import settings_command
 from dsp.train.configs import RLConfig
@@ -19,6 +18,7 @@ from dsp.train.configs import RLConfig
 @app.command()
 @handle_errors
 @settings_command(RLConfig, "rl", panel="RL settings")
+@llm_options
 def rl(
     settings: dict,
     task: TaskName = "cnndm",
@@ -26,10 +26,7 @@ def rl(
     input_field: InputField = None,
     target_field: TargetField = None,
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for reasoning.")] = None,
-    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
-    token_limit_field: TokenLimitField = "max_tokens",
-    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
 
@@ -56,12 +53,10 @@ def rl(
     load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
                   config_name=cfg.data_config, limit=cfg.limit)
     check_policy_source(cfg.policy)
-    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                     llm_timeout, max_retries, cache_namespace, token_limit_field)
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
-    llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
-    result = run_with_llm(llm, cache, lambda client: run_rl_with_llm(cfg, client, the_task))
+    llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
+    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

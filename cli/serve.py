@@ -9,14 +9,13 @@ from typing import Annotated, Optional
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, Device, Endpoint, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
-                            load_shots)
+from dsp.cli.common import Device, LLMOptions, TaskName, handle_errors, llm_options, load_shots
 from dsp.errors import DSPError
 
 
 @app.command()
 @handle_errors
+@llm_options
 def serve(
     policy: Annotated[str, typer.Option(help="Policy: a `dsp sft`/`dsp rl` run folder or a model name.")] = ...,
     task: TaskName = "cnndm",
@@ -29,10 +28,7 @@ def serve(
     shots_data: Annotated[Optional[str], typer.Option(help="Data whose train split gives the few-shot example(s) of the task's prompt.")] = None,
     shots: Annotated[Optional[int], typer.Option(help="Few-shot examples with --shots-data; default: the task's.")] = None,
     device: Device = "auto",
-    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
-    token_limit_field: TokenLimitField = "max_tokens",
-    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Serve the policy in front of an LLM as an OpenAI-compatible API: an application gets steered answers by
     changing its base URL. POST /v1/completions and /v1/chat/completions (the prompt, or the last user message,
@@ -64,8 +60,7 @@ def serve(
     loaded = load_task(task)
     the_task = loaded.task
     examples = load_shots(loaded, shots_data, shots)
-    llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices, llm_timeout,
-                     max_retries, cache_namespace, token_limit_field)
+    llm_config = llm.config()
     options = ServeOptions(model=None, token=token, max_input_chars=max_input_chars, input_field=loaded.data.input_field,
                            target_field=loaded.data.target_field, shots=examples)
 
@@ -73,5 +68,5 @@ def serve(
         auth = f", bearer token from {TOKEN_ENV}" if token else ""
         typer.echo(f"serving {options.model} with hints from {policy} at {url} (Ctrl-C stops{auth})", err=True)
 
-    run_server(load_policy(policy, device=resolve_device(device)), the_task, llm, cache, options, Listen(host, port),
+    run_server(load_policy(policy, device=resolve_device(device)), the_task, llm_config, llm.cache, options, Listen(host, port),
                max_batch=max_batch, batch_wait_s=batch_wait_ms / 1000, log_path=log, ready=ready)

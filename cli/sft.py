@@ -7,8 +7,7 @@ import json
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (ApiKey, BaseUrl, Cache, CacheNamespace, Concurrency, DataSource, Endpoint, InputField, MaxCalls, MaxCost,
-                            Model, Prices, Retries, TargetField, TaskName, Timeout, TokenLimitField, handle_errors, llm_config,
+from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, handle_errors, llm_options,
                             resolve_task)
 from dsp.cli.config import settings_command
 from dsp.train.configs import SFTConfig
@@ -17,16 +16,14 @@ from dsp.train.configs import SFTConfig
 @app.command()
 @handle_errors
 @settings_command(SFTConfig, "sft", panel="SFT settings")
+@llm_options
 def sft(
     settings: dict,
     task: TaskName = "cnndm",
     data: DataSource = None,
     input_field: InputField = None,
     target_field: TargetField = None,
-    base_url: BaseUrl = None, model: Model = None, api_key: ApiKey = None, endpoint: Endpoint = "completions",
-    token_limit_field: TokenLimitField = "max_tokens",
-    concurrency: Concurrency = 8, max_llm_calls: MaxCalls = None, max_cost: MaxCost = None, prices: Prices = None,
-    cache: Cache = None, cache_namespace: CacheNamespace = None, llm_timeout: Timeout = 120.0, max_retries: Retries = 6,
+    llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Fine-tune a hint policy on pseudo-label hints (keywords of the reference found in the input).
 
@@ -50,12 +47,10 @@ def sft(
 
         load_train_dev(cfg)  # the data is checked before the LLM is started or reached
 
-        llm = llm_config(base_url, model, api_key, endpoint, concurrency, max_llm_calls, max_cost, prices,
-                         llm_timeout, max_retries, cache_namespace, token_limit_field)
         from dsp.train.accel import share_budget  # torch: only when a run starts
 
-        llm = share_budget(llm, cfg.device)  # the caps are the job's: each process gets its share
-        hint_labels = run_with_llm(llm, cache, lambda client: label_for_sft(cfg, client, the_task))
+        llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
+        hint_labels = run_with_llm(llm_config, llm.cache, lambda client: label_for_sft(cfg, client, the_task))
     result = run_sft(cfg, the_task, labels=hint_labels)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {cfg.output_dir}/policy", err=True)
