@@ -177,7 +177,13 @@ def redact(text: str, secret: str | None) -> str:
 
 
 class AsyncLLMClient:
-    """Calls an OpenAI-compatible server. Pass one in; nothing here is global."""
+    """Calls an OpenAI-compatible server. Pass one in; nothing here is global.
+
+    A backend that does not speak the OpenAI API is one subclass overriding `_create(wire, params)`: one
+    request, returning an object shaped like the SDK's answer (`choices[0].text`, or `.message.content` for
+    chat, `finish_reason`, and `usage.prompt_tokens/completion_tokens`), raising on failure. The cache,
+    de-duplication, budget caps and retries around it stay as they are (tests/llm/test_client.py has one).
+    """
 
     def __init__(self, config: LLMConfig, cache: LLMCache | None = None,
                  backend_gone: Callable[[], str | None] | None = None):
@@ -487,6 +493,7 @@ class AsyncLLMClient:
         raise AssertionError("unreachable")
 
     async def _create(self, wire: dict[str, Any], params: dict[str, Any]):
+        """One request to the server (no cache, budget or retries: those wrap it); the backend seam."""
         if wire["endpoint"] == "chat":
             return await self._api.chat.completions.create(messages=wire["messages"], **params)
         return await self._api.completions.create(prompt=wire["prompt"], **params)

@@ -293,3 +293,42 @@ def test_other_400s_are_not_taken_for_a_max_tokens_refusal(server, tmp_path):
     with pytest.raises(LLMError, match="HTTP 400"):
         run(go())
     assert len(server.state.requests) == 1
+
+
+def test_a_backend_that_is_not_openai_is_one_subclass(tmp_path):
+    """A backend overrides `_create` only; cache, budget and retries still wrap it."""
+    from types import SimpleNamespace
+
+    from dsp.data import Example
+    from dsp.llm.retry import MalformedResponse
+    from dsp.roundtrip import round_trip
+    from dsp.tasks import SummarizationTask
+
+    class Upper(AsyncLLMClient):  # "answers" with the hint, upper-cased; fails once, then works
+        calls = 0
+
+        async def _create(self, wire, params):
+            Upper.calls += 1
+            if Upper.calls == 1:
+                raise MalformedResponse("a garbled first answer")  # transient: retried
+            hint = wire["prompt"].rsplit("Hint:", 1)[-1].split("\n")[0]
+            choice = SimpleNamespace(text=hint.upper(), finish_reason="stop")
+            return SimpleNamespace(choices=[choice], usage=SimpleNamespace(prompt_tokens=10, completion_tokens=3))
+
+    task = SummarizationTask()
+    examples = [Example(id=str(i), input=f"Alice Moreau opened museum number {i}.", target="Alice Moreau opened a museum.")
+                for i in range(3)]
+
+    async def main():
+        client = Upper(LLMConfig(model="upper", base_url="http://upper.invalid/v1", max_llm_calls=4),
+                       LLMCache(tmp_path / "c.sqlite"))
+        first = await round_trip(client, task, examples, ["Alice Moreau"] * 3)
+        again = await round_trip(client, task, examples, ["Alice Moreau"] * 3)  # the cache answers
+        usage = client.usage
+        with pytest.raises(BudgetExceeded):  # 4 requests so far (a retry is one): a fifth would pass the cap
+            await round_trip(client, task, examples[:1], ["museum"])
+        return first, again, usage
+
+    first, again, usage = asyncio.run(main())
+    assert first == again and all(s > 0 for s in first)
+    assert usage.retries == 1 and usage.cache_hits == 3 and Upper.calls == 4  # 3 answers + the timed-out try
