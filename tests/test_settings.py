@@ -119,3 +119,24 @@ def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
     assert second == {**first, "output_dir": str(tmp_path / "rl2"), "clip": 0.1}
     r = runner.invoke(app, ["sft", "--config", str(tmp_path / "rl1" / "config.json")])
     assert r.exit_code == 2 and "`dsp rl` settings" in r.stderr
+
+
+def test_dsp_eval_takes_its_settings_from_a_config_file_and_flags_win(synth_dir, tmp_path):
+    """EvalConfig is declared once too: every field a flag (shots_split, tfidf_split were unreachable), `--config` works."""
+    from dsp.eval import EvalConfig
+    from dsp.llm.testserver import TestServer
+    from tests.test_cli import llm_args
+
+    r = runner.invoke(app, ["eval", "--help"], env={"COLUMNS": "250"})
+    flags = set(re.findall(r"--[a-z][a-z0-9-]*", r.stdout))
+    assert [f.name for f in dataclasses.fields(EvalConfig)
+            if f.name != "extra" and "--" + f.name.replace("_", "-") not in flags] == []
+    toml = tmp_path / "eval.toml"
+    toml.write_text(f'output_dir = "{tmp_path / "ev"}"\nlimit = 3\nconditions = ["none", "oracle"]\ntfidf_split = "dev"\n')
+    with TestServer() as server:
+        r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--config", str(toml), "--limit", "2"]
+                          + llm_args(server, tmp_path))
+    assert r.exit_code == 0, r.output
+    summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
+    assert summary["config"]["limit"] == 2 and summary["config"]["conditions"] == ["none", "oracle"]
+    assert summary["config"]["tfidf_split"] == "dev"
