@@ -15,10 +15,11 @@ import argparse
 import json
 
 from dsp.data import load_examples
-from dsp.llm.client import LLMConfig, LLMRequest, LLMResult
+from dsp.llm.client import LLMConfig
 from dsp.llm.session import run_with_llm
 from dsp.metrics import mean_ci
 from dsp.policy import load_policy
+from dsp.roundtrip import ask, mean_scores
 from dsp.tasks.config import load_task
 
 
@@ -44,17 +45,13 @@ def main() -> None:
     hints = policy.hints_by_length([e.input for e in dev], lengths)
 
     async def work(client):
-        reqs = [LLMRequest(prompt=task.prompt(e, hints[k][i], shots), max_tokens=task.max_tokens, stop=task.stop)
-                for k in lengths for i, e in enumerate(dev)]
-        answers = await client.complete_many(reqs, desc="llm")
-        return answers, client.usage.as_dict()
+        examples = [e for _ in lengths for e in dev]
+        answers = await ask(client, task, examples, [hints[k][i] for k in lengths for i in range(len(dev))], shots)
+        return mean_scores(task, examples, answers), client.usage.as_dict()
 
-    answers, usage = run_with_llm(LLMConfig(base_url=args.base_url, model=args.model), args.cache, work)
-    scores: dict[int, list[float]] = {}
-    for j, k in enumerate(lengths):
-        part = answers[j * len(dev) : (j + 1) * len(dev)]
-        scores[k] = [task.score(a.text, e)[task.metric] if isinstance(a, LLMResult) else float("nan")
-                     for a, e in zip(part, dev)]
+    flat, usage = run_with_llm(LLMConfig(base_url=args.base_url, model=args.model), args.cache, work)
+    # NaN where a call failed for good
+    scores = {k: flat[j * len(dev) : (j + 1) * len(dev)] for j, k in enumerate(lengths)}
     print(f"| hint words | ROUGE-avg | 95% CI | Δ vs {own} (the policy's) | 95% CI of Δ |")
     print("|---:|---:|---:|---:|---:|")
     for k in lengths:

@@ -1,0 +1,79 @@
+"""The PNG and table of issue 14's study: dev ROUGE-avg of the policy against RL's LLM calls.
+
+    python bench/plot_study.py OUT [--png bench/rl_study.png]
+
+OUT is a `bench/rl_study.sh` folder: eval-sft/ (0 calls) and eval-main-N/ (after N calls of RL), each a
+`dsp eval` of the same dev articles. Prints a markdown table (each budget's policy with its paired 95% CI
+against SFT) and draws the policy's mean with its 95% CI per budget, the no-hint and oracle means as lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from dsp.metrics import mean_ci
+
+
+def scores(run: Path, condition: str, metric: str = "rouge_avg") -> dict[str, float]:
+    out = {}
+    for line in (run / "examples.jsonl").read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if row["scores"].get(condition) is not None:
+            out[row["id"]] = row["scores"][condition][metric]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--png", type=Path, default=Path("bench/rl_study.png"))
+    args = ap.parse_args()
+    runs = {0: args.out / "eval-sft"}
+    for d in args.out.glob("eval-main-*"):
+        if (d / "examples.jsonl").exists():
+            runs[int(re.sub(r"\D", "", d.name))] = d
+    sft = scores(runs[0], "policy")
+    rows, points = [], []
+    for calls in sorted(runs):
+        pol = scores(runs[calls], "policy")
+        ids = [i for i in pol if i in sft]
+        m, ci = mean_ci([pol[i] for i in ids])
+        d, dci = mean_ci([pol[i] - sft[i] for i in ids])
+        points.append((calls, m, ci))
+        name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
+        rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {len(ids)} |")
+    lines = {}
+    for cond in ("none", "tfidf", "oracle"):
+        vals = scores(runs[0], cond)
+        if vals:
+            lines[cond] = mean_ci(list(vals.values()))
+    print("| policy | ROUGE-avg (95% CI) | RL − SFT, paired (95% CI) | n |\n|---|---:|---:|---:|")
+    print("\n".join(rows))
+    for cond, (m, ci) in lines.items():
+        print(f"| {cond} hint | {m:.2f} ± {ci:.2f} | | |")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    xs = [p[0] for p in points]
+    ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=4, label="policy (SFT, then RL)")
+    for cond, style in (("none", ":"), ("tfidf", "-."), ("oracle", "--")):
+        if cond in lines:
+            ax.axhline(lines[cond][0], linestyle=style, color="grey", label=f"{cond} hint")
+    ax.set_xlabel("RL's LLM calls")
+    ax.set_ylabel("dev ROUGE-avg (first 100 CNN/DM dev articles)")
+    ax.set_title("dsp rl from the default SFT policy, embedded Gemma 3 270M")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(args.png, dpi=120)
+    print(f"\nwrote {args.png}")
+
+
+if __name__ == "__main__":
+    main()
