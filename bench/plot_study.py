@@ -68,7 +68,7 @@ def main() -> None:
             ax.axhline(lines[cond][0], linestyle=style, color="grey", label=f"{cond} hint")
     ax.set_xlabel("RL's LLM calls")
     ax.set_ylabel("dev ROUGE-avg (first 100 CNN/DM dev articles)")
-    ax.set_title("dsp rl from the default SFT policy, embedded Gemma 3 270M")
+    ax.set_title("dsp rl (GRPO) from an SFT policy, embedded Gemma 3 270M")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.png, dpi=120)
