@@ -3,7 +3,7 @@
     python bench/plot_study.py OUT [--png bench/rl_study.png]
 
 OUT is a `bench/rl_study.sh` folder: eval-sft/ (0 calls) and eval-main-N/ (after N calls of RL), each a
-`dsp eval` of the same dev articles. Prints a markdown table (each budget's policy with its paired 95% CI
+`dsp eval` of the same dev articles (and eval-tfidf/, a `--conditions none,tfidf` eval of them, if there). Prints a markdown table (each budget's policy with its paired 95% CI
 against SFT) and draws the policy's mean with its 95% CI per budget, the no-hint and oracle means as lines.
 """
 
@@ -46,8 +46,8 @@ def main() -> None:
         name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
         rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {len(ids)} |")
     lines = {}
-    for cond in ("none", "tfidf", "oracle"):
-        vals = scores(runs[0], cond)
+    for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
+        vals = scores(runs[0], cond) or (scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {})
         if vals:
             lines[cond] = mean_ci(list(vals.values()))
     print("| policy | ROUGE-avg (95% CI) | RL − SFT, paired (95% CI) | n |\n|---|---:|---:|---:|")
