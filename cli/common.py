@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -56,15 +56,6 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
     return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
 
 
-# name -> (its typer option, its default): the options of every command that calls the LLM (`llm_options`)
-LLM_OPTIONS: dict[str, tuple[Any, Any]] = {
-    "base_url": (BaseUrl, None), "model": (Model, None), "api_key": (ApiKey, None), "endpoint": (Endpoint, "completions"),
-    "token_limit_field": (TokenLimitField, "max_tokens"), "concurrency": (Concurrency, 8),
-    "max_llm_calls": (MaxCalls, None), "max_cost": (MaxCost, None), "prices": (Prices, None), "cache": (Cache, None),
-    "cache_namespace": (CacheNamespace, None), "llm_timeout": (Timeout, 120.0), "max_retries": (Retries, 6),
-}
-
-
 @dataclass(frozen=True)
 class LLMOptions:
     """The LLM options as the user gave them; `config()` checks them and reads the prices file."""
@@ -95,16 +86,24 @@ class LLMOptions:
         )
 
 
+# field of LLMOptions -> its typer option; the default is the field's
+LLM_OPTIONS: dict[str, Any] = {
+    "base_url": BaseUrl, "model": Model, "api_key": ApiKey, "endpoint": Endpoint, "token_limit_field": TokenLimitField,
+    "concurrency": Concurrency, "max_llm_calls": MaxCalls, "max_cost": MaxCost, "prices": Prices, "cache": Cache,
+    "cache_namespace": CacheNamespace, "llm_timeout": Timeout, "max_retries": Retries,
+}
+
+
 def llm_options(fn: Callable) -> Callable:
-    """Give a command the LLM options (declared once, in `LLM_OPTIONS`): they are appended to its flags,
-    and the command receives them as one `llm: LLMOptions` argument."""
+    """Give a command the LLM options (the fields of `LLMOptions`, each one's flag in `LLM_OPTIONS`): they are
+    appended to its flags, and the command receives them as one `llm: LLMOptions` argument."""
     own = [p for p in inspect.signature(fn, eval_str=True).parameters.values() if p.name != "llm"]
-    added = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-             for name, (annotation, default) in LLM_OPTIONS.items()]
+    added = [inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=f.default, annotation=LLM_OPTIONS[f.name])
+             for f in fields(LLMOptions)]
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        llm = LLMOptions(**{name: kwargs.pop(name) for name in LLM_OPTIONS})
+        llm = LLMOptions(**{f.name: kwargs.pop(f.name) for f in fields(LLMOptions)})
         return fn(*args, llm=llm, **kwargs)
 
     params = own + added

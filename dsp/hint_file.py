@@ -81,7 +81,7 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
             raise
         except Exception as e:  # not an LLM failure: said in one line, the rows written so far kept
             raise DSPError(f"LLM call failed: {type(e).__name__}") from None
-        return [task.prompt(e, h, shots) for e, h in zip(batch, hints)], [a for (a,) in got.rows]
+        return [r.prompt for (r,) in got.requests], [a for (a,) in got.rows]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     try:

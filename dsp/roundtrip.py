@@ -23,11 +23,13 @@ if TYPE_CHECKING:
     from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
     from dsp.tasks.base import Task
 
+
 @dataclass
 class Answers:
-    """The LLM's answers to n requests, `samples` per (example, hint): `rows[i][s]`."""
+    """The LLM's answers to n requests, `samples` per (example, hint): `rows[i][s]`, asked by `requests[i][s]`."""
 
     rows: list[list[LLMResult | DSPError]]
+    requests: list[list[LLMRequest]]
 
     @property
     def stopped(self) -> BudgetExceeded | None:
@@ -59,7 +61,9 @@ async def ask(client: AsyncLLMClient, task: Task, examples: Sequence[Example], h
     requests = [task.request(e, h, shots, temperature=temperature, sample_index=s)
                 for e, h in zip(examples, hints) for s in range(samples)]
     flat = await collect(client, requests, desc)
-    return Answers([flat[i * samples : (i + 1) * samples] for i in range(len(examples))])
+    rows = range(len(examples))
+    return Answers([flat[i * samples : (i + 1) * samples] for i in rows],
+                   [requests[i * samples : (i + 1) * samples] for i in rows])
 
 
 def mean_scores(task: Task, examples: Sequence[Example], answers: Answers) -> list[float]:
