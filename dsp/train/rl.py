@@ -143,10 +143,12 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     o.optimizer = acc.prepare(o.optimizer)
     accel.broadcast_parameters(acc, o.params)
     it = 0
+    calls_before = 0  # LLM requests of the sessions before a resume, so charts/llm_calls counts the whole run
     if checkpoint is not None:
         state = load_trainer_state(checkpoint, o.optimizer, o.scheduler, o.modules, rank=rank, world=world)
         it = state["iteration"]
         o.kl_ctl.load_state_dict(state["kl_ctl"])
+        calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
 
     logger = RunLog(run_dir, resume_step=it) if main else None
     val_key = f"val/{metric_name}"
@@ -195,8 +197,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
             if client is not None:
-                u = client.usage.as_dict()
-                metrics.update({"charts/llm_calls": u["requests"], "charts/cache_hit_rate": u["cache_hit_rate"]})
+                metrics.update({"charts/llm_calls": calls_before + _requests(acc, client),
+                                "charts/cache_hit_rate": client.usage.as_dict()["cache_hit_rate"]})
             if main and dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
                 try:
                     metrics[val_key] = await evaluate_dev(policy, reward, dev)
@@ -208,7 +210,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
             if it % cfg.save_every == 0 or it == cfg.iterations:
-                _checkpoint(acc, run_dir, policy, o, it)
+                _checkpoint(acc, run_dir, policy, o, it, calls_before + _requests(acc, client))
             acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
@@ -220,7 +222,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             logger.close()
 
     if stopped is not None and it % cfg.save_every != 0:
-        _checkpoint(acc, run_dir, policy, o, it)
+        _checkpoint(acc, run_dir, policy, o, it, calls_before + _requests(acc, client))
     if not main:
         acc.wait_for_everyone()
         return {"iterations": it, "rank": rank, "stopped": stopped}
@@ -232,11 +234,19 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     return result
 
 
-def _checkpoint(acc, run_dir: Path, policy, o: _Optim, it: int) -> None:
+def _requests(acc, client) -> int:
+    """LLM requests sent so far in this session by all processes (a collective; 0 without an LLM)."""
+    if client is None:
+        return 0
+    return int(accel.sum_tensor(acc, torch.tensor([client.usage.requests], dtype=torch.float64)).item())
+
+
+def _checkpoint(acc, run_dir: Path, policy, o: _Optim, it: int, llm_calls: int) -> None:
     """Every process hands in its random state (a collective); the main one writes the checkpoint."""
     rng_ranks = accel.gather_rng_states(acc)
     if acc.is_main_process:
-        save_checkpoint(run_dir, policy, o.optimizer, o.scheduler, {"iteration": it, "kl_ctl": o.kl_ctl.state_dict()},
+        save_checkpoint(run_dir, policy, o.optimizer, o.scheduler,
+                        {"iteration": it, "kl_ctl": o.kl_ctl.state_dict(), "llm_calls": llm_calls},
                         o.modules, rng_ranks=rng_ranks)
 
 

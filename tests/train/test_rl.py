@@ -139,6 +139,31 @@ def test_budget_stop_checkpoints_and_says_how_far(synth_dir, start_policy, tmp_p
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["iteration"] == 3
 
 
+def test_llm_call_count_runs_on_across_a_resume(synth_dir, start_policy, tmp_path):
+    import asyncio
+    from types import SimpleNamespace
+
+    from dsp.llm.client import Usage
+
+    class CountingReward(WordListReward):  # each hint scored is one request, as the LLM reward's are
+        def __init__(self, usage, budget):
+            super().__init__(budget=budget)
+            self.usage = usage
+
+        def _one(self, hint):
+            self.usage.requests += 1
+            return super()._one(hint)
+
+    out = tmp_path / "calls"
+    for budget, resume in ((16 * 3, False), (16 * 2, True)):  # a new process: its client counts from 0
+        client = SimpleNamespace(usage=Usage())
+        asyncio.run(run_rl(cfg(synth_dir, out, start_policy, save_every=4, resume=resume),
+                           CountingReward(client.usage, budget), client=client))
+    _, rows = rewards_logged(out)
+    assert [r["charts/llm_calls"] for r in rows if "charts/llm_calls" in r] == [16, 32, 48, 64, 80]
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["llm_calls"] == 80
+
+
 def test_config_rules(tmp_path):
     with pytest.raises(DSPError, match="--algo must be one of"):
         RLConfig(data="d", output_dir="o", policy="p", algo="a2c")

@@ -1,0 +1,66 @@
+"""How smooth is the LLM's reward in the hint? Read from an RL run's LLM cache, no new calls.
+
+    python bench/reward_landscape.py CACHE.sqlite TRAIN.jsonl [--input-field article --target-field highlights]
+
+Every cached answer to a hinted summarization prompt is scored (ROUGE-avg) against its article's
+reference; hints of the same article are paired, and the pairs are binned by how many hint words they
+share (Jaccard of the word sets). If the reward were smooth in the hint, hints that share most of their
+words would score alike; a mean |reward difference| that barely falls with overlap says small hint changes
+move the reward about as much as large ones, which is what a policy-gradient estimate has to average out.
+Prompts are matched to articles by the first 200 characters after the last "Article: " label (the input
+follows the few-shot examples).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sqlite3
+import statistics as st
+
+from dsp.metrics import rouge_scores
+
+
+def rewards_by_article(cache: str, refs: dict[str, str]) -> dict[str, dict[str, float]]:
+    """{article start: {hint: ROUGE-avg of the cached answer}} for every hinted prompt of a known article."""
+    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    groups: dict[str, dict[str, float]] = {}
+    for request, answer in db.execute("select request, answer from answers"):
+        prompt = json.loads(request).get("prompt") or ""
+        if "\nHint: " not in prompt or "Article: " not in prompt:
+            continue
+        body, hint = prompt.rsplit("\nHint: ", 1)
+        key = body.rsplit("Article: ", 1)[1][:200]
+        if key in refs:
+            groups.setdefault(key, {})[hint.rsplit("\nA:", 1)[0]] = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
+    return groups
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache")
+    ap.add_argument("train")
+    ap.add_argument("--input-field", default="article")
+    ap.add_argument("--target-field", default="highlights")
+    args = ap.parse_args()
+    refs = {}
+    with open(args.train, encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            refs[row[args.input_field][:200]] = row[args.target_field]
+    groups = [g for g in rewards_by_article(args.cache, refs).values() if len(g) > 1]
+    bins: dict[int, list[float]] = {}
+    for g in groups:
+        for (h1, r1), (h2, r2) in itertools.combinations(g.items(), 2):
+            w1, w2 = (set(h.lower().replace(";", " ").split()) for h in (h1, h2))
+            bins.setdefault(min(4, int(5 * len(w1 & w2) / len(w1 | w2))), []).append(abs(r1 - r2))
+    print(f"articles with 2+ hints: {len(groups)}; hints: {sum(map(len, groups))}; "
+          f"mean within-article reward std: {st.mean(st.pstdev(g.values()) for g in groups):.2f}")
+    print("| hint words shared (Jaccard) | pairs | mean abs reward difference | median |\n|---|---:|---:|---:|")
+    for b in sorted(bins):
+        print(f"| {b / 5:.1f}-{(b + 1) / 5:.1f} | {len(bins[b])} | {st.mean(bins[b]):.2f} | {st.median(bins[b]):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
