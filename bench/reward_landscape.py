@@ -22,18 +22,28 @@ import statistics as st
 from dsp.metrics import rouge_scores
 
 
+def load_refs(path: str, input_field: str = "article", target_field: str = "highlights") -> dict[str, str]:
+    """{first 200 characters of an input: its reference}, the key `article_key` finds in a prompt."""
+    with open(path, encoding="utf-8") as f:
+        return {row[input_field][:200]: row[target_field] for row in map(json.loads, f)}
+
+
+def article_key(prompt: str) -> str | None:
+    """The input's first 200 characters in a hinted prompt (after the last "Article: "), None if not one."""
+    if "\nHint: " not in prompt or "Article: " not in prompt:
+        return None
+    return prompt.rsplit("\nHint: ", 1)[0].rsplit("Article: ", 1)[1][:200]
+
+
 def rewards_by_article(cache: str, refs: dict[str, str]) -> dict[str, dict[str, float]]:
     """{article start: {hint: ROUGE-avg of the cached answer}} for every hinted prompt of a known article."""
     db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
     groups: dict[str, dict[str, float]] = {}
     for request, answer in db.execute("select request, answer from answers"):
         prompt = json.loads(request).get("prompt") or ""
-        if "\nHint: " not in prompt or "Article: " not in prompt:
-            continue
-        body, hint = prompt.rsplit("\nHint: ", 1)
-        key = body.rsplit("Article: ", 1)[1][:200]
-        if key in refs:
-            groups.setdefault(key, {})[hint.rsplit("\nA:", 1)[0]] = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
+        if (key := article_key(prompt)) in refs:
+            hint = prompt.rsplit("\nHint: ", 1)[1].rsplit("\nA:", 1)[0]
+            groups.setdefault(key, {})[hint] = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
     return groups
 
 
@@ -44,12 +54,8 @@ def main() -> None:
     ap.add_argument("--input-field", default="article")
     ap.add_argument("--target-field", default="highlights")
     args = ap.parse_args()
-    refs = {}
-    with open(args.train, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            refs[row[args.input_field][:200]] = row[args.target_field]
-    groups = [g for g in rewards_by_article(args.cache, refs).values() if len(g) > 1]
+    groups = [g for g in rewards_by_article(args.cache, load_refs(args.train, args.input_field, args.target_field)).values()
+              if len(g) > 1]
     bins: dict[int, list[float]] = {}
     for g in groups:
         for (h1, r1), (h2, r2) in itertools.combinations(g.items(), 2):

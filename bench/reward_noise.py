@@ -26,6 +26,7 @@ from pathlib import Path
 from dsp.llm.client import LLMConfig, LLMRequest
 from dsp.llm.session import run_with_llm
 from dsp.metrics import rouge_scores
+from reward_landscape import article_key, load_refs  # bench/ is on the path when run as a script
 
 
 def main() -> None:
@@ -36,20 +37,13 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--twice", action="store_true", help="send the prompts twice and compare the rounds")
     args = ap.parse_args()
-    refs = {}
-    with open(args.train, encoding="utf-8") as f:
-        for line in f:
-            row = json.loads(line)
-            refs[row["article"][:200]] = row["highlights"]
+    refs = load_refs(args.train)
     db = sqlite3.connect(f"file:{args.cache}?mode=ro", uri=True)
     rows = []
     for request, answer in db.execute("select request, answer from answers order by key"):
         req = json.loads(request)
-        prompt = req.get("prompt") or ""
-        if "\nHint: " in prompt and "Article: " in prompt:
-            key = prompt.rsplit("\nHint: ", 1)[0].rsplit("Article: ", 1)[1][:200]
-            if key in refs and req.get("temperature") == 0:
-                rows.append((req, json.loads(answer)["text"], refs[key]))
+        if (key := article_key(req.get("prompt") or "")) in refs and req.get("temperature") == 0:
+            rows.append((req, json.loads(answer)["text"], refs[key]))
     random.Random(args.seed).shuffle(rows)
     rows = rows[: args.n]
 

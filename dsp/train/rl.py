@@ -150,6 +150,9 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         o.kl_ctl.load_state_dict(state["kl_ctl"])
         calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
 
+    def llm_calls() -> int:  # the whole run's so far (a collective: every process calls it)
+        return calls_before + _requests(acc, client)
+
     logger = RunLog(run_dir, resume_step=it) if main else None
     val_key = f"val/{metric_name}"
     started = time.time()
@@ -197,7 +200,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
             if client is not None:
-                metrics.update({"charts/llm_calls": calls_before + _requests(acc, client),
+                metrics.update({"charts/llm_calls": llm_calls(),
                                 "charts/cache_hit_rate": client.usage.as_dict()["cache_hit_rate"]})
             if main and dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
                 try:
@@ -210,7 +213,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             bar.set_postfix(reward=f"{metrics['charts/reward']:.3f}", kl=f"{kl:.3f}",
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
             if it % cfg.save_every == 0 or it == cfg.iterations:
-                _checkpoint(acc, run_dir, policy, o, it, calls_before + _requests(acc, client))
+                _checkpoint(acc, run_dir, policy, o, it, llm_calls())
             acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
@@ -222,7 +225,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             logger.close()
 
     if stopped is not None and it % cfg.save_every != 0:
-        _checkpoint(acc, run_dir, policy, o, it, calls_before + _requests(acc, client))
+        _checkpoint(acc, run_dir, policy, o, it, llm_calls())
     if not main:
         acc.wait_for_everyone()
         return {"iterations": it, "rank": rank, "stopped": stopped}
