@@ -32,7 +32,7 @@ def rl(
 
     Every setting of RLConfig is a flag; `--config run.toml` (or a run folder's config.json) sets them from a file, and flags given on the command line win.
 
-    Stops cleanly at --max-llm-calls (exit 3, checkpoint written; --resume with a larger cap continues).
+    Stops cleanly at --max-llm-calls (exit 3, checkpoint written; --resume goes on, the cap counting each invocation's calls).
 
     Example: dsp rl --data ../shared/data/cnndm --policy runs/sft --output-dir runs/rl --algo grpo --max-llm-calls 2000
 

@@ -145,6 +145,7 @@ def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path)
     assert r.exit_code == 3, r.output
     stopped = json.loads(r.stdout[r.stdout.index("{"):])["stopped"]
     assert "--max-llm-calls=3" in stopped and "after 2 iterations" in stopped
+    assert "--resume goes on" in stopped and "higher cap" not in stopped  # the cap is per invocation
 
 
 def test_rl_with_no_hint_baseline_two_llm_samples_and_hint_hit_shaping(trained, server, tmp_path):

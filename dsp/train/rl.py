@@ -178,7 +178,10 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 ro, rewards, timing = await rollout_and_score(policy, reference, o.value_head, batch, cfg.samples_per_input,
                                                               resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
             except BudgetExceeded as e:
-                stopped = f"{e} (after {it} iterations; resume with a larger cap to continue)"
+                # The client says how an eval goes on (re-run, higher cap); a run goes on from its checkpoint.
+                why = str(e).split("; answers so far are cached")[0]
+                stopped = (f"{why} after {it} iterations; the checkpoint is written: --resume goes on, "
+                           "the cap counting that invocation's calls")
             if accel.mean(acc, float(stopped is not None)) > 0:  # all ranks stop together
                 stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
