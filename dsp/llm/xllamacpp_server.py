@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="evaluate every prompt whole (no reuse of a slot's cached prefix): the same prompt then "
                          "gives the same greedy answer whatever was sent before it")
     ap.add_argument("--no-repack", action="store_true",
-                    help="keep the weights in the file's layout (llama.cpp's --no-repack): no batch-shape-dependent kernels")
+                    help="keep the weights in the file's layout (llama.cpp's --no-repack); for benchmarks: it did not make "
+                         "two slots reproducible (BENCHMARKS.md)")
     args = ap.parse_args(argv)
 
     import xllamacpp
