@@ -27,9 +27,17 @@ class MissingSplit(DSPError):
 
 
 class BudgetExceeded(DSPError):
-    """The next LLM call would pass --max-llm-calls or --max-cost. Exit code 3: work so far is kept."""
+    """The next LLM call would pass --max-llm-calls or --max-cost. Exit code 3: work so far is kept.
+
+    `cap` says which cap stopped it, without the advice on going on: a caller that goes on another way
+    (a trainer resuming from its checkpoint) words its own.
+    """
 
     exit_code = 3
+
+    def __init__(self, message: str, cap: str | None = None):
+        super().__init__(message)
+        self.cap = cap or message
 
 
 class LLMError(DSPError):

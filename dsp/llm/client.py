@@ -413,16 +413,14 @@ class AsyncLLMClient:
             async with self._budget_changed:
                 await self._budget_changed.wait_for(lambda: fits() or self._reservations == 0)
         # No await from here to the claim: the checks and the claim are one step for every other task.
+        go_on = "; answers so far are cached, re-run with a higher cap to go on"
         if cfg.max_llm_calls is not None and self.usage.requests >= cfg.max_llm_calls:
-            raise BudgetExceeded(
-                f"stopped before passing --max-llm-calls={cfg.max_llm_calls}; answers so far are cached, "
-                "re-run with a higher cap to go on"
-            )
+            cap = f"stopped before passing --max-llm-calls={cfg.max_llm_calls}"
+            raise BudgetExceeded(cap + go_on, cap=cap)
         if cfg.max_cost is not None and self.usage.cost + self._reserved_cost + estimate > cfg.max_cost:
-            raise BudgetExceeded(
-                f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
-                f"could cost up to {estimate:.4f}); answers so far are cached, re-run with a higher cap to go on"
-            )
+            cap = (f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
+                   f"could cost up to {estimate:.4f})")
+            raise BudgetExceeded(cap + go_on, cap=cap)
         self.usage.requests += 1
         self._reserved_cost += estimate
         self._reservations += 1

@@ -125,20 +125,21 @@ def server_spec(port: int, threads: int) -> ServerSpec:
         return ServerSpec(command, f"embedded:custom:{custom}", slots=1)
     backend, version = pick_backend()
     path = str(model_path())
+    repro = reproducible()
     if backend == "xllamacpp":
         command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
                    "--port", str(port), "--threads", str(threads), "--ctx", str(N_CTX)]
         # The slot count changes greedy answers (a sequence decoded beside another goes through
         # other kernels), so it is part of the cache key; so does the reuse of a slot's cached
         # prompt prefix, which makes a prompt's answer depend on the prompt sent before it.
-        slots = 1 if reproducible() else SLOTS
+        slots = 1 if repro else SLOTS
         command += ["--parallel", str(slots)]
         version += f":slots{slots}"
-        if reproducible():
+        if repro:
             command.append("--no-cache-prompt")
             # The thread count changes how sums are split, so it changes greedy answers too.
             version += f":nocacheprompt:threads{threads}"
-    elif reproducible():
+    elif repro:
         raise DSPError(f"{REPRODUCIBLE}=1 needs the xllamacpp backend (pip install 'dsp[local]'); unset it to use "
                        "llama-cpp-python")
     else:

@@ -37,6 +37,9 @@ from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
 from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
 
+# How a run stopped at a cap goes on: from its checkpoint, with a cap of the new invocation's own.
+RESUME = "; the checkpoint is written: --resume goes on, the cap counting that invocation's calls"
+
 
 
 # -- the loop --------------------------------------------------------------------------------
@@ -178,10 +181,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 ro, rewards, timing = await rollout_and_score(policy, reference, o.value_head, batch, cfg.samples_per_input,
                                                               resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
             except BudgetExceeded as e:
-                # The client says how an eval goes on (re-run, higher cap); a run goes on from its checkpoint.
-                why = str(e).split("; answers so far are cached")[0]
-                stopped = (f"{why} after {it} iterations; the checkpoint is written: --resume goes on, "
-                           "the cap counting that invocation's calls")
+                stopped = f"{e.cap} after {it} iterations{RESUME}"
             if accel.mean(acc, float(stopped is not None)) > 0:  # all ranks stop together
                 stopped = stopped or f"another process reached its call cap (after {it} iterations)"
                 break
@@ -209,7 +209,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 try:
                     metrics[val_key] = await evaluate_dev(policy, reward, dev)
                 except BudgetExceeded as e:  # the iteration's update stands: log and checkpoint it, then stop
-                    stopped = f"{e} (during the dev evaluation after iteration {it})"
+                    stopped = f"{e.cap} during the dev evaluation after iteration {it}{RESUME}"
             if main:
                 logger.write(it, metrics)
             bar.update(1)
