@@ -69,7 +69,7 @@ class GroupBaseline(Algorithm):
     min_group = 2
 
     def __init__(self, name: str):
-        self.name = name  # grpo: group mean and std; rloo: leave-one-out mean
+        self.name = name  # grpo: group mean and std; rloo: leave-one-out mean; best: the group's winner only
 
     def advantages(self, cfg, ro, rewards, kl_coef, sum_over_processes=None):
         # a group is one input's samples, all on one process: nothing to share
@@ -81,4 +81,5 @@ class GroupBaseline(Algorithm):
         return kl_coef * kl_loss, {"kl_loss": kl_loss}
 
 
-ALGOS: dict[str, Algorithm] = {a.name: a for a in (PPO(), GroupBaseline("grpo"), GroupBaseline("rloo"))}
+ALGOS: dict[str, Algorithm] = {a.name: a for a in (PPO(), GroupBaseline("grpo"), GroupBaseline("rloo"),
+                                                  GroupBaseline("best"))}

@@ -59,7 +59,7 @@ def rewards_logged(out):
 
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "best"])
 def test_rl_raises_a_deterministic_reward(algo, synth_dir, start_policy, tmp_path):
     import asyncio
 
@@ -205,7 +205,7 @@ class PieceReward(WordListReward):
         return [self._one(h) for h in hints]
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo"])
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "best"])
 def test_rl_raises_a_deterministic_reward_on_a_tiny_t5(algo, synth_dir, start_t5, tmp_path):
     import asyncio
 
