@@ -1,10 +1,11 @@
 """The PNG and table of issue 14's study: dev ROUGE-avg of the policy against RL's LLM calls.
 
-    python bench/plot_study.py OUT [--png bench/rl_study.png]
+    python bench/plot_study.py OUT [--png bench/rl_study.png] [--probe "LABEL=EVAL_DIR@CALLS" ...]
 
 OUT is a `bench/rl_study.sh` folder: eval-sft/ (0 calls) and eval-main-N/ (after N calls of RL), each a
 `dsp eval` of the same dev articles (and eval-tfidf/, a `--conditions none,tfidf` eval of them, if there). Prints a markdown table (each budget's policy with its paired 95% CI
 against SFT) and draws the policy's mean with its 95% CI per budget, the no-hint and oracle means as lines.
+Each --probe is another run's eval of the same articles after CALLS calls: a row and a marker of its own.
 """
 
 from __future__ import annotations
@@ -30,7 +31,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--png", type=Path, default=Path("bench/rl_study.png"))
+    ap.add_argument("--probe", action="append", default=[], metavar="LABEL=EVAL_DIR@CALLS",
+                    help="another configuration's eval (relative to OUT) after CALLS calls, e.g. 'best of 4=eval-best@500'")
     args = ap.parse_args()
+    probes = []
+    for spec in args.probe:
+        label, _, rest = spec.partition("=")
+        where, _, calls = rest.rpartition("@")
+        if not (label and where and calls.isdigit()):
+            ap.error(f"--probe {spec!r}: expected LABEL=EVAL_DIR@CALLS")
+        probes.append((label, args.out / where, int(calls)))
     runs = {0: args.out / "eval-sft"}
     for d in args.out.glob("eval-main-*"):
         if (d / "examples.jsonl").exists():
@@ -45,6 +55,14 @@ def main() -> None:
         points.append((calls, m, ci))
         name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
         rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {len(ids)} |")
+    probe_points = []
+    for label, where, calls in probes:
+        pol = scores(where, "policy")
+        ids = [i for i in pol if i in sft]
+        m, ci = mean_ci([pol[i] for i in ids])
+        d, dci = mean_ci([pol[i] - sft[i] for i in ids])
+        probe_points.append((label, calls, m, ci))
+        rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {len(ids)} |")
     lines = {}
     for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
         vals = scores(runs[0], cond) or (scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {})
@@ -62,13 +80,15 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     xs = [p[0] for p in points]
-    ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=4, label="policy (SFT, then RL)")
+    ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=4, label="policy (SFT, then the main GRPO run)")
+    for j, (label, calls, m, ci) in enumerate(probe_points):  # side by side, so the CIs do not hide each other
+        ax.errorbar([calls + 25 * (j + 1)], [m], yerr=[ci], marker="s", linestyle="none", capsize=3, label=f"probe: {label}")
     for cond, style in (("none", ":"), ("tfidf", "-."), ("oracle", "--")):
         if cond in lines:
             ax.axhline(lines[cond][0], linestyle=style, color="grey", label=f"{cond} hint")
     ax.set_xlabel("RL's LLM calls")
     ax.set_ylabel("dev ROUGE-avg (first 100 CNN/DM dev articles)")
-    ax.set_title("dsp rl (GRPO) from an SFT policy, embedded Gemma 3 270M")
+    ax.set_title("dsp rl from an SFT policy, embedded Gemma 3 270M")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(args.png, dpi=120)
