@@ -1,6 +1,6 @@
 """How smooth is the LLM's reward in the hint? Read from an RL run's LLM cache, no new calls.
 
-    python bench/reward_landscape.py CACHE.sqlite TRAIN.jsonl [--input-field article --target-field highlights]
+    python bench/reward_landscape.py CACHE.sqlite TRAIN.jsonl [--input-field article --target-field highlights] [--sampled]
 
 Every cached answer to a hinted summarization prompt is scored (ROUGE-avg) against its article's
 reference; hints of the same article are paired, and the pairs are binned by how many hint words they
@@ -8,7 +8,9 @@ share (Jaccard of the word sets). If the reward were smooth in the hint, hints t
 words would score alike; a mean |reward difference| that barely falls with overlap says small hint changes
 move the reward about as much as large ones, which is what a policy-gradient estimate has to average out.
 Prompts are matched to articles by the first 200 characters after the last "Article: " label (the input
-follows the few-shot examples).
+follows the few-shot examples). Only greedy answers (temperature 0) are paired by hint; `--sampled` also
+compares the answers of one prompt sampled at a temperature above 0 (`dsp rl --llm-samples 2`): how far
+apart two draws of the same hint's reward are.
 """
 
 from __future__ import annotations
@@ -36,15 +38,29 @@ def article_key(prompt: str) -> str | None:
 
 
 def rewards_by_article(cache: str, refs: dict[str, str]) -> dict[str, dict[str, float]]:
-    """{article start: {hint: ROUGE-avg of the cached answer}} for every hinted prompt of a known article."""
+    """{article start: {hint: ROUGE-avg of the cached greedy answer}} for every hinted prompt of a known article."""
     db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
     groups: dict[str, dict[str, float]] = {}
     for request, answer in db.execute("select request, answer from answers"):
-        prompt = json.loads(request).get("prompt") or ""
-        if (key := article_key(prompt)) in refs:
+        req = json.loads(request)
+        prompt = req.get("prompt") or ""
+        if req.get("temperature") == 0 and (key := article_key(prompt)) in refs:
             hint = prompt.rsplit("\nHint: ", 1)[1].rsplit("\nA:", 1)[0]
             groups.setdefault(key, {})[hint] = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
     return groups
+
+
+def sampled_differences(cache: str, refs: dict[str, str]) -> list[float]:
+    """|ROUGE-avg of draw 0 - of draw 1| for every hinted prompt of a known article sampled twice at a temperature > 0."""
+    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+    draws: dict[tuple[str, float], dict[int, float]] = {}
+    for request, answer in db.execute("select request, answer from answers"):
+        req = json.loads(request)
+        prompt = req.get("prompt") or ""
+        if (req.get("temperature") or 0) > 0 and (key := article_key(prompt)) in refs:
+            score = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
+            draws.setdefault((prompt, req["temperature"]), {})[req.get("sample_index", 0)] = score
+    return [abs(d[0] - d[1]) for d in draws.values() if 0 in d and 1 in d]
 
 
 def main() -> None:
@@ -53,9 +69,10 @@ def main() -> None:
     ap.add_argument("train")
     ap.add_argument("--input-field", default="article")
     ap.add_argument("--target-field", default="highlights")
+    ap.add_argument("--sampled", action="store_true", help="also compare two sampled answers of the same prompt")
     args = ap.parse_args()
-    groups = [g for g in rewards_by_article(args.cache, load_refs(args.train, args.input_field, args.target_field)).values()
-              if len(g) > 1]
+    refs = load_refs(args.train, args.input_field, args.target_field)
+    groups = [g for g in rewards_by_article(args.cache, refs).values() if len(g) > 1]
     bins: dict[int, list[float]] = {}
     for g in groups:
         for (h1, r1), (h2, r2) in itertools.combinations(g.items(), 2):
@@ -66,6 +83,10 @@ def main() -> None:
     print("| hint words shared (Jaccard) | pairs | mean abs reward difference | median |\n|---|---:|---:|---:|")
     for b in sorted(bins):
         print(f"| {b / 5:.1f}-{(b + 1) / 5:.1f} | {len(bins[b])} | {st.mean(bins[b]):.2f} | {st.median(bins[b]):.2f} |")
+    if args.sampled:
+        d = sampled_differences(args.cache, refs)
+        print(f"\nprompts sampled twice: {len(d)}" + (f"; two draws' reward differs by {st.mean(d):.2f} on average "
+                                                        f"(median {st.median(d):.2f})" if d else ""))
 
 
 if __name__ == "__main__":
