@@ -62,9 +62,9 @@ def group_advantages(rewards: torch.Tensor, group: int, kind: str) -> torch.Tens
     """Per-rollout advantage from its group of `group` samples of the same input, (N,) -> (N,).
 
     grpo: (r - group mean) / (group std + eps); rloo: r - mean of the other samples;
-    best: 1 for the one sample that scored above every other of its group, else 0 (rejection
-    sampling: the update is supervised learning on each group's winner, with no push away from
-    the losers; a tie for the top has no winner, as the hints made no difference there).
+    best: 1 for the samples with the group's top score, else 0 (rejection sampling: supervised
+    learning on each group's winners, no push away from the losers; on a 0/1 reward the winners are
+    the right answers), and 0 for all when every sample scored the same (the hints made no difference).
     A missing reward (NaN) gets advantage 0 and is left out of its group's statistics.
     """
     r = rewards.view(-1, group)  # (B, K)
@@ -79,10 +79,9 @@ def group_advantages(rewards: torch.Tensor, group: int, kind: str) -> torch.Tens
         others = (count - 1).clamp(min=1)
         adv = (r - (filled.sum(1, keepdim=True) - filled) / others) * (count > 1)
     elif kind == "best":
-        scored = torch.where(ok, r, torch.full_like(r, -math.inf))
-        top = scored.max(1, keepdim=True).values  # (B, 1)
-        alone = (scored == top).sum(1, keepdim=True) == 1  # a tie for the top: no winner
-        adv = ((scored == top) & alone & (count > 1)).float()
+        top = torch.where(ok, r, torch.full_like(r, -math.inf)).max(1, keepdim=True).values  # (B, 1)
+        bottom = torch.where(ok, r, torch.full_like(r, math.inf)).min(1, keepdim=True).values  # (B, 1)
+        adv = ((r == top) & (top > bottom)).float()
     else:
         raise ValueError(f"unknown group baseline '{kind}'")
     return torch.where(ok, adv, torch.zeros_like(adv)).reshape(-1)

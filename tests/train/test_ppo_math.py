@@ -15,10 +15,12 @@ def test_group_advantages_grpo_and_rloo_with_a_missing_reward():
     assert rloo[3] == 0 and rloo[4] == 0
 
 
-def test_group_advantages_best_rewards_only_a_groups_sole_winner():
-    r = torch.tensor([1.0, 3.0, 2.0, math.nan, 5.0, 5.0, math.nan, 4.0, 2.0, 7.0, math.nan, math.nan])  # four groups of 3
+def test_group_advantages_best_rewards_only_each_groups_top():
+    r = torch.tensor([1.0, 3.0, 2.0,  math.nan, 5.0, 5.0,  math.nan, 4.0, 2.0,  7.0, math.nan, math.nan,
+                      1.0, 0.0, 1.0])  # five groups of 3
     best = ppo.group_advantages(r, 3, "best")
-    assert best.tolist() == [0, 1, 0,  0, 0, 0,  0, 1, 0,  0, 0, 0]  # a tie, and a lone score, have no winner
+    # all scored alike, or one score alone: no winner; a 0/1 reward: every right answer wins
+    assert best.tolist() == [0, 1, 0,  0, 0, 0,  0, 1, 0,  0, 0, 0,  1, 0, 1]
 
 
 def test_gae_with_lambda_one_is_return_minus_value():
