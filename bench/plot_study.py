@@ -78,7 +78,7 @@ def main() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(7, 5.5))
     xs = [p[0] for p in points]
     ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=4, label="policy (SFT, then the main GRPO run)")
     for j, (label, calls, m, ci) in enumerate(probe_points):  # side by side, so the CIs do not hide each other
@@ -89,7 +89,7 @@ def main() -> None:
     ax.set_xlabel("RL's LLM calls")
     ax.set_ylabel("dev ROUGE-avg (first 100 CNN/DM dev articles)")
     ax.set_title("dsp rl from an SFT policy, embedded Gemma 3 270M")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below the axes: no bar hidden
     fig.tight_layout()
     fig.savefig(args.png, dpi=120)
     print(f"\nwrote {args.png}")
