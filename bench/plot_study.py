@@ -27,6 +27,14 @@ def scores(run: Path, condition: str, metric: str = "rouge_avg") -> dict[str, fl
     return out
 
 
+def paired(pol: dict[str, float], sft: dict[str, float]) -> tuple[float, float, float, float, int]:
+    """(mean, its CI, mean difference to SFT, its CI, n) over the articles both scored."""
+    ids = [i for i in pol if i in sft]
+    m, ci = mean_ci([pol[i] for i in ids])
+    d, dci = mean_ci([pol[i] - sft[i] for i in ids])
+    return m, ci, d, dci, len(ids)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
@@ -48,21 +56,15 @@ def main() -> None:
     sft = scores(runs[0], "policy")
     rows, points = [], []
     for calls in sorted(runs):
-        pol = scores(runs[calls], "policy")
-        ids = [i for i in pol if i in sft]
-        m, ci = mean_ci([pol[i] for i in ids])
-        d, dci = mean_ci([pol[i] - sft[i] for i in ids])
+        m, ci, d, dci, n = paired(scores(runs[calls], "policy"), sft)
         points.append((calls, m, ci))
         name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
-        rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {len(ids)} |")
+        rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {n} |")
     probe_points = []
     for label, where, calls in probes:
-        pol = scores(where, "policy")
-        ids = [i for i in pol if i in sft]
-        m, ci = mean_ci([pol[i] for i in ids])
-        d, dci = mean_ci([pol[i] - sft[i] for i in ids])
+        m, ci, d, dci, n = paired(scores(where, "policy"), sft)
         probe_points.append((label, calls, m, ci))
-        rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {len(ids)} |")
+        rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {n} |")
     lines = {}
     for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
         vals = scores(runs[0], cond) or (scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {})

@@ -37,29 +37,33 @@ def article_key(prompt: str) -> str | None:
     return prompt.rsplit("\nHint: ", 1)[0].rsplit("Article: ", 1)[1][:200]
 
 
-def rewards_by_article(cache: str, refs: dict[str, str]) -> dict[str, dict[str, float]]:
-    """{article start: {hint: ROUGE-avg of the cached greedy answer}} for every hinted prompt of a known article."""
+def scored_answers(cache: str, refs: dict[str, str]) -> list[tuple[dict, str, float]]:
+    """(request, article start, ROUGE-avg of the cached answer) for every hinted prompt of a known article."""
     db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
-    groups: dict[str, dict[str, float]] = {}
+    out = []
     for request, answer in db.execute("select request, answer from answers"):
         req = json.loads(request)
-        prompt = req.get("prompt") or ""
-        if req.get("temperature") == 0 and (key := article_key(prompt)) in refs:
-            hint = prompt.rsplit("\nHint: ", 1)[1].rsplit("\nA:", 1)[0]
-            groups.setdefault(key, {})[hint] = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
+        if (key := article_key(req.get("prompt") or "")) in refs:
+            out.append((req, key, rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]))
+    return out
+
+
+def rewards_by_article(answers: list[tuple[dict, str, float]]) -> dict[str, dict[str, float]]:
+    """{article start: {hint: ROUGE-avg}} over the greedy answers."""
+    groups: dict[str, dict[str, float]] = {}
+    for req, key, score in answers:
+        if req.get("temperature") == 0:
+            hint = req["prompt"].rsplit("\nHint: ", 1)[1].rsplit("\nA:", 1)[0]
+            groups.setdefault(key, {})[hint] = score
     return groups
 
 
-def sampled_differences(cache: str, refs: dict[str, str]) -> list[float]:
-    """|ROUGE-avg of draw 0 - of draw 1| for every hinted prompt of a known article sampled twice at a temperature > 0."""
-    db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
+def sampled_differences(answers: list[tuple[dict, str, float]]) -> list[float]:
+    """|ROUGE-avg of draw 0 - of draw 1| for every prompt sampled twice at a temperature > 0."""
     draws: dict[tuple[str, float], dict[int, float]] = {}
-    for request, answer in db.execute("select request, answer from answers"):
-        req = json.loads(request)
-        prompt = req.get("prompt") or ""
-        if (req.get("temperature") or 0) > 0 and (key := article_key(prompt)) in refs:
-            score = rouge_scores(json.loads(answer)["text"], refs[key])["rouge_avg"]
-            draws.setdefault((prompt, req["temperature"]), {})[req.get("sample_index", 0)] = score
+    for req, _, score in answers:
+        if (req.get("temperature") or 0) > 0:
+            draws.setdefault((req["prompt"], req["temperature"]), {})[req.get("sample_index", 0)] = score
     return [abs(d[0] - d[1]) for d in draws.values() if 0 in d and 1 in d]
 
 
@@ -71,8 +75,8 @@ def main() -> None:
     ap.add_argument("--target-field", default="highlights")
     ap.add_argument("--sampled", action="store_true", help="also compare two sampled answers of the same prompt")
     args = ap.parse_args()
-    refs = load_refs(args.train, args.input_field, args.target_field)
-    groups = [g for g in rewards_by_article(args.cache, refs).values() if len(g) > 1]
+    answers = scored_answers(args.cache, load_refs(args.train, args.input_field, args.target_field))  # one read
+    groups = [g for g in rewards_by_article(answers).values() if len(g) > 1]
     bins: dict[int, list[float]] = {}
     for g in groups:
         for (h1, r1), (h2, r2) in itertools.combinations(g.items(), 2):
@@ -84,7 +88,7 @@ def main() -> None:
     for b in sorted(bins):
         print(f"| {b / 5:.1f}-{(b + 1) / 5:.1f} | {len(bins[b])} | {st.mean(bins[b]):.2f} | {st.median(bins[b]):.2f} |")
     if args.sampled:
-        d = sampled_differences(args.cache, refs)
+        d = sampled_differences(answers)
         print(f"\nprompts sampled twice: {len(d)}" + (f"; two draws' reward differs by {st.mean(d):.2f} on average "
                                                         f"(median {st.median(d):.2f})" if d else ""))
 

@@ -41,7 +41,6 @@ from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint
 RESUME = "; the checkpoint is written: --resume goes on, the cap counting that invocation's calls"
 
 
-
 # -- the loop --------------------------------------------------------------------------------
 def _dev(cfg: RLConfig) -> list[Example]:
     try:
