@@ -13,6 +13,7 @@ import typer
 
 from dsp.errors import DSPError
 from dsp.llm.client import LLMConfig
+from dsp.llm.sampling import parse_llm_params
 from dsp.llm.session import load_prices
 
 BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (env OPENAI_BASE_URL). Unset with no --model: the embedded Gemma 3 270M.", rich_help_panel="LLM")]
@@ -28,6 +29,7 @@ Prices = Annotated[Optional[Path], typer.Option(help='TOML prices file: \\[model
 Timeout = Annotated[float, typer.Option("--llm-timeout", help="Seconds before one LLM call is abandoned and retried.", rich_help_panel="LLM")]
 Retries = Annotated[int, typer.Option("--max-retries", help="Retries per LLM call on 429, 5xx, timeouts, dropped connections, malformed answers.", rich_help_panel="LLM")]
 Cache = Annotated[Optional[Path], typer.Option(help="LLM answer cache (SQLite). Default ~/.cache/dsp/llm-cache.sqlite.", rich_help_panel="LLM")]
+LLMParam = Annotated[Optional[list[str]], typer.Option("--llm-param", metavar="KEY=VALUE", help="A sampling field sent as it is in every request body, over the task's \\[generation] (repeatable; VALUE is JSON, else text): --llm-param repeat_penalty=1.1 --llm-param top_k=40. Part of the cache key. Which fields a server takes: README, 'The LLM client'.", rich_help_panel="LLM", show_default=False)]
 CacheNamespace = Annotated[Optional[str], typer.Option(help="Cache answers under this name instead of the server's URL (the default), to share them across URLs that serve the same weights. The embedded LLM keeps its own.", rich_help_panel="LLM")]
 
 
@@ -73,6 +75,7 @@ class LLMOptions:
     cache_namespace: str | None = None
     llm_timeout: float = 120.0
     max_retries: int = 6
+    llm_param: list[str] | None = None
 
     def config(self) -> LLMConfig:
         price_in = price_out = None
@@ -83,6 +86,7 @@ class LLMOptions:
             concurrency=self.concurrency, max_llm_calls=self.max_llm_calls, max_cost=self.max_cost, price_in=price_in,
             price_out=price_out, timeout=self.llm_timeout, max_retries=self.max_retries,
             cache_namespace=self.cache_namespace, token_limit_field=self.token_limit_field,
+            extra_params=parse_llm_params(self.llm_param or []),
         )
 
 
@@ -90,7 +94,7 @@ class LLMOptions:
 LLM_OPTIONS: dict[str, Any] = {
     "base_url": BaseUrl, "model": Model, "api_key": ApiKey, "endpoint": Endpoint, "token_limit_field": TokenLimitField,
     "concurrency": Concurrency, "max_llm_calls": MaxCalls, "max_cost": MaxCost, "prices": Prices, "cache": Cache,
-    "cache_namespace": CacheNamespace, "llm_timeout": Timeout, "max_retries": Retries,
+    "cache_namespace": CacheNamespace, "llm_timeout": Timeout, "max_retries": Retries, "llm_param": LLMParam,
 }
 
 

@@ -327,3 +327,9 @@ def test_a_taken_port_is_one_line(tmp_path):
         port = int(taken.base_url.rsplit(":", 1)[1].split("/")[0])
         with pytest.raises(DSPError, match=rf"cannot listen on 127.0.0.1:{port}: Address already in use"):
             bind(Listen("127.0.0.1", port))
+
+
+def test_llm_params_reach_the_upstream(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path, extra_params={"min_p": 0.05, "repeat_last_n": 16}) as url:
+        sdk(url).completions.create(model="test-model", prompt=ARTICLE, max_tokens=8)
+    assert {k: upstream.state.requests[-1].get(k) for k in ("min_p", "repeat_last_n")} == {"min_p": 0.05, "repeat_last_n": 16}

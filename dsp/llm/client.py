@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from dsp.errors import BudgetExceeded, DSPError, LLMBackendGone, LLMError
 from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
+from dsp.llm.sampling import check_sampling_fields, refused_field_note
 
 OPENAI_URL = "https://api.openai.com/v1"
 log = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ class LLMConfig:
     """Part of every cache key: answers from servers in different namespaces are never shared. Default: the
     server's normalised base URL (`server_namespace`), so two servers serving different weights under one
     model name never share answers; name one namespace for several URLs to share a cache on purpose."""
+    extra_params: dict[str, Any] = field(default_factory=dict)
+    """Further sampling fields sent in every request body (`--llm-param`), over a task's own; part of the cache key."""
 
     def __post_init__(self) -> None:
         # An empty variable counts as unset (a common way to "clear" one in CI and shells).
@@ -107,6 +110,7 @@ class LLMConfig:
             raise DSPError(f"--max-retries must be 0 or more, not {self.max_retries}")
         if self.max_llm_calls is not None and self.max_llm_calls < 0:
             raise DSPError(f"--max-llm-calls must be 0 or more, not {self.max_llm_calls}")
+        self.extra_params = check_sampling_fields(self.extra_params, "--llm-param")
         if self.max_cost is not None and (self.price_in is None or self.price_out is None):
             raise DSPError(
                 f"--max-cost needs the price of model '{self.model}': add it to a prices file and pass --prices"
@@ -136,6 +140,8 @@ class LLMRequest:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     sample_index: int = 0
+    extra: tuple[tuple[str, Any], ...] = ()
+    """Further sampling fields for the body, as (name, JSON value) pairs: a task's [generation] extras."""
 
 
 @dataclass
@@ -361,6 +367,8 @@ class AsyncLLMClient:
             "seed": r.seed,
             "sample_index": r.sample_index,
             "namespace": self.config.cache_namespace,
+            # Absent (None, dropped from the key) when there are none, so the keys of plain requests stay as they were.
+            "extra": {**dict(r.extra), **self.config.extra_params} or None,
         }
         if self.config.endpoint == "chat":
             if r.messages is None:
@@ -487,7 +495,8 @@ class AsyncLLMClient:
             what = f"HTTP {status}" if status else type(e).__name__
             detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
             url = self.config.base_url or OPENAI_URL
-            raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}") from None
+            raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}"
+                           f"{refused_field_note(status, detail, wire.get('extra'))}") from None
         raise AssertionError("unreachable")
 
     async def _create(self, wire: dict[str, Any], params: dict[str, Any]):
@@ -504,10 +513,13 @@ class AsyncLLMClient:
             "temperature": wire["temperature"],
             "top_p": wire["top_p"],
         }
+        extra_body = dict(wire.get("extra") or {})
         if limit_field == "max_tokens" or wire["endpoint"] == "chat":
             params[limit_field] = wire["max_tokens"]
         else:  # the SDK's completions call has no such argument; the server reads it from the body
-            params["extra_body"] = {limit_field: wire["max_tokens"]}
+            extra_body[limit_field] = wire["max_tokens"]
+        if extra_body:
+            params["extra_body"] = extra_body
         if wire.get("stop"):
             params["stop"] = wire["stop"]
         if wire.get("seed") is not None:

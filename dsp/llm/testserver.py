@@ -56,6 +56,7 @@ class ServerState:
     # Completions wait while this is clear: a test holds a client mid-run (its calls sent, none answered).
     gate: threading.Event = field(default_factory=lambda: _open_event())
     reject_max_tokens: bool = False  # answer 400 to `max_tokens`, as OpenAI's reasoning models do
+    refuse_fields: tuple[str, ...] = ()  # answer 400 to these body fields, as OpenAI does to fields it does not know
     attempts: Counter = field(default_factory=Counter)  # request body -> times asked
     injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -149,6 +150,11 @@ class _Handler(BaseHTTPRequestHandler):
                     "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
                                "Use 'max_completion_tokens' instead.",
                     "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}).encode())
+                return
+            if refused := [f for f in state.refuse_fields if f in body]:
+                self._send(400, json.dumps({"error": {
+                    "message": f"Unrecognized request argument supplied: {refused[0]}",
+                    "type": "invalid_request_error", "param": None, "code": None}}).encode())
                 return
             chat = self.path.rstrip("/").endswith("/chat/completions")
             prompt = body["messages"][-1]["content"] if chat else body["prompt"]

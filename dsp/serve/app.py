@@ -191,7 +191,8 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
             messages = tuple((m.role, prompt if i == last else m.text()) for i, m in enumerate(msgs))
         max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or task.max_tokens
         req = LLMRequest(prompt=None if messages else prompt, messages=messages, max_tokens=max_tokens,
-                         temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed)
+                         temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed,
+                         extra=tuple(sorted(task.sampling.items())))
         info = {"hint": hint, "hint_ms": round(hint_s * 1000, 3)}
         headers = {HINT_HEADER: quote(hint, safe=" ;,")}
         ids = {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-dsp-{uuid.uuid4().hex[:24]}",

@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, Sequence
 
 from dsp.data import Example
 from dsp.errors import DSPError
@@ -132,6 +132,9 @@ class Task(ABC):
     """Most tokens the LLM may write for one answer."""
     stop: tuple[str, ...] = ("\n\n",)
     """Where the LLM's answer ends."""
+    sampling: dict[str, Any] = field(default_factory=dict)
+    """Further sampling fields sent as they are in each request's body (a task file's other [generation] keys:
+    `repeat_penalty`, `top_k`, `dry_multiplier`, ...); which a server takes is its own affair (README)."""
     metric: str = ""
     """The key of `score`'s result that is the reward (default: the kind's first metric)."""
     with_hint: PromptTemplate | None = None
@@ -210,7 +213,8 @@ class Task(ABC):
         from dsp.llm.client import LLMRequest  # the openai SDK loads with the first request, not with the task
 
         return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
-                          max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index)
+                          max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index,
+                          extra=tuple(sorted(self.sampling.items())))
 
 
 def task_kinds() -> dict[str, type[Task]]:

@@ -22,6 +22,7 @@ dependency, and its types (strings, numbers, arrays) are all a task config uses.
     [generation]
     max_tokens = 96
     stop = ["\\n\\n"]
+    repeat_penalty = 1.1        # any other key is a sampling field sent as it is in the request body
     [reward]
     metric = "rouge_avg"
 """
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from dsp.errors import DSPError
+from dsp.llm.sampling import check_sampling_fields
 from dsp.tasks.base import PromptTemplate, Task, task_kinds
 
 DEFAULT_TASK = "cnndm"
@@ -106,7 +108,9 @@ def _check(raw: dict[str, Any], where: str) -> None:
         if isinstance(value, dict):
             if key not in SCHEMA or key == "":
                 raise DSPError(f"{where}: unknown section [{key}]; sections are {', '.join(k for k in SCHEMA if k)}")
-            _check_keys(value, SCHEMA[key], where, f"{key}.")
+            # [generation] also takes sampling fields of the server's own (load_task checks them)
+            known = {k: v for k, v in value.items() if k in SCHEMA[key]} if key == "generation" else value
+            _check_keys(known, SCHEMA[key], where, f"{key}.")
         elif key not in SCHEMA[""]:
             raise DSPError(f"{where}: unknown key '{key}' (a top-level key must be one of {', '.join(SCHEMA[''])})")
     _check_keys({k: v for k, v in raw.items() if not isinstance(v, dict)}, SCHEMA[""], where, "")
@@ -150,10 +154,12 @@ def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a f
     if reward.get("metric", cls.metrics[0]) not in cls.metrics:
         raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(cls.metrics)} for a {kind} task, "
                        f"not '{reward['metric']}'")
+    sampling = check_sampling_fields({k: v for k, v in gen.items() if k not in SCHEMA["generation"]}, where + " [generation]")
     stop = gen.get("stop", ["\n\n"])
     if not all(isinstance(s, str) and s for s in stop):
         raise DSPError(f"{where}: key 'generation.stop' must be a list of non-empty strings")
-    settings = {"name": raw["name"], "stop": tuple(stop), "metric": reward.get("metric", cls.metrics[0])}
+    settings = {"name": raw["name"], "stop": tuple(stop), "metric": reward.get("metric", cls.metrics[0]),
+                "sampling": sampling}
     own = {f.name for f in fields(cls)}
     for section, key in FIELDS:
         if key in raw.get(section, {}):
