@@ -22,6 +22,8 @@ Configurations:
   xl-sK-swa    the same with a full-size sliding-window cache (prefix reuse on Gemma 3's SWA layers)
   xl-sK-nocp   xllamacpp, K slots, no reuse of a slot's cached prompt prefix (`--no-cache-prompt`)
   xl-2x1t      two 1-thread xllamacpp processes, 1 slot each, the prompts split between them
+  ...-norepack weights kept in the file's layout (llama.cpp's --no-repack)
+  ...-poll0    idle worker threads sleep instead of spinning (llama.cpp's --poll 0)
   ...-stop     any of these with the answer also stopped where the model starts the prompt's next
                line ("\nQ:", "\nHint:"): a base model that repeats the prompt format
 """
@@ -81,6 +83,10 @@ def start(config: str, lcp_python: str | None, threads: int, port: int) -> subpr
             cmd.append("--swa-full")
         if "nocp" in parts:
             cmd.append("--no-cache-prompt")
+        if "norepack" in parts:
+            cmd.append("--no-repack")
+        if "poll0" in parts:
+            cmd += ["--poll", "0"]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
@@ -145,7 +151,7 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
     ports = [free_port() for _ in range(2 if two else 1)]
     stop = task.stop + (EXTRA_STOP if config.endswith("-stop") else ())
     config_server = config.removesuffix("-stop")
-    one = "xl-s1" + ("-nocp" if "nocp" in config_server.split("-") else "")
+    one = "-".join(["xl-s1"] + [p for p in ("nocp", "norepack", "poll0") if p in config_server.split("-")])
     procs = [start(one if two else config_server, args.lcp_python, threads, p) for p in ports]
     urls = [f"http://127.0.0.1:{p}/v1" for p in ports]
     try:
@@ -155,7 +161,11 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
         asyncio.run(run_calls(urls, work["eval"][:1], 1, 8, stop))  # warm-up: model pages in
         result: dict = {"config": config, "concurrency": conc}
         for name, texts in work.items():
-            wall, answers = asyncio.run(run_calls(urls, texts, conc, task.max_tokens, stop))
+            # --reverse: odd rounds send the prompts in the opposite order (each prompt after other neighbours,
+            # and to the other server of a pair), the answers put back in prompt order for the comparison.
+            flip = args.reverse and args.round % 2 == 1
+            wall, answers = asyncio.run(run_calls(urls, texts[::-1] if flip else texts, conc, task.max_tokens, stop))
+            answers = answers[::-1] if flip else answers
             result[name] = {
                 "calls": len(texts), "wall": wall, "calls_per_s": len(texts) / wall,
                 "prompt_tokens": sum(a.prompt_tokens for a in answers),
@@ -182,6 +192,7 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=8, help="prompts in the streamed timing pass (0: none)")
     ap.add_argument("--lcp-python", default=None, help="a Python with llama-cpp-python[server] (for `lcp`)")
     ap.add_argument("--out", default="/tmp/bench-embedded.json")
+    ap.add_argument("--reverse", action="store_true", help="odd rounds send the prompts in reverse order")
     args = ap.parse_args()
     if "lcp" in args.configs and not args.lcp_python:
         raise SystemExit("config 'lcp' needs --lcp-python")
@@ -190,6 +201,7 @@ def main() -> None:
     runs = []
     for r in range(args.rounds):
         for config in args.configs:
+            args.round = r
             res = measure(config, work, args, task)
             res["round"] = r
             runs.append(res)

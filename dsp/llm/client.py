@@ -213,6 +213,11 @@ class AsyncLLMClient:
         )
 
     # -- public ---------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """The LLM as error messages name it."""
+        return self.config.base_url or OPENAI_URL
+
     async def complete(self, request: LLMRequest) -> LLMResult:
         wire = self._wire(request)
         key = cache_key(wire)
@@ -341,7 +346,7 @@ class AsyncLLMClient:
 
     async def check_reachable(self) -> None:
         """Fail fast, with what to change, when the endpoint is down or refuses the key."""
-        url = self.config.base_url or OPENAI_URL
+        url = self.where
         try:
             await self._api.models.list()
         except openai.APIConnectionError:
@@ -494,7 +499,7 @@ class AsyncLLMClient:
             status = getattr(e, "status_code", None)
             what = f"HTTP {status}" if status else type(e).__name__
             detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
-            url = self.config.base_url or OPENAI_URL
+            url = self.where
             raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}"
                            f"{refused_field_note(status, detail, wire.get('extra'))}") from None
         raise AssertionError("unreachable")
