@@ -21,16 +21,13 @@ prompts. Rows go to OUT/<candidate>.jsonl, the table to OUT/table.md.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dsp.data import Example, load_examples
-from dsp.llm.cache import LLMCache
 from dsp.llm.client import AsyncLLMClient, LLMConfig
 from dsp.metrics import mean_ci
 from dsp.policy.tfidf import TfidfPolicy
@@ -61,10 +58,13 @@ class Candidate:
 
 CANDIDATES: dict[str, Candidate] = {
     "greedy": Candidate(),
-    "rp32": Candidate(sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
-    "hintfirst": Candidate(with_hint=HINT_FIRST),
-    "hintfirst-rp16": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
     "greedy-cut": Candidate(cut="repeat"),
+    "rp32": Candidate(sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
+    "rp32-cut": Candidate(sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"),
+    "hintfirst": Candidate(with_hint=HINT_FIRST),
+    "hintfirst-rp24": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24}),
+    "hintfirst-rp24-cut": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24},
+                                    cut="repeat"),
     "greedy-64": Candidate(max_tokens=64),
     "2shot": Candidate(shots=2),
 }
@@ -113,8 +113,10 @@ async def run_candidate(client: AsyncLLMClient, name: str, c: Candidate, base: T
         if isinstance(a, BaseException):
             raise a
         text = cut_repeats(a.text) if c.cut == "repeat" else a.text
-        rows.append({"candidate": name, "cond": cond, "id": examples[i].id, "text": text, "tokens": a.completion_tokens,
-                     "at_cap": a.finish_reason == "length", "cached": a.cached,
+        # A cut answer's tokens: its share of the generated text's (streaming would stop the generation there).
+        tokens = a.completion_tokens * len(text) / max(1, len(a.text))
+        rows.append({"candidate": name, "cond": cond, "id": examples[i].id, "text": text, "tokens": tokens,
+                     "at_cap": a.finish_reason == "length" and text == a.text, "cached": a.cached,
                      "score": task.score(text, examples[i])[task.metric]})
     sent = client.usage.requests - sent_before
     for r in rows:
@@ -131,13 +133,23 @@ async def again(client: AsyncLLMClient, name: str, c: Candidate, base: Task, exa
     keys = keys[::-1]  # another order, each prompt beside other neighbours than the first time
     requests = [task.request(examples[i], hints[cond][i], shots[: c.shots]) for cond, i in keys]
     cached = await client.complete_many(requests)
-    fresh_client = AsyncLLMClient(client.config, None)
+    uncached = fresh(client)
     try:
-        fresh = await fresh_client.complete_many(requests, desc=f"{name} again")
+        answers = await uncached.complete_many(requests, desc=f"{name} again")
     finally:
-        await fresh_client.aclose()
-    same = sum(a.text == b.text for a, b in zip(cached, fresh))
+        await uncached.aclose()
+    same = sum(a.text == b.text for a, b in zip(cached, answers))
     return same, len(requests)
+
+
+def fresh(client: AsyncLLMClient) -> AsyncLLMClient:
+    """A client on the same backend with no cache."""
+    pool = getattr(client, "pool", None)
+    if pool is None:
+        return AsyncLLMClient(client.config, None)
+    from dsp.llm.embedded import EmbeddedClient
+
+    return EmbeddedClient(client.config, None, pool)
 
 
 def table(out: Path, names: list[str]) -> str:
@@ -193,29 +205,21 @@ def main() -> None:
     ap.add_argument("--candidates", default="greedy")
     ap.add_argument("--again", type=int, default=0, help="send the first N prompts per condition again, uncached")
     ap.add_argument("--report", action="store_true", help="print the table from OUT's files and stop")
+    ap.add_argument("--base-url", default=None, help="another OpenAI-compatible server (default: the embedded LLM)")
+    ap.add_argument("--model", default=None)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.report:
         print(table(out, [p.stem for p in sorted(out.glob("*.jsonl"))]), end="")
         return
-    from dsp.llm.local import MODEL_ALIAS, local_llm_server
+    from dsp.llm.session import run_with_llm
 
-    with local_llm_server() as server:
-        cfg = LLMConfig(base_url=server.base_url, model=MODEL_ALIAS, cache_namespace=server.cache_namespace,
-                        concurrency=max(2, server.slots))
-
-        async def go() -> None:
-            client = AsyncLLMClient(cfg, LLMCache(out / "cache.sqlite"), backend_gone=server.exit_reason)
-            try:
-                await main_async(args, client)
-            finally:
-                await client.aclose()
-
-        asyncio.run(go())
+    # The embedded LLM as every command gets it (or --base-url/--model's server); answers cached in OUT.
+    config = LLMConfig(base_url=args.base_url, model=args.model, concurrency=8)
+    run_with_llm(config, out / "cache.sqlite", lambda client: main_async(args, client))
     print(table(out, args.candidates.split(",")), end="")
     (out / "table.md").write_text(table(out, [p.stem for p in sorted(out.glob("*.jsonl"))]))
-    os.sync()
 
 
 if __name__ == "__main__":

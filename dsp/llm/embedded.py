@@ -46,6 +46,7 @@ class EmbeddedPool:
         self._busy: list[int] = []
         self._lock: asyncio.Lock | None = None
         self._failure: LLMBackendGone | None = None
+        self.clients = 0  # open EmbeddedClients: the last to close closes the SDK clients
 
     @property
     def started(self) -> bool:
@@ -73,9 +74,11 @@ class EmbeddedPool:
             except DSPError as e:
                 self._failure = e if isinstance(e, LLMBackendGone) else LLMBackendGone(str(e))
                 raise self._failure from None
-            self._apis = [openai.AsyncOpenAI(api_key="no-key", base_url=s.base_url, max_retries=0)
-                          for s in self.servers]
-            self._busy = [0] * len(self.servers)
+            self._connect()
+
+    def _connect(self) -> None:
+        self._apis = [openai.AsyncOpenAI(api_key="no-key", base_url=s.base_url, max_retries=0) for s in self.servers]
+        self._busy = [0] * len(self.servers)
 
     @contextlib.asynccontextmanager
     async def lease(self):
@@ -88,9 +91,13 @@ class EmbeddedPool:
         finally:
             self._busy[i] -= 1
 
-    async def aclose_clients(self) -> None:
-        for api in self._apis:
-            await api.close()
+    async def release(self) -> None:
+        """One client less; the last one closes the SDK clients (an event loop's connections end with it)."""
+        self.clients -= 1
+        if self.clients == 0:
+            for api in self._apis:
+                await api.close()
+            self._apis, self._lock = [], None
 
     def stop(self) -> None:
         for server in self.servers:
@@ -114,6 +121,7 @@ class EmbeddedClient(AsyncLLMClient):
     def __init__(self, config: LLMConfig, cache, pool: EmbeddedPool):
         super().__init__(config, cache, backend_gone=pool.exit_reason)
         self.pool = pool
+        pool.clients += 1
 
     @property
     def where(self) -> str:
@@ -130,6 +138,6 @@ class EmbeddedClient(AsyncLLMClient):
         """Nothing to check before a call: the pool checks each process with a real completion as it starts."""
 
     async def aclose(self) -> None:
-        await self.pool.aclose_clients()
+        await self.pool.release()
         await super().aclose()
 
