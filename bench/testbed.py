@@ -29,6 +29,7 @@ from typing import Any
 
 from dsp.data import Example, load_examples
 from dsp.llm.client import AsyncLLMClient, LLMConfig
+from dsp.llm.repeats import cut_repeats
 from dsp.metrics import mean_ci
 from dsp.policy.tfidf import TfidfPolicy
 from dsp.tasks.base import PromptTemplate, Task
@@ -53,7 +54,8 @@ class Candidate:
     max_tokens: int = 96
     shots: int = 1
     sampling: dict[str, Any] = field(default_factory=dict)
-    cut: str | None = None  # "repeat": the answer ends before its first repeated sentence
+    cut: str | None = None  # "repeat": the answer ends before its first repeated sentence (dsp.llm.repeats),
+    # derived from the whole answer here, so that it costs no call of its own; `stop_repeats` streams it
 
 
 CANDIDATES: dict[str, Candidate] = {
@@ -68,24 +70,6 @@ CANDIDATES: dict[str, Candidate] = {
     "greedy-64": Candidate(max_tokens=64),
     "2shot": Candidate(shots=2),
 }
-
-
-def cut_repeats(text: str) -> str:
-    """`text` up to its first sentence that repeats an earlier one (case and spacing aside); a trailing piece
-    that begins an earlier sentence over again goes too."""
-    import re
-
-    parts = re.split(r"(?<=[.!?])\s+", text.strip())
-    seen: list[str] = []
-    kept: list[str] = []
-    for i, part in enumerate(parts):
-        norm = " ".join(part.lower().split())
-        last = i == len(parts) - 1 and not part.rstrip().endswith((".", "!", "?"))
-        if norm in seen or (last and any(s.startswith(norm) for s in seen)):
-            break
-        seen.append(norm)
-        kept.append(part)
-    return " ".join(kept)
 
 
 def make_task(base: Task, c: Candidate) -> Task:

@@ -132,6 +132,8 @@ class Task(ABC):
     """Most tokens the LLM may write for one answer."""
     stop: tuple[str, ...] = ("\n\n",)
     """Where the LLM's answer ends."""
+    stop_repeats: bool = False
+    """End each answer before the first sentence it repeats (streamed, so the rest is never generated)."""
     sampling: dict[str, Any] = field(default_factory=dict)
     """Further sampling fields sent as they are in each request's body (a task file's other [generation] keys:
     `repeat_penalty`, `top_k`, `dry_multiplier`, ...); which a server takes is its own affair (README)."""
@@ -214,7 +216,7 @@ class Task(ABC):
 
         return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
                           max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index,
-                          extra=tuple(sorted(self.sampling.items())))
+                          extra=tuple(sorted(self.sampling.items())), stop_repeats=self.stop_repeats)
 
 
 def task_kinds() -> dict[str, type[Task]]:
