@@ -178,7 +178,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             mine = list(range(rank, len(batch), world)) if world > 1 else None  # each input is rolled out by one process
             try:
                 ro, rewards, timing = await rollout_and_score(policy, reference, o.value_head, batch, cfg.samples_per_input,
-                                                              resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
+                                                              resets, reward, overlap=cfg.overlap, mine=mine, acc=acc,
+                                                              greedy=ALGOS[cfg.algo].greedy_baseline)
             except BudgetExceeded as e:
                 stopped = f"{e.cap} after {it} iterations{RESUME}"
             if accel.mean(acc, float(stopped is not None)) > 0:  # all ranks stop together
@@ -201,6 +202,9 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 **timing, "time/update": time.time() - t2,
                 "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
+            if ro.baseline is not None:  # the greedy hints' reward: what dsp eval would see on these inputs
+                greedy = torch.tensor(accel.gather(acc, ro.baseline[:: cfg.samples_per_input].tolist()))
+                metrics["charts/greedy_reward"] = float(greedy.nanmean())
             if client is not None:
                 metrics.update({"charts/llm_calls": llm_calls(),
                                 "charts/cache_hit_rate": client.usage.as_dict()["cache_hit_rate"]})
