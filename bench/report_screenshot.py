@@ -30,7 +30,8 @@ def screenshot(run_dirs: list[Path], output: Path, width: int, height: int, full
         else:
             route.continue_()
 
-    with chromium(width, height) as context:
+    with chromium() as browser:
+        context = browser.new_context(viewport={"width": width, "height": height})
         context.route("**/*", refuse)
         page = context.new_page()
         page.goto(url)

@@ -10,8 +10,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Iterator
 
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -27,22 +25,16 @@ def find_chromium() -> str | None:
 
 
 @contextlib.contextmanager
-def chromium(width: int = 1280, height: int = 900, javascript: bool = True) -> Iterator:
-    """A Playwright browser context on the system's Chromium, with a fresh profile that is removed afterwards."""
+def chromium() -> Iterator:
+    """A Playwright Browser on the system's Chromium; each `browser.new_context()` starts with a fresh profile."""
     from playwright.sync_api import sync_playwright
 
     executable = find_chromium()
     if executable is None:
         raise RuntimeError("no Chromium found: install it (apt-get install -y chromium) or set DSP_CHROMIUM")
-    profile = Path(tempfile.mkdtemp(prefix="dsp-chromium-"))
-    try:
-        with sync_playwright() as p:
-            context = p.chromium.launch_persistent_context(
-                str(profile), executable_path=executable, headless=True, args=list(FLAGS),
-                viewport={"width": width, "height": height}, java_script_enabled=javascript)
-            try:
-                yield context
-            finally:
-                context.close()
-    finally:
-        shutil.rmtree(profile, ignore_errors=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=list(FLAGS))
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -74,11 +74,12 @@ def example_chart(diffs: Sequence[tuple[int, float]], label: str, metric: str, n
         for bar, (index, _) in zip(bars, ordered):
             bar.set_url(f"#ex-{index}")
     else:
-        ax.fill_between(xs, values, step="mid", color=EVEN)
+        for sign, color in ((1, UP), (-1, DOWN)):
+            ax.fill_between(xs, values, where=[v * sign > 0 for v in values], step="mid", color=color)
     mean = sum(values) / len(values)
     ax.axhline(0, color="#444", linewidth=1)
     ax.axhline(mean, color="#264653", linewidth=1, linestyle="--", label=f"mean {mean:+.2f}")
-    ax.set_title(f"{label}: one bar per example, largest first", fontsize=10)
+    ax.set_title(f"{label}: each example's difference, largest first", fontsize=10)
     ax.set_ylabel(f"Δ {metric}")
     ax.set_xticks([])
     ax.set_xlim(-0.6, len(values) - 0.4)
@@ -109,8 +110,11 @@ def curves_chart(panels: Sequence[tuple[str, Sequence[tuple[int, float]]]], stac
         series = [[dict(pts).get(s, 0.0) for s in steps] for pts in stacked.values()]
         ax.stackplot(steps, series, labels=list(stacked), alpha=0.85)
         ax.set_title("seconds per iteration", fontsize=9)
-        ax.legend(fontsize=7, loc="upper left", frameon=False)
+        ax.legend(fontsize=7, loc="upper right", frameon=True, framealpha=0.8)
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes[:count]:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=7)
         ax.grid(alpha=0.3)

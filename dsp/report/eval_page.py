@@ -71,6 +71,11 @@ class Pair:
         return f"{self.a.key}|{self.b.key}"
 
     @property
+    def linked(self) -> bool:
+        """Whether its per-example chart draws one bar per example, each a link to its card."""
+        return len(self.diffs) <= charts.MAX_LINKED_BARS
+
+    @property
     def counts(self) -> tuple[int, int, int]:
         """(examples a won, lost, tied)."""
         d = list(self.diffs.values())

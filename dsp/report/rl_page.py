@@ -92,9 +92,12 @@ def _trails(run: RLRun, vk: str | None) -> list[Trail]:
 def _state(run: RLRun) -> list[tuple[str, Any]]:
     steps = [row["step"] for row in run.log if "charts/reward" in row]
     r = run.result
-    state: list[tuple[str, Any]] = [("iterations done", max(steps, default=0)), ("of", run.config.get("iterations")),
-                                    ("status", "finished" if r and not r.get("stopped") else
-                                     f"stopped: {r['stopped']}" if r else "running, or ended before its result.json")]
+    state: list[tuple[str, Any]] = [
+        ("iterations", f"{max(steps, default=0)} of {run.config.get('iterations', '?')}"),
+        ("status", "finished" if r and not r.get("stopped") else f"stopped: {r['stopped']}" if r
+         else "running, or ended before writing result.json"),
+        ("algorithm", run.config.get("algo")), ("start policy", run.config.get("policy")), ("data", run.config.get("data")),
+        ("folder", run.path)]
     if r:
         state.append(("seconds", r.get("seconds")))
         llm = r.get("llm") or {}

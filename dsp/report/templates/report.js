@@ -73,9 +73,11 @@
       frag.appendChild(c);
     }
     list.appendChild(frag);
+    const label = ui.pair ? ui.pair.selectedOptions[0].textContent : "";
     for (const c of visible) {
       const d = delta(c);
-      c.querySelector(".delta").textContent = d === null ? "" : "Δ " + (d > 0 ? "+" : "") + d.toFixed(1);
+      c.querySelector(".delta .dl").textContent = d === null ? "" : label;
+      c.querySelector(".delta .dv").textContent = d === null ? "" : (d > 0 ? "+" : "") + d.toFixed(1);
     }
     const first = shown.length ? page * PAGE + 1 : 0;
     ui.status.textContent = first + "–" + (page * PAGE + visible.size) + " of " + shown.length
