@@ -14,16 +14,18 @@ from dsp.cli.common import handle_errors
 @app.command()
 @handle_errors
 def report(
-    run_dirs: Annotated[list[Path], typer.Argument(help="One dsp eval or dsp rl run folder, or several dsp eval folders of one task to compare.", show_default=False)],
+    run_dir: Annotated[list[Path], typer.Argument(help="One dsp eval or dsp rl run folder, or several dsp eval folders of one task to compare.", show_default=False)],
     output: Annotated[Optional[Path], typer.Option(help="Where the page goes; default: RUN_DIR/report.html for one folder, comparison.html in the current folder for several.")] = None,
 ) -> None:
-    """Build the HTML report of run folders, from their files alone (no LLM, no policy); print its path.
+    """Build the HTML report of run folders from their files alone (no LLM, no policy); print its path.
 
-    One eval folder: its table, charts of the paired differences, one card per example (input and reference with
-    the hint words marked, each hint, answer and score), sortable and filterable. One RL folder: its curves,
-    settings, and the greedy hints of a few dev articles at each evaluation. Several eval folders of the same
-    examples: one page comparing them, paired by example id (a later folder minus an earlier one), naming the ids
-    a folder lacks. Only the page is written; the run folders are read, never changed.
+    One eval folder: its table, charts of the paired differences, and one card per example (the input and reference with the hint words marked, each hint, answer and score), sortable, filterable and searchable.
+
+    One RL folder: its curves, its settings, and the greedy hints of a few dev articles at each dev evaluation.
+
+    Several eval folders of the same examples: one page comparing them, paired by example id (each condition of a later folder minus the same condition of an earlier one), naming the ids a folder lacks.
+
+    Only the page is written: the run folders are read, never changed. The page needs no network: open it in any browser.
 
     Example: dsp report runs/eval
 
@@ -31,4 +33,4 @@ def report(
     """
     from dsp.report import write_report
 
-    typer.echo(write_report(run_dirs, output))
+    typer.echo(write_report(run_dir, output))

@@ -14,7 +14,6 @@ ones a fresh forward pass gives (the ratio is exactly 1 before the first update)
 from __future__ import annotations
 
 import contextlib
-import logging
 import math
 import random
 import time
@@ -33,15 +32,11 @@ from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
 from dsp.train.configs import RLConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
-from dsp.report.runs import DEV_ARTICLES
-from dsp.train.logs import RunLog, plot_curves
+from dsp.train.logs import RunLog, plot_curves, write_dev_articles, write_run_report
 from dsp.train.reward import Reward
 from dsp.train.sft import _batch_order
 from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
 
-log = logging.getLogger(__name__)
-DEV_ARTICLE_WORDS = 400
-"""Words of each followed dev article kept in the run folder (what a prompt holds by default)."""
 # How a run stopped at a cap goes on: from its checkpoint, with a cap of the new invocation's own.
 RESUME = "; the checkpoint is written: --resume goes on, the cap counting that invocation's calls"
 
@@ -71,23 +66,6 @@ async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> dict[str, 
 
 def _dev_metrics(result: dict[str, Any], val_key: str) -> dict[str, Any]:
     return {val_key: result["val"], "dev/hints": result["dev/hints"]}
-
-
-def _write_dev_articles(run_dir: Path, dev: list[Example]) -> None:
-    """The articles whose hints `dev/hints` follows, so the report needs nothing outside the run folder."""
-    write_json_atomic(run_dir / DEV_ARTICLES, [{"id": e.id, "input": " ".join(e.input.split()[:DEV_ARTICLE_WORDS]),
-                                                "reference": e.target} for e in dev[:SHOWN_DEV]])
-
-
-def _write_report(run_dir: Path) -> None:
-    """report.html of the run so far; a failure to draw it is a warning, never a lost run."""
-    from dsp.report import write_report
-
-    try:
-        write_report([run_dir])
-    except Exception as e:  # noqa: BLE001  (the checkpoint is written; the page can be rebuilt by `dsp report`)
-        log.warning("%s: report.html not written (%s: %s); `dsp report %s` rebuilds it", run_dir, type(e).__name__, e,
-                    run_dir)
 
 
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
@@ -191,7 +169,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
 
     logger = RunLog(run_dir, resume_step=it) if main else None
     if main and dev:
-        _write_dev_articles(run_dir, dev)
+        write_dev_articles(run_dir, dev[:SHOWN_DEV])
     val_key = f"val/{metric_name}"
     started = time.time()
     metrics: dict[str, Any] = {}
@@ -253,7 +231,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             if it % cfg.save_every == 0 or it == cfg.iterations:
                 _checkpoint(acc, run_dir, policy, o, it, llm_calls())
                 if main:
-                    _write_report(run_dir)
+                    write_run_report(run_dir)
             acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
@@ -273,7 +251,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
     result = _result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client)
     write_json_atomic(run_dir / "result.json", result)
-    _write_report(run_dir)
+    write_run_report(run_dir)
     acc.wait_for_everyone()
     return result
 

@@ -50,3 +50,13 @@ def test_rl_report_follows_the_dev_hints_and_rebuilds_from_the_folder(synth_dir,
         marked = {m.lower() for c in cells for m in re.findall(r"<mark[^>]*>(.*?)</mark>", c)}
         assert marked == {w for h in hints for w in words(h)} & set(words(article["reference"]))
     assert "finished" in page and "algorithm" in page
+
+
+def test_a_report_that_cannot_be_drawn_is_a_warning_not_a_lost_run(tmp_path, caplog):
+    from dsp.train.logs import write_run_report
+
+    (tmp_path / "config.json").write_text('{"command": "rl", "algo": "grpo"}')
+    (tmp_path / "log.jsonl").write_text('{"step": 0}\n{"step": 1, "charts/re')  # a line cut by a kill
+    write_run_report(tmp_path)
+    assert not (tmp_path / "report.html").exists()
+    assert "log.jsonl:2: not valid JSON" in caplog.text and f"dsp report {tmp_path}" in caplog.text
