@@ -83,7 +83,8 @@ def example_chart(diffs: Sequence[tuple[int, float]], label: str, metric: str, n
     ax.set_ylabel(f"Δ {metric}")
     ax.set_xticks([])
     ax.set_xlim(-0.6, len(values) - 0.4)
-    ax.legend(loc="upper right", fontsize=8, frameon=False)
+    ax.legend(loc="best", fontsize=8, framealpha=0.85)
+    ax.margins(y=0.06)
     ax.grid(axis="y", alpha=0.3)
     return to_svg(fig, name)
 

@@ -191,9 +191,18 @@ def _scores(cards: list[Card], col: Column) -> dict[int, float]:
     return {card.index: card.cells[col.index].score for card in cards if card.cells[col.index].score is not None}
 
 
+def run_pair_summaries(run: EvalRun) -> dict[str, dict[str, Any]]:
+    """The folder's paired differences as its summary.json holds them, or as `dsp eval` computes them for a
+    summary.json written before it held them all."""
+    recorded = run.summary.get("pairs")
+    if isinstance(recorded, dict) and all(f"{a}-{b}" in recorded for a, b in condition_pairs(run.conditions)):
+        return recorded
+    return pair_summaries(run.rows, run.conditions, run.metric)
+
+
 def _run_pairs(run: EvalRun, columns: list[Column], cards: list[Card]) -> list[Pair]:
     """A single folder's pairs: its summary.json's numbers (computed the same way for folders without them)."""
-    summaries = run.summary.get("pairs") or pair_summaries(run.rows, run.conditions, run.metric)
+    summaries = run_pair_summaries(run)
     col = {c.condition: c for c in columns}
     complete = {r["id"] for r in complete_rows(run.rows, run.conditions)}
     pairs = []
@@ -236,7 +245,7 @@ def _run_view(run: EvalRun, label: str) -> RunView:
     if not date:
         mtime = (run.path / "summary.json").stat().st_mtime
         date = datetime.fromtimestamp(mtime).astimezone().isoformat(timespec="seconds") + " (summary.json written)"
-    summaries = run.summary.get("pairs") or pair_summaries(run.rows, run.conditions, run.metric)
+    summaries = run_pair_summaries(run)
     pairs = [dict(s, label=f"{SHORT.get(s['a'], s['a'])} − {SHORT.get(s['b'], s['b'])}") for s in summaries.values()]
     return RunView(label, run.path, run.summary, pairs, date, run.note)
 

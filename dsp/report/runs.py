@@ -95,6 +95,11 @@ def _check_summary(path: Path, summary: Any) -> None:
         raise InputError(path, None, "metric", "missing or not a string")
     if not isinstance(summary.get("conditions"), dict) or not summary["conditions"]:
         raise InputError(path, None, "conditions", "missing or empty")
+    metric = summary["metric"]
+    for c, entry in summary["conditions"].items():
+        stats = entry.get(metric) if isinstance(entry, dict) else None
+        if not (isinstance(stats, dict) and all(k in stats for k in ("mean", "ci95", "n"))):
+            raise InputError(path, None, f"conditions.{c}.{metric}", "missing, or without mean, ci95 and n")
 
 
 def _check_row(path: Path, lineno: int, row: dict, conditions: list[str], metric: str) -> None:

@@ -81,15 +81,20 @@ def test_two_folders_compare_paired_by_id_as_bench_paired_does(eval_runs, tmp_pa
     assert not any(k.startswith("A · oracle") for k in shown)  # B has no oracle column to pair with
 
 
-def test_a_folder_from_before_inputs_were_recorded_reads_them_from_its_data(eval_runs, tmp_path):
+def test_a_folder_from_before_inputs_and_pairs_were_recorded_gets_them_from_its_data_and_rows(eval_runs, tmp_path):
     folder = tmp_path / "old"
     shutil.copytree(eval_runs["A"], folder)
     rows = read_rows(folder)
     (folder / "examples.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("input", "reference")})
                                                    + "\n" for r in rows))
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
     r = runner.invoke(app, ["report", str(folder)])
     assert r.exit_code == 0, r.output
     page = (folder / "report.html").read_text()
+    # the pairs it did not record are computed as dsp eval computes them
+    assert sorted(pair_rows(page).values()) == sorted((round(p["mean"], 2), round(p["ci95"], 2), p["n"])
+                                                      for p in summary["pairs"].values())
     assert "inputs read from" in page and page.count('<p class="input">') == len(rows)
     assert '<p class="input"></p>' not in page and '<p class="reference"></p>' not in page
 
@@ -107,11 +112,16 @@ def bad_folders(eval_runs, tmp_path):
     rows = read_rows(no_field)
     del rows[4]["scores"]
     (no_field / "examples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    no_stats = tmp_path / "no_stats"
+    shutil.copytree(eval_runs["A"], no_stats)
+    summary = json.loads((no_stats / "summary.json").read_text())
+    del summary["conditions"]["policy"]["rouge_avg"]["ci95"]
+    (no_stats / "summary.json").write_text(json.dumps(summary))
     other = tmp_path / "other"
     shutil.copytree(eval_runs["B"], other)
     summary = json.loads((other / "summary.json").read_text())
     (other / "summary.json").write_text(json.dumps(summary | {"task": "xsum"}))
-    return {"EMPTY": empty, "DAMAGED": damaged, "NOFIELD": no_field, "OTHER": other, "A": eval_runs["A"],
+    return {"EMPTY": empty, "DAMAGED": damaged, "NOFIELD": no_field, "NOSTATS": no_stats, "OTHER": other, "A": eval_runs["A"],
             "DATA": eval_runs["data"], "MISSING": tmp_path / "nowhere"}
 
 
@@ -121,6 +131,7 @@ def bad_folders(eval_runs, tmp_path):
     (["MISSING"], "nowhere: no such run folder"),
     (["DAMAGED"], "damaged/examples.jsonl:3: not valid JSON"),
     (["NOFIELD"], "no_field/examples.jsonl:5: field 'scores': missing"),
+    (["NOSTATS"], "no_stats/summary.json: field 'conditions.policy.rouge_avg': missing"),
     (["A", "OTHER"], "is an eval of task 'xsum'"),
     (["A", "A"], "named twice"),
 ])
