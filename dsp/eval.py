@@ -237,6 +237,7 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     summary.update(
         task=task.name, split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
         endpoint=client.config.endpoint, base_url=server_namespace(client.config.base_url or OPENAI_URL),
+        cache_namespace=client.config.cache_namespace,  # the embedded LLM's names its llama.cpp and model file
         date=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
         failed_calls=len(failures), first_failure=failures[0] if failures else None,

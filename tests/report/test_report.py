@@ -33,6 +33,7 @@ def test_eval_writes_the_report_and_prints_its_path(eval_runs):
     assert summary["command"].startswith("dsp eval --data ") and "--api-key '***'" in summary["command"]
     assert KEY not in page and KEY not in (eval_runs["A"] / "summary.json").read_text()
     assert summary["endpoint"] == "completions" and summary["base_url"].startswith("http://127.0.0.1:")
+    assert summary["cache_namespace"] == summary["base_url"] and "answers cached as" not in page
     # the page's table of paired differences holds summary.json's numbers (rounded as shown)
     shown = pair_rows(page)
     assert len(shown) == len(summary["pairs"]) == 6
@@ -168,3 +169,14 @@ def test_command_line_is_rebuilt_without_secrets():
     r = runner.invoke(probe, ["--base-url", "https://me:pw@example.com:8443/v1", "--api-key", KEY, "--resume"])
     assert r.exit_code == 0, r.output
     assert r.stdout.strip() == "dsp --base-url https://example.com:8443/v1 --api-key '***' --resume"
+
+
+def test_the_header_names_a_cache_namespace_apart_from_the_url(eval_runs, tmp_path):
+    # the embedded LLM: its URL is a stand-in, the namespace names the llama.cpp build and model file
+    folder = tmp_path / "embedded"
+    shutil.copytree(eval_runs["B"], folder)
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps(summary | {"cache_namespace": "embedded:gemma-3-270m <q4>"}))
+    r = runner.invoke(app, ["report", str(folder)])
+    assert r.exit_code == 0, r.output
+    assert "answers cached as <code>embedded:gemma-3-270m &lt;q4&gt;</code>" in (folder / "report.html").read_text()
