@@ -173,9 +173,12 @@ class Task(ABC):
 
         return await llm_labels(examples, client, separator=self.separator, template=template)
 
+    def prompt_input(self, example: Example, words: int | None = None) -> str:
+        """The input as a prompt holds it: its first `words` words (default `max_input_words`), single-spaced."""
+        return " ".join(example.input.split()[: self.max_input_words if words is None else words])
+
     def _block(self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None) -> str:
-        text = " ".join(example.input.split()[:words])
-        return template.fill(text, hint, target)
+        return template.fill(self.prompt_input(example, words), hint, target)
 
     def _shot_block(self, shot: Example, hinted: bool) -> str:
         """A filled few-shot block; the same shots open every prompt, so each is built once."""
