@@ -158,6 +158,14 @@ def report_markdown(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _where(client: AsyncLLMClient) -> str:
+    """The LLM's address as a report shows it: the base URL without credentials, or what the client calls itself
+    when it has none of its own (the embedded LLM)."""
+    if getattr(client, "pool", None) is not None:
+        return client.where
+    return server_namespace(client.config.base_url or OPENAI_URL)
+
+
 def failure_error(summary: dict[str, Any]) -> LLMError | None:
     """The error to exit with (code 4) once the report is written, when some LLM calls failed for good."""
     n = summary.get("failed_calls") or 0
@@ -236,7 +244,7 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     summary = summarize(cfg, task, rows)
     summary.update(
         task=task.name, split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
-        endpoint=client.config.endpoint, base_url=server_namespace(client.config.base_url or OPENAI_URL),
+        endpoint=client.config.endpoint, base_url=_where(client),
         cache_namespace=client.config.cache_namespace,  # the embedded LLM's names its llama.cpp and model file
         date=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
