@@ -68,7 +68,12 @@ CANDIDATES: dict[str, Candidate] = {
     "hintfirst-rp24-cut": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24},
                                     cut="repeat"),
     "greedy-64": Candidate(max_tokens=64),
+    "0shot": Candidate(shots=0),
+    "0shot-cut": Candidate(shots=0, cut="repeat"),
+    "0shot-rp32": Candidate(shots=0, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
+    "0shot-rp32-cut": Candidate(shots=0, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"),
     "2shot": Candidate(shots=2),
+    "2shot-cut": Candidate(shots=2, cut="repeat"),
 }
 
 
