@@ -42,6 +42,7 @@ HINT_LAST = ("Article: {input}\nQ: Summarize the above article briefly in 2-3 se
 # penalty window sees the answer's own tokens and not the hint.
 HINT_FIRST = ("Article: {input}\nHint: {hint}\nQ: Summarize the above article briefly in 2-3 sentences based on "
               "the hint.\nA: {target}")
+QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
 
@@ -54,6 +55,7 @@ class Candidate:
     max_tokens: int = 96
     shots: int = 1
     sampling: dict[str, Any] = field(default_factory=dict)
+    stop: tuple[str, ...] = ()  # stop strings besides the task's own
     cut: str | None = None  # "repeat": the answer ends before its first repeated sentence (dsp.llm.repeats),
     # derived from the whole answer here, so that it costs no call of its own; `stop_repeats` streams it
 
@@ -72,6 +74,12 @@ CANDIDATES: dict[str, Candidate] = {
     "0shot-cut": Candidate(shots=0, cut="repeat"),
     "0shot-rp32": Candidate(shots=0, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
     "0shot-rp32-cut": Candidate(shots=0, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"),
+    # zero-shot, stopped where a base model goes on with a question-and-answer format of its own
+    "0shot-q": Candidate(shots=0, stop=QA_STOPS),
+    "0shot-q-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat"),
+    "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
+    "0shot-q-rp32-cut": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32},
+                                  cut="repeat"),
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
 }
@@ -80,7 +88,7 @@ CANDIDATES: dict[str, Candidate] = {
 def make_task(base: Task, c: Candidate) -> Task:
     return replace(base, with_hint=PromptTemplate(c.with_hint, "candidate with_hint"),
                    plain=PromptTemplate(c.plain, "candidate plain"), max_tokens=c.max_tokens, sampling=dict(c.sampling),
-                   _shot_blocks={})
+                   stop=base.stop + c.stop, _shot_blocks={})
 
 
 def hints_for(task: Task, examples: list[Example], train: list[Example]) -> dict[str, list[str | None]]:
