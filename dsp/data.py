@@ -90,9 +90,30 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(_read_text(path).splitlines())
-    for row in reader:
-        yield reader.line_num, row
+    """Records numbered by their first line: a quoted field may hold line breaks, so the csv module reads
+    the open file itself (newline="" keeps them as written)."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.reader(f)
+        header: list[str] | None = None
+        start = 1
+        try:
+            for row in rows:
+                if row and header is None:
+                    header = row
+                elif row:
+                    yield start, _csv_record(path, start, header, row)
+                start = rows.line_num + 1
+        except UnicodeDecodeError:
+            _read_text(path)  # raises, naming the line of the bad byte
+            raise
+        except csv.Error as e:
+            raise InputError(path, start, None, f"not valid CSV ({e})") from None
+
+
+def _csv_record(path: Path, line: int, header: list[str], row: list[str]) -> dict[str, str]:
+    if len(row) > len(header):
+        raise InputError(path, line, None, f"{len(row)} fields, but the header names {len(header)}")
+    return dict(zip(header, row))
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:
