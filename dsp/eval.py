@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, LLMError, MissingSplit
-from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import AsyncLLMClient
 from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
@@ -221,7 +221,8 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
         config={k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra,
     )
     out = Path(cfg.output_dir)
-    write_jsonl_atomic(out / "examples.jsonl", rows)
-    write_json_atomic(out / "summary.json", summary)
+    # a CI of one example, a mean of none: missing, written as null
+    write_jsonl_atomic(out / "examples.jsonl", finite_or_none(rows))
+    write_json_atomic(out / "summary.json", finite_or_none(summary))
     write_text_atomic(out / "report.md", report_markdown(summary))
     return summary

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
-from dsp.io import RunLock, write_json_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic
 from dsp.policy.base import TrainablePolicy, load_policy
 from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
@@ -233,7 +233,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         return {"iterations": it, "rank": rank, "stopped": stopped}
     save_final_policy(run_dir, policy)
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
-    result = _result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client)
+    # a reward or dev score that could not be computed is NaN in memory, null in the file
+    result = finite_or_none(_result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client))
     write_json_atomic(run_dir / "result.json", result)
     acc.wait_for_everyone()
     return result

@@ -15,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
-from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_policy_type
@@ -249,5 +249,6 @@ def _finish(cfg: SFTConfig, run_dir: Path, policy, train: list[Example], dev: li
         result["hint_words"] = policy.hint_words
     if calibration:
         result["dev/hint_f1_by_hint_words"] = calibration
+    result = finite_or_none(result)  # a loss that diverged is reported as missing, not as invalid JSON
     write_json_atomic(run_dir / "result.json", result)
     return result
