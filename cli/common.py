@@ -46,7 +46,7 @@ Resume = Annotated[bool, typer.Option(help="Continue the run folder's checkpoint
 
 def resolve_task(task: str, data: str | None, input_field: str | None, target_field: str | None,
                  data_config: str | None = None):
-    """(task, data, input_field, target_field, data_config): flags win over the task file's defaults."""
+    """(task, data, input_field, target_field, data_config, id_field): flags win over the task file's defaults."""
     from dsp.tasks.config import load_task
 
     loaded = load_task(task)
@@ -55,7 +55,8 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
         raise DSPError(f"--data is required: task '{loaded.task.name}' names no data source")
     if data is None:
         data_config = data_config or d.config
-    return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
+    return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config,
+            d.id_field or "id")
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm,
     from dsp.policy import load_policy
 
     fields = dict(input_field=input_field or loaded.data.input_field, target_field=loaded.data.target_field)
-    examples = load_examples(input_file, split="dev", need_target=False, **fields)
+    examples = load_examples(input_file, split="dev", need_target=False, id_field=loaded.data.id_field or "id", **fields)
     the_policy = load_policy(policy)
 
     def work(client=None):

@@ -52,6 +52,8 @@ class EvalConfig:
     """Field holding the input text."""
     target_field: str = "highlights"
     """Field holding the reference output."""
+    id_field: str | None = None
+    """Field holding each record's id in examples.jsonl; None: the task's [data] id_field, else `id` (file:line where a record has none)."""
     batch_size: int = 16
     """Policy generation batch size."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -161,7 +163,7 @@ def load_eval_data(cfg: EvalConfig) -> EvalData:
     """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
-    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
+    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id", **fields)
     shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
     idf_texts: list[str] = []
     if "tfidf" in cfg.conditions:
