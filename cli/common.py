@@ -7,7 +7,7 @@ import inspect
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
@@ -139,10 +139,11 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def load_shots(loaded, shots_data: str | None, shots: int | None) -> list:
-    """The few-shot examples of `dsp hint --run` and `dsp serve`: the first of --shots-data's train split."""
-    from dsp.data import load_examples
+def load_shots(loaded, shots_data: str | None, shots: int | None, hinted: Sequence = ()) -> list:
+    """The few-shot examples of `dsp hint --run` and `dsp serve`: the first of --shots-data's train split that
+    are none of the `hinted` examples (an input never sees its own answer)."""
+    from dsp.shots import draw_shots
 
     shots = loaded.task.shots if shots is None else shots
-    return load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
-                         target_field=loaded.data.target_field) if shots_data and shots > 0 else []
+    return draw_shots(shots_data, shots, hinted, split="train", input_field=loaded.data.input_field,
+                      target_field=loaded.data.target_field)

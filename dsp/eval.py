@@ -20,6 +20,7 @@ from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
 from dsp.roundtrip import ask
+from dsp.shots import shots_and_evaluated
 from dsp.tasks import SummarizationTask, Task
 
 CONDITIONS = ("none", "tfidf", "policy", "oracle")
@@ -43,7 +44,7 @@ class EvalConfig:
     limit: int | None = None
     """Evaluate the first N examples only."""
     shots: int = 1
-    """Few-shot examples in each prompt, taken from the start of `shots_split`."""
+    """Few-shot examples in each prompt, the first of `shots_split` that are not evaluated (with one --data file, from past the evaluated ones)."""
     shots_split: str = "train"
     """Split the few-shot examples come from."""
     tfidf_split: str = "train"
@@ -164,7 +165,7 @@ def load_eval_data(cfg: EvalConfig) -> EvalData:
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id", **fields)
-    shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
+    shots, examples = shots_and_evaluated(cfg.data, cfg.shots, examples, split=cfg.shots_split, **fields)
     idf_texts: list[str] = []
     if "tfidf" in cfg.conditions:
         try:
