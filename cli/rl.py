@@ -49,10 +49,12 @@ def rl(
     # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
     from dsp.data import load_examples
     from dsp.policy import check_policy_source
+    from dsp.train.state import check_run_folder
 
     load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
                   config_name=cfg.data_config, limit=cfg.limit)
     check_policy_source(cfg.policy)
+    check_run_folder(cfg, "rl")  # a refused resume costs no LLM start
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
     llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share

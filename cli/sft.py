@@ -44,8 +44,10 @@ def sft(
         from dsp.llm.session import run_with_llm
         from dsp.train.labels import label_for_sft
         from dsp.train.sft import load_train_dev
+        from dsp.train.state import check_run_folder
 
-        load_train_dev(cfg)  # the data is checked before the LLM is started or reached
+        load_train_dev(cfg)  # the data and the run folder are checked before the LLM is started or reached
+        check_run_folder(cfg, "sft")
 
         from dsp.train.accel import share_budget  # torch: only when a run starts
 

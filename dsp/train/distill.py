@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +30,7 @@ from dsp.policy.base import load_policy
 from dsp.train import accel
 from dsp.train.configs import DistillConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.sft import load_train_dev, run_sft
+from dsp.train.state import open_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,7 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
     from dsp.policy.choose import new_policy
 
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
+    open_run_folder(cfg, acc, "distill")  # a refused resume or a taken folder, before the teacher labels anything
     device = accel.run_device(acc, cfg.device)
     teacher = load_policy(cfg.teacher, device=device)
     teacher.train(False)
@@ -194,7 +195,7 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
     kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" and main else None
 
     result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss,
-                     on_step=on_step, accelerator=acc)
+                     on_step=on_step, accelerator=acc, saved_as=("distill", cfg))
     if not main:
         return result
     final = load_policy(cfg.output_dir, device=device)
@@ -207,6 +208,4 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
     if teacher.kind == "extractive":
         result.update(_dev_kl(kl_before, candidate_kl(teacher, final, [e.input for e in dev])))
     write_json_atomic(Path(cfg.output_dir) / "result.json", result)  # run_sft wrote it without the above
-    # run_sft saved its own settings; the run folder keeps the command the user ran, so --config reloads it
-    write_json_atomic(Path(cfg.output_dir) / "config.json", {"command": "distill", **asdict(cfg)})
     return result

@@ -36,7 +36,7 @@ from dsp.train.logs import RunLog, plot_curves
 from dsp.train.reward import Reward
 from dsp.shots import draw_shots, overlaps
 from dsp.train.sft import _batch_order
-from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
+from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy, save_run_config
 
 # How a run stopped at a cap goes on: from its checkpoint, with a cap of the new invocation's own.
 RESUME = "; the checkpoint is written: --resume goes on, the cap counting that invocation's calls"
@@ -162,6 +162,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         it = state["iteration"]
         o.kl_ctl.load_state_dict(state["kl_ctl"])
         calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
+    save_run_config(run_dir, acc, "rl", cfg)  # the run goes on: its settings are these
 
     def llm_calls() -> int:  # the whole run's so far (a collective: every process calls it)
         return calls_before + _requests(acc, client)
