@@ -58,7 +58,8 @@ def rl(
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
     llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
-    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task))
+    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task,
+                                                                                llm_settings=llm.run_settings()))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

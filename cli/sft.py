@@ -53,6 +53,6 @@ def sft(
 
         llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
         hint_labels = run_with_llm(llm_config, llm.cache, lambda client: label_for_sft(cfg, client, the_task))
-    result = run_sft(cfg, the_task, labels=hint_labels)
+    result = run_sft(cfg, the_task, labels=hint_labels, llm_settings=llm.run_settings())
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {cfg.output_dir}/policy", err=True)

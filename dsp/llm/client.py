@@ -12,7 +12,7 @@ import logging
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
@@ -54,6 +54,14 @@ def server_namespace(base_url: str) -> str:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return f"{scheme}://{host}{f':{port}' if port else ''}{u.path.rstrip('/')}"
+
+
+def public_url(base_url: str) -> str:
+    """The base URL as a run folder may keep it: without credentials (user:password@), query or fragment,
+    where a key could hide."""
+    u = urlsplit(base_url.strip())
+    host = u.netloc.rpartition("@")[2]
+    return urlunsplit((u.scheme, host, u.path, "", ""))
 
 
 @dataclass

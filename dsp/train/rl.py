@@ -60,18 +60,19 @@ async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> float:
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
                  pseudo_label: Callable[[Example], str] | None = None,
                  on_iteration: Callable[[int, Any], None] | None = None,
-                 shots: list[Example] | None = None) -> dict[str, Any]:
+                 shots: list[Example] | None = None, llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train; checkpoints every `save_every` iterations; returns the final metrics.
 
     `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob;
     `on_iteration(iteration, policy)` runs after each iteration is logged and checkpointed;
-    `shots`: the reward's few-shot examples, left out of the rollouts (None: `rl_shots(cfg, dev)`).
+    `shots`: the reward's few-shot examples, left out of the rollouts (None: `rl_shots(cfg, dev)`);
+    `llm_settings` (the LLM's base_url and model) are saved in config.json beside cfg.
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():  # one writer per run folder
-        return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration, shots)
+        return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration, shots, llm_settings)
 
 
 def rl_shots(cfg: RLConfig, dev: list[Example]) -> list[Example]:
@@ -139,7 +140,7 @@ def _build_optim(cfg: RLConfig, policy) -> _Optim:
 
 
 async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, pseudo_label, on_iteration,
-                  shots: list[Example] | None) -> dict[str, Any]:
+                  shots: list[Example] | None, llm_settings: dict[str, Any] | None) -> dict[str, Any]:
     rank, world = acc.process_index, acc.num_processes
     main = acc.is_main_process  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
@@ -162,7 +163,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         it = state["iteration"]
         o.kl_ctl.load_state_dict(state["kl_ctl"])
         calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
-    save_run_config(run_dir, acc, "rl", cfg)  # the run goes on: its settings are these
+    save_run_config(run_dir, acc, "rl", cfg, llm_settings)  # the run goes on: its settings are these
 
     def llm_calls() -> int:  # the whole run's so far (a collective: every process calls it)
         return calls_before + _requests(acc, client)
