@@ -341,3 +341,10 @@ def test_an_empty_token_is_refused_not_taken_for_no_token(policy_dir):  # noqa: 
                                  "--model", "m"], env={"DSP_SERVE_TOKEN": ""})
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
     assert "DSP_SERVE_TOKEN is set but empty" in r.stderr
+
+
+def test_a_successful_models_call_is_counted_in_metrics(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path) as url:
+        assert [m.id for m in sdk(url).models.list()] == ["test-model"]
+        metrics = urllib.request.urlopen(url.removesuffix("/v1") + "/metrics").read().decode()
+    assert 'dsp_requests_total{route="/v1/models",status="200"} 1' in metrics

@@ -141,6 +141,7 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def models():
+        metrics.requests[("/v1/models", 200)] += 1
         return {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "dsp"}]}
 
     @app.post("/v1/completions", dependencies=[Depends(authorized)])
