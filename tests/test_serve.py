@@ -348,3 +348,14 @@ def test_a_successful_models_call_is_counted_in_metrics(policy, upstream, tmp_pa
         assert [m.id for m in sdk(url).models.list()] == ["test-model"]
         metrics = urllib.request.urlopen(url.removesuffix("/v1") + "/metrics").read().decode()
     assert 'dsp_requests_total{route="/v1/models",status="200"} 1' in metrics
+
+
+def test_a_body_that_is_not_json_names_no_param(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path) as url:
+        request = urllib.request.Request(url + "/completions", data=b"prompt=not json", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request)
+        error = json.loads(e.value.read())["error"]
+    assert e.value.code == 400 and error["param"] is None and "not valid JSON" in error["message"], error
+    assert error["type"] == "invalid_request_error" and "\n" not in error["message"]
