@@ -64,6 +64,9 @@ class EvalConfig:
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
             raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+        twice = next((c for i, c in enumerate(self.conditions) if c in self.conditions[:i]), None)
+        if twice is not None:
+            raise DSPError(f"--conditions: '{twice}' twice; give each hint source once")
         if self.limit is not None and self.limit <= 0:
             raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.shots < 0:

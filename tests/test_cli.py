@@ -76,6 +76,7 @@ def test_eval_call_cap_stops_cleanly(trained, server, tmp_path):
     [
         (["eval", "--data", "/no/such/dir", "--output-dir", "o"], "no such file or folder"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none,magic"], "unknown magic"),
+        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "oracle,none,oracle"], "'oracle' twice"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "policy"], "no --policy was given"),
         (["eval", "--data", "BAD", "--output-dir", "o", "--conditions", "none"], "bad/dev.jsonl:2: field 'article': missing"),
         (["sft", "--data", "DATA", "--output-dir", "o", "--batch-size", "0"], "--batch-size must be positive"),
