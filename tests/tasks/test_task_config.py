@@ -98,6 +98,7 @@ def test_a_users_task_through_every_command(user_task, tiny_encoder, tmp_path):
     ('name = "t"\n[reward]\nmetric = "bleu9"\n', "key 'reward.metric' must be one of"),
     ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {target}"\n', "has no {hint} placeholder"),
     ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
+    ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {hint} {foo}\\nB: {target}"\n', "unknown placeholder {foo}"),
     ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
     ('name = "t\n', "not valid TOML"),
     ('name = "t"\nkind = "dialogue"\n[hint]\nmax_phrase_words = 3\n', "key 'hint.max_phrase_words' is not used by a dialogue task"),
@@ -180,3 +181,10 @@ def test_every_data_key_is_listed_in_the_task_docstring():
     for section, keys in config.SCHEMA.items():
         for key in keys:
             assert f"{key} =" in config.__doc__, (section, key)
+
+
+def test_an_unknown_placeholder_in_a_template_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "mine.txt").write_text("Text: {input}\nTopic: {topic}\nHint: {hint}\nSummary: {target}\n")
+    (tmp_path / "t.toml").write_text('name = "t"\n[prompt]\nwith_hint = "mine.txt"\n')
+    with pytest.raises(DSPError, match=r"mine\.txt: unknown placeholder \{topic\}"):
+        load_task(str(tmp_path / "t.toml"))
