@@ -41,7 +41,8 @@ def resolve_source(source: str, split: str) -> Path | None:
             candidate = path / f"{split}{suffix}"
             if candidate.exists():
                 return candidate
-        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
+        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)"
+                           + _splits_there(path))
     if path.exists():
         if path.suffix not in SUFFIXES:
             raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv, .parquet, "
@@ -50,6 +51,16 @@ def resolve_source(source: str, split: str) -> Path | None:
     if path.suffix in SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DSPError(f"{path}: no such file or folder")
     return None  # looks like owner/name: a hub dataset id
+
+
+def _splits_there(folder: Path) -> str:
+    """What to do instead, when the folder holds other splits."""
+    names = sorted({p.stem for p in folder.iterdir() if p.suffix in SUFFIXES and not p.name.startswith(".")})
+    if not names:
+        return ""
+    listed = ", ".join(f"'{n}'" for n in names)
+    return (f"; it holds split {listed}: name it with --split {names[0]} (dsp eval) or --train-split/--dev-split "
+            "(dsp sft, rl)")
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:

@@ -79,3 +79,17 @@ def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
     bad = write(tmp_path / "b.csv", b"article,highlights\n\"a\nb\",c\n\"caf\xe9\",d\n")
     with pytest.raises(InputError, match=r"b\.csv:4: not UTF-8 text"):
         load_examples(bad)
+
+
+def test_a_folder_without_the_split_names_the_splits_it_has(tmp_path):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    (tmp_path / "validation.jsonl").write_text('{"article": "a b", "highlights": "b"}\n')
+    with pytest.raises(DSPError, match=r"no file for split 'dev'.*split 'validation'.*--split validation"):
+        load_examples(str(tmp_path), split="dev")
+    r = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o"), "--conditions",
+                                 "none", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    assert r.exit_code == 2 and "--split validation" in r.stderr and r.stderr.count("\n") == 1, r.output
