@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -329,7 +330,9 @@ class AsyncLLMClient:
     ) -> list[LLMResult | BaseException]:
         """All requests at once (bounded by the concurrency limit); failures come back as exceptions."""
         requests = list(requests)
-        bar = tqdm(total=len(requests), desc=desc, unit="call", disable=desc is None, leave=False)
+        # leave=None: a top-level bar stays with a new line (a cleared one leaves the cursor after "\r", where
+        # the results that follow on stdout would run into it in a log); one nested under another is cleared
+        bar = tqdm(total=len(requests), desc=desc, unit="call", disable=desc is None, leave=None)
 
         async def one(r: LLMRequest):
             try:
@@ -342,6 +345,7 @@ class AsyncLLMClient:
             results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         finally:
             bar.close()
+            sys.stderr.flush()  # the bar's last line is out before anything the command prints next
         for r in results:
             if isinstance(r, LLMBackendGone):
                 raise r  # no answer can come any more: the command stops here, its answers so far cached
