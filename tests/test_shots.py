@@ -8,8 +8,8 @@ from typer.testing import CliRunner
 
 import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
-from dsp.llm.testserver import TestServer
 from tests.conftest import synthetic_rows
+from tests.test_cli import llm_args as llm, server  # noqa: F401  (the loopback LLM fixture and its flags)
 from tests.test_serve import policy_dir  # noqa: F401  (the shared tiny policy fixture)
 
 runner = CliRunner()
@@ -23,16 +23,6 @@ def one_file(tmp_path):
     path = tmp_path / "one.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path, rows
-
-
-@pytest.fixture
-def server():
-    with TestServer() as s:
-        yield s
-
-
-def llm(server, tmp_path):
-    return ["--base-url", server.base_url, "--model", "test-model", "--cache", str(tmp_path / "c.sqlite")]
 
 
 def shot_articles(prompt: str) -> tuple[list[str], str]:

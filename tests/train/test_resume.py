@@ -4,21 +4,14 @@ rewritten only once the run goes on; budgets and how often to evaluate or save m
 
 import json
 
-import pytest
 from typer.testing import CliRunner
 
 import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
-from dsp.llm.testserver import TestServer
+from tests.test_cli import llm_args, server  # noqa: F401  (the loopback LLM fixture and its flags)
 from tests.test_serve import policy_dir  # noqa: F401  (the shared tiny extractive policy)
 
 runner = CliRunner()
-
-
-@pytest.fixture
-def server():
-    with TestServer() as s:
-        yield s
 
 
 def one_line(r, *parts):
@@ -28,9 +21,10 @@ def one_line(r, *parts):
         assert part in r.stderr, r.output
 
 
-def test_rl_resume_with_another_algo_is_refused_and_the_run_goes_on(synth_dir, policy_dir, server, tmp_path):  # noqa: F811
+def test_rl_resume_with_another_algo_is_refused_and_the_run_goes_on(synth_dir, policy_dir, server,  # noqa: F811
+                                                                    tmp_path):
     run = tmp_path / "rl"
-    llm = ["--base-url", server.base_url, "--model", "test-model", "--cache", str(tmp_path / "c.sqlite")]
+    llm = llm_args(server, tmp_path)
     args = ["rl", "--data", str(synth_dir), "--policy", str(policy_dir), "--output-dir", str(run), "--iterations", "1",
             "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--save-every", "1"] + llm
     assert runner.invoke(app, args).exit_code == 0
