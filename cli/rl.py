@@ -42,8 +42,8 @@ def rl(
     from dsp.llm.session import run_with_llm
     from dsp.train.rl import run_rl_with_llm
 
-    the_task, data, input_field, target_field, data_config, _ = resolve_task(task, data, input_field, target_field,
-                                                                          settings.pop("data_config"))
+    the_task, data, input_field, target_field, data_config, _ = resolve_task(
+        task, data, input_field, target_field, settings.pop("data_config"))
     cfg = RLConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field,
                    shots=the_task.shots if shots is None else shots)
     # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).

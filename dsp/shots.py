@@ -42,8 +42,8 @@ def draw_shots(source: str | None, n: int, evaluated: Sequence[Example], *, spli
                           "evaluated or hinted ones (an example must not see its own answer); pass --shots 0, "
                           "or take the shots from other data")
     if shots != pool[:n]:
-        log.warning("few-shot example(s) %s: taken from outside the evaluated examples, which the first of "
-                    "split '%s' are", ", ".join(e.where for e in shots), split)
+        log.warning("few-shot example(s) %s, from outside the evaluated examples (the first of split '%s' are "
+                    "evaluated here, and an example never sees its own answer)", ", ".join(e.where for e in shots), split)
     return shots
 
 
