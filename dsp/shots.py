@@ -3,8 +3,9 @@ inflate its score. With one --data file every split is that file, so the first e
 split are the first evaluated ones too; the shots then come from outside the evaluated examples, and
 the command says so in one line.
 
-An example is "the same" when it comes from the same file and line, or has the same input text (a file
-may hold an article twice, two splits may share one, a `dsp hint` input may end with a new line).
+An example is "the same" when it is the same record (file and line), or, for an input that comes from no
+file (`dsp hint TEXT`, `--file`), one with the same text, spacing aside. Records that only read alike are
+different examples (dialogue turns of one template; an article a dataset holds in two splits).
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ class NoShotsLeft(DSPError):
     """Every example the shots could come from is one of the evaluated examples."""
 
 
+def _text(s: str) -> str:
+    return " ".join(s.split())
+
+
 def overlaps(examples: Sequence[Example]):
-    """A test: is an example one of `examples` (same file:line, or same input, spacing aside)?"""
-    wheres, inputs = {e.where for e in examples if e.where}, {" ".join(e.input.split()) for e in examples}
-    return lambda e: e.where in wheres or " ".join(e.input.split()) in inputs
+    """A test: is an example one of `examples` (see the module doc)?"""
+    wheres = {e.where for e in examples if e.where}
+    texts = {_text(e.input) for e in examples if not e.where}
+    return lambda e: e.where in wheres or _text(e.input) in texts
 
 
 def draw_shots(source: str | None, n: int, evaluated: Sequence[Example], *, split: str = "train",
