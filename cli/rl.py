@@ -46,6 +46,7 @@ def rl(
         task, data, input_field, target_field, settings.pop("data_config"))
     cfg = RLConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field,
                    shots=the_task.shots if shots is None else shots)
+    llm_options = llm.config()  # the flags first: a bad one is named before any file is read
     # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
     from dsp.data import load_examples
     from dsp.policy import check_policy_source
@@ -57,7 +58,7 @@ def rl(
     check_run_folder(cfg, "rl")  # a refused resume costs no LLM start
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
-    llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
+    llm_config = share_budget(llm_options, cfg.device)  # the caps are the job's: each process gets its share
     result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task,
                                                                                 llm_settings=llm.run_settings()))
     output_dir = Path(cfg.output_dir)
