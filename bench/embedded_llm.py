@@ -22,8 +22,12 @@ Configurations:
   xl-sK-swa    the same with a full-size sliding-window cache (prefix reuse on Gemma 3's SWA layers)
   xl-sK-nocp   xllamacpp, K slots, no reuse of a slot's cached prompt prefix (`--no-cache-prompt`)
   xl-2x1t      two 1-thread xllamacpp processes, 1 slot each, the prompts split between them
+  ...-norepack weights kept in the file's layout (llama.cpp's --no-repack)
+  ...-poll0    idle worker threads sleep instead of spinning (llama.cpp's --poll 0)
   ...-stop     any of these with the answer also stopped where the model starts the prompt's next
                line ("\nQ:", "\nHint:"): a base model that repeats the prompt format
+  ...-cut      any of these with the answer streamed and closed at its first repeated sentence
+               (`stop_repeats`, dsp.llm.repeats)
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ import asyncio
 import json
 import os
 import random
+import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -81,6 +87,10 @@ def start(config: str, lcp_python: str | None, threads: int, port: int) -> subpr
             cmd.append("--swa-full")
         if "nocp" in parts:
             cmd.append("--no-cache-prompt")
+        if "norepack" in parts:
+            cmd.append("--no-repack")
+        if "poll0" in parts:
+            cmd += ["--poll", "0"]
     return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 
 
@@ -96,10 +106,11 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise SystemExit("server did not start")
 
 
-async def run_calls(urls: list[str], texts: list[str], concurrency: int, max_tokens: int, stop: tuple[str, ...]):
+async def run_calls(urls: list[str], texts: list[str], concurrency: int, max_tokens: int, stop: tuple[str, ...],
+                    cut: bool = False):
     """All prompts through the project's client; prompts split round-robin between the servers."""
     clients = [AsyncLLMClient(LLMConfig(base_url=u, model=MODEL_ALIAS, concurrency=concurrency, timeout=600)) for u in urls]
-    reqs = [LLMRequest(prompt=t, max_tokens=max_tokens, stop=stop) for t in texts]
+    reqs = [LLMRequest(prompt=t, max_tokens=max_tokens, stop=stop, stop_repeats=cut) for t in texts]
     t0 = time.perf_counter()
     parts = await asyncio.gather(*(c.complete_many(reqs[i :: len(clients)]) for i, c in enumerate(clients)))
     wall = time.perf_counter() - t0
@@ -143,19 +154,30 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
     two = config.startswith("xl-2x1t")
     threads = 1 if two else args.threads
     ports = [free_port() for _ in range(2 if two else 1)]
-    stop = task.stop + (EXTRA_STOP if config.endswith("-stop") else ())
-    config_server = config.removesuffix("-stop")
-    one = "xl-s1" + ("-nocp" if "nocp" in config_server.split("-") else "")
+    cut = config.endswith("-cut")
+    base = config.removesuffix("-cut")
+    stop = task.stop + (EXTRA_STOP if base.endswith("-stop") else ())
+    config_server = base.removesuffix("-stop")
+    one = "-".join(["xl-s1"] + [p for p in ("nocp", "norepack", "poll0") if p in config_server.split("-")])
     procs = [start(one if two else config_server, args.lcp_python, threads, p) for p in ports]
     urls = [f"http://127.0.0.1:{p}/v1" for p in ports]
+    neighbour = None
     try:
+        if args.neighbour:  # a CPU job beside the server (a training): started, given time to load, then measured
+            neighbour = subprocess.Popen(shlex.split(args.neighbour), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                         start_new_session=True)
+            time.sleep(args.neighbour_warmup)
         for u, p in zip(urls, procs):
             wait_ready(u, p)
-        conc = 1 if two or config_server == "xl-s1" else (2 if config_server == "lcp" else int(config.split("-")[1][1:]))
+        conc = 1 if two or config_server == "xl-s1" else (2 if config_server == "lcp" else int(base.split("-")[1][1:]))
         asyncio.run(run_calls(urls, work["eval"][:1], 1, 8, stop))  # warm-up: model pages in
         result: dict = {"config": config, "concurrency": conc}
         for name, texts in work.items():
-            wall, answers = asyncio.run(run_calls(urls, texts, conc, task.max_tokens, stop))
+            # --reverse: odd rounds send the prompts in the opposite order (each prompt after other neighbours,
+            # and to the other server of a pair), the answers put back in prompt order for the comparison.
+            flip = args.reverse and args.round % 2 == 1
+            wall, answers = asyncio.run(run_calls(urls, texts[::-1] if flip else texts, conc, task.max_tokens, stop, cut))
+            answers = answers[::-1] if flip else answers
             result[name] = {
                 "calls": len(texts), "wall": wall, "calls_per_s": len(texts) / wall,
                 "prompt_tokens": sum(a.prompt_tokens for a in answers),
@@ -167,6 +189,9 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
             result["stream"] = streamed(urls[0], work["eval"][: args.stream], task.max_tokens, stop)
         return result
     finally:
+        if neighbour is not None:
+            os.killpg(neighbour.pid, signal.SIGTERM)
+            neighbour.wait()
         for p in procs:
             p.terminate()
             p.wait()
@@ -182,6 +207,11 @@ def main() -> None:
     ap.add_argument("--stream", type=int, default=8, help="prompts in the streamed timing pass (0: none)")
     ap.add_argument("--lcp-python", default=None, help="a Python with llama-cpp-python[server] (for `lcp`)")
     ap.add_argument("--out", default="/tmp/bench-embedded.json")
+    ap.add_argument("--reverse", action="store_true", help="odd rounds send the prompts in reverse order")
+    ap.add_argument("--neighbour", default=None,
+                    help="a command run beside each configuration's server while it is measured (a CPU job such as a "
+                         "`dsp sft` training), stopped after")
+    ap.add_argument("--neighbour-warmup", type=float, default=30.0, help="seconds the neighbour runs before the calls")
     args = ap.parse_args()
     if "lcp" in args.configs and not args.lcp_python:
         raise SystemExit("config 'lcp' needs --lcp-python")
@@ -190,6 +220,7 @@ def main() -> None:
     runs = []
     for r in range(args.rounds):
         for config in args.configs:
+            args.round = r
             res = measure(config, work, args, task)
             res["round"] = r
             runs.append(res)

@@ -2,7 +2,8 @@
 
     python bench/paired.py RUN_A/examples.jsonl:policy RUN_B/examples.jsonl:policy [--metric rouge_avg]
 
-Prints mean A, mean B, mean (A - B) with its 95% CI (Student t), and n. Examples are matched by id.
+Prints mean A, mean B, mean (A - B) with its 95% CI (Student t), and n. Examples are matched by id
+(`dsp.metrics.paired_difference`, the numbers `dsp report A B` shows).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from dsp.metrics import mean_ci
+from dsp.metrics import paired_difference
 
 
 def scores(spec: str, metric: str) -> dict[str, float]:
@@ -30,13 +31,8 @@ def main() -> None:
     ap.add_argument("b")
     ap.add_argument("--metric", default="rouge_avg")
     args = ap.parse_args()
-    a, b = scores(args.a, args.metric), scores(args.b, args.metric)
-    ids = [i for i in a if i in b]
-    ma, ca = mean_ci([a[i] for i in ids])
-    mb, cb = mean_ci([b[i] for i in ids])
-    d, cd = mean_ci([a[i] - b[i] for i in ids])
-    print(json.dumps({"n": len(ids), "a": round(ma, 2), "a_ci": round(ca, 2), "b": round(mb, 2), "b_ci": round(cb, 2),
-                      "diff": round(d, 2), "diff_ci": round(cd, 2)}))
+    p = paired_difference(scores(args.a, args.metric), scores(args.b, args.metric))
+    print(json.dumps({k: v if k == "n" else round(v, 2) for k, v in p.items()}))
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from dsp import __version__
-from dsp.cli import app, demo, distill, eval, hint, rl, serve, sft  # noqa: F401  (each module registers its command)
+from dsp.cli import app, demo, distill, eval, hint, report, rl, serve, sft  # noqa: F401  (each module registers its command)
 
 
 @app.command()

@@ -126,6 +126,33 @@ def llm_options(fn: Callable) -> Callable:
     return wrapper
 
 
+def command_line(ctx: typer.Context) -> str:
+    """The running command as a line to type again, rebuilt from the options given on the command line: the API
+    key shown as ***, a URL's user and password dropped, so a run folder can record it without a secret."""
+    import shlex
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = ["dsp", *ctx.command_path.split()[1:]]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params.get(param.name)
+        if param.param_type_name == "argument":
+            parts += [str(v) for v in (value if isinstance(value, (list, tuple)) else [value])]
+            continue
+        if getattr(param, "is_flag", False) and isinstance(value, bool):
+            parts += (param.opts if value else param.secondary_opts)[:1]
+            continue
+        if param.name == "api_key":
+            value = "***"
+        elif isinstance(value, str) and "@" in value and "://" in value:
+            u = urlsplit(value)
+            value = urlunsplit(u._replace(netloc=(u.hostname or "") + (f":{u.port}" if u.port else "")))
+        parts += [max(param.opts, key=len), str(value)]
+    return shlex.join(parts)
+
+
 def handle_errors(fn: Callable) -> Callable:
     """User errors become one line on stderr and their exit code; never a traceback."""
 

@@ -160,6 +160,9 @@ def settings_command(cls: type, command: str, *, skip: set[str] = frozenset(), d
 
     def decorate(fn: Callable) -> Callable:
         own = list(inspect.signature(fn, eval_str=True).parameters.values())[1:]  # drop `settings`
+        # typer hands its context to one parameter only: ours (`_ctx`), passed on to any the command declares
+        wants_ctx = [p.name for p in own if p.annotation is typer.Context]
+        own = [p for p in own if p.name not in wants_ctx]
         generated = config_options(cls, skip | {p.name for p in own}, defaults, panel)
         names = [p.name for p in generated]
         own_names = {p.name for p in own}
@@ -170,6 +173,7 @@ def settings_command(cls: type, command: str, *, skip: set[str] = frozenset(), d
         def wrapper(**kwargs):
             config_path = kwargs.pop("config", None)
             ctx = kwargs.pop("_ctx")
+            kwargs.update({name: ctx for name in wants_ctx})
             given = {n for n in [*names, *own_names] if _given(ctx, n)}
             settings = {n: kwargs.pop(n) for n in names}
             if config_path is not None:

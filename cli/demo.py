@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import Cache, handle_errors
+from dsp.cli.common import Cache, command_line, handle_errors
 
 
 @app.command()
 @handle_errors
 def demo(
+    ctx: typer.Context,
     data: Annotated[str, typer.Option(help="CNN/DailyMail folder with train.jsonl and dev.jsonl.")] = "../shared/data/cnndm",
     output_dir: Annotated[Path, typer.Option(help="Where the SFT run and the eval report go.")] = Path("runs/demo"),
     limit: Annotated[int, typer.Option(help="Dev articles to evaluate.")] = 20,
@@ -21,7 +22,7 @@ def demo(
     full_sft: Annotated[bool, typer.Option(help="Train like `dsp sft`'s defaults (512 input tokens, every layer trained) instead of the demo's faster settings (256 tokens, lower 2 layers frozen).")] = False,
     cache: Cache = None,
 ) -> None:
-    """Short SFT + eval on CNN/DailyMail with the embedded LLM; prints the comparison table.
+    """Short SFT + eval on CNN/DailyMail with the embedded LLM; prints the comparison table and the HTML report's path.
 
     The embedded LLM is Gemma 3 270M (a small base model, for trying dsp offline). The SFT
     policy is the extractive one on the packaged all-MiniLM-L6-v2 encoder (offline no
@@ -47,9 +48,11 @@ def demo(
                           resume=find_checkpoint(sft_dir) is not None, **fast))
     typer.echo(f"== eval: {limit} dev articles x 4 hint sources with the embedded LLM", err=True)
     cfg = EvalConfig(data=data, output_dir=str(output_dir / "eval"), limit=limit,
-                     conditions=("none", "tfidf", "policy", "oracle"), extra={"policy": str(sft_dir)})
+                     conditions=("none", "tfidf", "policy", "oracle"),
+                     extra={"policy": str(sft_dir), "command": command_line(ctx)})
     summary = run_with_llm(LLMConfig(concurrency=2), cache,
                            lambda client: run_eval(cfg, client, policy=load_policy(str(sft_dir))))
     typer.echo(report_markdown(summary))
+    typer.echo(f"report: {output_dir / 'eval' / 'report.html'}  (open it in a browser)")
     if (failed := failure_error(summary)) is not None:
         raise failed

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from dsp.cli import app
-from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, handle_errors, llm_options,
-                            resolve_task)
+from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, command_line, handle_errors,
+                            llm_options, resolve_task)
 from dsp.cli.config import settings_command
 from dsp.eval import EvalConfig
 
@@ -19,6 +20,7 @@ from dsp.eval import EvalConfig
 @llm_options
 def eval_(
     settings: dict,
+    ctx: typer.Context,
     task: TaskName = "cnndm",
     data: DataSource = None,
     policy: Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = None,
@@ -28,7 +30,10 @@ def eval_(
     target_field: TargetField = None,
     llm: LLMOptions = LLMOptions(),
 ) -> None:
-    """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table.
+    """Run the LLM with no hint, policy hints and oracle hints on the same examples; print the table and the report's path.
+
+    The run folder gets summary.json, examples.jsonl, report.md and report.html (open it in a browser: every
+    example with its hints, answers and scores; `dsp report` rebuilds it).
 
     Every setting of EvalConfig is a flag; `--config FILE.toml` sets them from a file, and flags given on the command line win.
 
@@ -47,7 +52,7 @@ def eval_(
     conds = tuple(c.strip() for c in (conditions.split(",") if isinstance(conditions, str) else conditions) if c.strip())
     cfg = EvalConfig(**settings, data=data, data_config=data_config, conditions=conds,
                      shots=the_task.shots if shots is None else shots, input_field=input_field, target_field=target_field,
-                     extra={"policy": policy, "task": the_task.name})
+                     extra={"policy": policy, "task": the_task.name, "command": command_line(ctx)})
     output_dir = cfg.output_dir
     llm_config = llm.config()
     # Task, data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
@@ -58,6 +63,7 @@ def eval_(
     summary = run_with_llm(llm_config, llm.cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
+    typer.echo(f"report: {Path(output_dir) / 'report.html'}")
     if (failed := failure_error(summary)) is not None:
         raise failed  # exit 4, after the report: a re-run asks again only for the failed calls
     if summary.get("stopped"):

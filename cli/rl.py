@@ -64,5 +64,6 @@ def rl(
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)
+    typer.echo(f"report: {output_dir / 'report.html'}", err=True)
     if result.get("stopped"):
         raise typer.Exit(BudgetExceeded.exit_code)

@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from dsp.llm.client import AsyncLLMClient
+from dsp.llm.client import OPENAI_URL, AsyncLLMClient, server_namespace
 from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
@@ -34,7 +35,7 @@ class EvalConfig:
     data: str
     """Local file, folder of split files, or hub dataset id."""
     output_dir: str
-    """Where examples.jsonl, summary.json and report.md go."""
+    """Where examples.jsonl, summary.json, report.md and report.html go."""
     data_config: str | None = None
     """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
     split: str = "dev"
@@ -100,10 +101,15 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"mean": mean, "ci95": ci, "n": sum(not math.isnan(v) for v in values)}
 
 
+def condition_pairs(conditions: Sequence[str]) -> list[tuple[str, str]]:
+    """(a, b) for every two of `conditions`, a the later in CONDITIONS' order: the paired differences a - b reported."""
+    ordered = [c for c in CONDITIONS if c in conditions]
+    return [(a, b) for j, a in enumerate(ordered) for b in ordered[:j]]
+
+
 def summarize(cfg: EvalConfig, task: Task, rows: list[dict]) -> dict[str, Any]:
     metric = task.metric
-    # Paired: only examples where every condition has a score.
-    complete = [r for r in rows if all(r["scores"][c] is not None for c in cfg.conditions)]
+    complete = complete_rows(rows, cfg.conditions)  # paired: only examples where every condition has a score
     conditions: dict[str, Any] = {}
     for c in cfg.conditions:
         vals = [r["scores"][c][metric] for r in complete]
@@ -113,7 +119,20 @@ def summarize(cfg: EvalConfig, task: Task, rows: list[dict]) -> dict[str, Any]:
         if c not in ("none", "oracle") and "oracle" in cfg.conditions:
             entry["hint_f1_vs_oracle"] = _stats([hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete])
         conditions[c] = entry
-    return {"metric": metric, "examples": len(rows), "complete": len(complete), "conditions": conditions}
+    return {"metric": metric, "examples": len(rows), "complete": len(complete), "conditions": conditions,
+            "pairs": pair_summaries(rows, cfg.conditions, metric)}
+
+
+def complete_rows(rows: list[dict], conditions: Sequence[str]) -> list[dict]:
+    """The rows scored in every condition: the ones every paired number of an eval is taken over."""
+    return [r for r in rows if all(r["scores"].get(c) is not None for c in conditions)]
+
+
+def pair_summaries(rows: list[dict], conditions: Sequence[str], metric: str) -> dict[str, dict[str, Any]]:
+    """{"a-b": a, b, and the mean of a - b with its 95% CI} for every pair of `condition_pairs`."""
+    complete = complete_rows(rows, conditions)
+    return {f"{a}-{b}": {"a": a, "b": b, **_stats([r["scores"][a][metric] - r["scores"][b][metric] for r in complete])}
+            for a, b in condition_pairs(conditions)}
 
 
 def report_markdown(summary: dict[str, Any]) -> str:
@@ -143,6 +162,14 @@ def report_markdown(summary: dict[str, Any]) -> str:
         lines.append(f"Failed for good: {summary['failed_calls']} LLM calls (their conditions are listed under "
                      "\"failed\" in examples.jsonl; a re-run retries only them).")
     return "\n".join(lines) + "\n"
+
+
+def _where(client: AsyncLLMClient) -> str:
+    """The LLM's address as a report shows it: the base URL without credentials, or what the client calls itself
+    when it has none of its own (the embedded LLM)."""
+    if getattr(client, "pool", None) is not None:
+        return client.where
+    return server_namespace(client.config.base_url or OPENAI_URL)
 
 
 def failure_error(summary: dict[str, Any]) -> LLMError | None:
@@ -200,8 +227,9 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     answers = await ask(client, task, [examples[i] for _, i in order], [hints[c][i] for c, i in order], shots)
 
     rows = [
-        {"id": e.id, "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {},
-         "failed": []}
+        # the input as the prompts held it and the reference: `dsp report` rebuilds the page from this file alone
+        {"id": e.id, "input": task.prompt_input(e), "reference": e.target,
+         "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {}, "failed": []}
         for i, e in enumerate(examples)
     ]
     for (c, i), (answer,) in zip(order, answers.rows):
@@ -221,14 +249,21 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
 
     summary = summarize(cfg, task, rows)
     summary.update(
-        split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
+        task=task.name, split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
+        endpoint=client.config.endpoint, base_url=_where(client),
+        cache_namespace=client.config.cache_namespace,  # the embedded LLM's names its llama.cpp and model file
+        date=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
         llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
         failed_calls=len(failures), first_failure=failures[0] if failures else None,
-        config={k: v for k, v in asdict(cfg).items() if k != "extra"}, **cfg.extra,
+        config={k: v for k, v in asdict(cfg).items() if k != "extra"},
     )
+    summary.update(cfg.extra)  # the caller's task name, policy and command line
     out = Path(cfg.output_dir)
     # a CI of one example, a mean of none: missing, written as null
     write_jsonl_atomic(out / "examples.jsonl", finite_or_none(rows))
     write_json_atomic(out / "summary.json", finite_or_none(summary))
     write_text_atomic(out / "report.md", report_markdown(summary))
+    from dsp.report import write_report  # matplotlib and jinja2: loaded once the answers are in
+
+    write_report([out])
     return summary

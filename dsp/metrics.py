@@ -7,7 +7,7 @@ import re
 import threading
 from collections import Counter
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterator, Mapping, Sequence
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*")
@@ -40,6 +40,11 @@ def rouge_scores(prediction: str, reference: str) -> dict[str, float]:
 
 def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
+
+
+def word_spans(text: str) -> Iterator[re.Match]:
+    """The words of `text` as `words` finds them, each a match with its place in the text."""
+    return _WORD.finditer(text)
 
 
 def hint_f1(prediction: str, reference: str) -> float:
@@ -81,6 +86,16 @@ def mean_ci(values: Sequence[float]) -> tuple[float, float]:
         return mean, float("nan")
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (n - 1))
     return mean, t_quantile(0.975, n - 1) * sd / math.sqrt(n)
+
+
+def paired_difference(a: Mapping[str, float], b: Mapping[str, float]) -> dict[str, float]:
+    """Two sets of scores keyed by example id, paired on the ids both hold (in A's order; NaNs left out):
+    n, the mean of A and of B and the mean of A - B, each with the half-width of its 95% CI (Student t)."""
+    ids = [i for i in a if i in b and not math.isnan(a[i]) and not math.isnan(b[i])]
+    ma, ca = mean_ci([a[i] for i in ids])
+    mb, cb = mean_ci([b[i] for i in ids])
+    d, cd = mean_ci([a[i] - b[i] for i in ids])
+    return {"n": len(ids), "a": ma, "a_ci": ca, "b": mb, "b_ci": cb, "diff": d, "diff_ci": cd}
 
 
 def _betacf(a: float, b: float, x: float) -> float:

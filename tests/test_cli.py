@@ -138,6 +138,9 @@ def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path)
     result = json.loads(r.stdout[r.stdout.index("{"):])
     assert result["iterations"] == 2 and result["llm"]["requests"] == len(server.state.requests) <= 2 + 2 * 4 + 2
     assert "val/rouge_avg_first" in result and (tmp_path / "rl" / "curves.png").exists()
+    page = (tmp_path / "rl" / "report.html").read_text()  # dsp rl's report: its curves and the dev hints it followed
+    assert "LLM calls (whole run)" in page and "LLM cache hit rate" in page and page.count('<details class="trail"') == 2
+    assert f"report: {tmp_path / 'rl' / 'report.html'}" in r.stderr
     for f in (tmp_path / "rl").rglob("*.json*"):
         assert SECRET not in f.read_text()
     # more iterations under a cap of 3 new calls: stops with exit 3 and a checkpoint, says how far it got

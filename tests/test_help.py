@@ -19,7 +19,7 @@ def squeeze(text: str) -> str:
 
 
 def test_every_command_is_checked():
-    assert {"demo", "distill", "eval", "hint", "rl", "sft", "version"} <= set(COMMANDS)
+    assert {"demo", "distill", "eval", "hint", "report", "rl", "sft", "version"} <= set(COMMANDS)
 
 
 @pytest.mark.parametrize("name", COMMANDS)

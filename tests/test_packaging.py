@@ -1,4 +1,5 @@
-"""The wheel, built and installed away from the source tree: every prompt template and task config loads."""
+"""The wheel, built and installed away from the source tree: every prompt template and task config loads, and the
+report templates are there."""
 
 import json
 import shutil
@@ -27,6 +28,8 @@ for name, text in texts.items():
         PromptTemplate.load(name.removesuffix(".txt"))
 for name in tasks:
     load_task(name)
+shipped = sorted(p.name for p in resources.files("dsp.report.templates").iterdir() if p.name.endswith((".j2", ".css", ".js")))
+assert shipped == json.loads(sys.argv[4]), shipped  # the report's templates, stylesheet and script
 print("ok", len(texts), len(tasks))
 """
 
@@ -44,7 +47,9 @@ def test_wheel_installs_every_template_and_task_config(tmp_path):
     wheel = next((tmp_path / "dist").glob("dsp-*.whl"))
     texts = {str(p.relative_to(ROOT / "prompts")): p.read_text(encoding="utf-8") for p in (ROOT / "prompts").rglob("*.txt")}
     tasks = sorted(p.stem for p in (ROOT / "data" / "tasks").glob("*.toml"))
-    assert len(texts) >= 10 and len(tasks) >= 5
+    report_files = sorted(p.name for p in (ROOT / "dsp" / "report" / "templates").iterdir()
+                          if p.suffix in (".j2", ".css", ".js"))
+    assert len(texts) >= 10 and len(tasks) >= 5 and len(report_files) >= 8
     names = set(zipfile.ZipFile(wheel).namelist())
     for folder in {Path(t).parent for t in texts}:
         assert f"dsp/prompts/{folder}/__init__.py" in names, folder  # each listed as the package it is
@@ -57,7 +62,7 @@ def test_wheel_installs_every_template_and_task_config(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp_path / "venv")], check=True, timeout=120)
     r = subprocess.run([str(tmp_path / "venv" / "bin" / "python"), "-I", "-c",
                         f"import sys; sys.path.insert(0, {str(site)!r}); exec({CHECK!r})",
-                        str(site), json.dumps(texts), json.dumps(tasks)],
+                        str(site), json.dumps(texts), json.dumps(tasks), json.dumps(report_files)],
                        cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert r.stdout.split() == ["ok", str(len(texts)), str(len(tasks))]

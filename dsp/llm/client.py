@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from dsp.errors import BudgetExceeded, DSPError, LLMBackendGone, LLMError
 from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
+from dsp.llm.repeats import first_repeat
 from dsp.llm.sampling import check_sampling_fields, refused_field_note
 
 OPENAI_URL = "https://api.openai.com/v1"
@@ -151,6 +152,9 @@ class LLMRequest:
     sample_index: int = 0
     extra: tuple[tuple[str, Any], ...] = ()
     """Further sampling fields for the body, as (name, JSON value) pairs: a task's [generation] extras."""
+    stop_repeats: bool = False
+    """End the answer before the first sentence it repeats: the call is streamed and closed there
+    (`dsp.llm.repeats`), so a looping base model stops costing generation time."""
 
 
 @dataclass
@@ -222,6 +226,11 @@ class AsyncLLMClient:
         )
 
     # -- public ---------------------------------------------------------------------------
+    @property
+    def where(self) -> str:
+        """The LLM as error messages name it."""
+        return self.config.base_url or OPENAI_URL
+
     async def complete(self, request: LLMRequest) -> LLMResult:
         wire = self._wire(request)
         key = cache_key(wire)
@@ -353,7 +362,7 @@ class AsyncLLMClient:
 
     async def check_reachable(self) -> None:
         """Fail fast, with what to change, when the endpoint is down or refuses the key."""
-        url = self.config.base_url or OPENAI_URL
+        url = self.where
         try:
             await self._api.models.list()
         except openai.APIConnectionError:
@@ -381,6 +390,7 @@ class AsyncLLMClient:
             "namespace": self.config.cache_namespace,
             # Absent (None, dropped from the key) when there are none, so the keys of plain requests stay as they were.
             "extra": {**dict(r.extra), **self.config.extra_params} or None,
+            "stop_repeats": r.stop_repeats or None,
         }
         if self.config.endpoint == "chat":
             if r.messages is None:
@@ -462,8 +472,46 @@ class AsyncLLMClient:
             u.cost += (prompt_tokens * cfg.price_in + completion_tokens * cfg.price_out) / 1e6
 
     async def _call(self, wire: dict[str, Any]) -> LLMResult:
+        send = self._send_until_repeat if wire.get("stop_repeats") else self._send
         async with self._sem:
-            return await self._with_retries(wire, lambda: self._send(wire))
+            return await self._with_retries(wire, lambda: send(wire))
+
+    async def _send_until_repeat(self, wire: dict[str, Any]) -> LLMResult:
+        """One streamed request, closed as soon as the answer repeats a sentence (finish reason "repeat").
+
+        A stream closed early reports no usage: its completion tokens are counted as the pieces received (a
+        token each on llama.cpp and OpenAI) and its prompt tokens as a UTF-8 byte each, the cost cap's bound.
+        """
+        estimate = await self._reserve(wire)
+        text, pieces, finish, usage = "", 0, None, None
+        try:
+            stream = await self._create(wire, {**self._params(wire), "stream": True})
+            try:
+                async for chunk in stream:
+                    usage = getattr(chunk, "usage", None) or usage
+                    if not chunk.choices:
+                        continue
+                    c = chunk.choices[0]
+                    piece = (c.delta.content or "") if wire["endpoint"] == "chat" else (c.text or "")
+                    text, pieces, finish = text + piece, pieces + bool(piece), c.finish_reason or finish
+                    if piece and (at := first_repeat(text)) is not None:
+                        text, finish = text[:at].rstrip(), "repeat"
+                        break
+            finally:
+                await stream.close()
+            if finish != "repeat" and (at := first_repeat(text, final=True)) is not None:
+                text, finish = text[:at].rstrip(), "repeat"
+            if usage is not None and finish != "repeat":
+                pt, ct = usage.prompt_tokens, usage.completion_tokens
+            else:
+                sent = wire.get("prompt") or "".join(m["content"] for m in wire["messages"])
+                pt, ct = len(sent.encode("utf-8")), pieces
+            self._record(pt, ct)
+        except ValueError as e:  # a chunk that is not the JSON it claims
+            raise MalformedResponse(f"the stream is not valid JSON ({str(e)[:80]})") from None
+        finally:
+            await self._release(estimate)
+        return LLMResult(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=finish)
 
     async def _with_retries(self, wire: dict[str, Any], send: Callable[[], Awaitable[Any]]) -> Any:
         """`send()` with tenacity's retries; a failure for good becomes one LLMError line (key redacted)."""
@@ -506,7 +554,7 @@ class AsyncLLMClient:
             status = getattr(e, "status_code", None)
             what = f"HTTP {status}" if status else type(e).__name__
             detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
-            url = self.config.base_url or OPENAI_URL
+            url = self.where
             raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}"
                            f"{refused_field_note(status, detail, wire.get('extra'))}") from None
         raise AssertionError("unreachable")

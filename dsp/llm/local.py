@@ -5,12 +5,13 @@ real LLM whose outputs move with the hint, so the whole method can be exercised 
 API key. Real use points --base-url/--model at a real LLM.
 
 Backends, in order of preference (`DSP_EMBEDDED_BACKEND` picks one):
-- `xllamacpp`: llama.cpp's own C++ server from a prebuilt portable wheel (AVX2, no AMX); several
-  slots with continuous batching. What `pip install 'dsp[local]'` installs.
+- `xllamacpp`: llama.cpp's own C++ server from a prebuilt portable wheel (AVX2, no AMX). What
+  `pip install 'dsp[local]'` installs. Run as a pool (`dsp.llm.embedded`): one process per CPU
+  (`DSP_EMBEDDED_PROCESSES`), each with one thread and one slot, evaluating every prompt whole, so a
+  greedy answer is a function of the prompt alone, and no worker thread spins waiting for another
+  while a CPU job runs beside it.
 - `llama-cpp-python`: its Python server, one request at a time; used if the user installed it
   and not xllamacpp. Build it portably (see the README), never with `-march=native`.
-`DSP_EMBEDDED_REPRODUCIBLE=1` serves one request at a time with no reuse of the previous prompt's
-KV cache, so that a greedy answer does not depend on what else was sent (slower; cached apart).
 `DSP_EMBEDDED_SERVER` replaces both with a command line of your own (`{model}`, `{port}`,
 `{alias}`, `{threads}` are filled in), for example a `llama-server` you built.
 
@@ -44,11 +45,9 @@ from dsp.errors import DSPError, LLMBackendGone
 
 MODEL_ALIAS = "gemma-3-270m-q4_k_m"  # the model name the client sends, hence part of cache keys
 N_CTX = 4096  # tokens per slot: a 1-shot CNN/DM prompt is about 1,100 with its answer
-SLOTS = 2  # requests the xllamacpp server decodes together: 2 measured fastest on 2 cores (BENCHMARKS.md)
 BACKENDS = ("xllamacpp", "llama-cpp-python")
-# One slot and no prompt-prefix reuse: the same prompt then gets the same greedy answer whatever
-# was sent before or beside it, at about 0.6x the calls a second (BENCHMARKS.md).
-REPRODUCIBLE = "DSP_EMBEDDED_REPRODUCIBLE"
+PROCESSES = "DSP_EMBEDDED_PROCESSES"
+MAX_PROCESSES = 8  # one-thread processes; past a few, a 270M model gains little and each holds its own weights
 
 
 def model_path() -> Path:
@@ -106,49 +105,64 @@ class ServerSpec:
     slots: int
 
 
-def reproducible() -> bool:
-    """Whether the user asked for a server whose greedy answer is a function of the prompt alone."""
-    return os.environ.get(REPRODUCIBLE, "") not in ("", "0")
+def processes() -> int:
+    """How many one-thread server processes the embedded LLM runs: `DSP_EMBEDDED_PROCESSES`, else one per
+    CPU this process may use, at most MAX_PROCESSES."""
+    wanted = os.environ.get(PROCESSES, "").strip()
+    if wanted:
+        if not wanted.isdigit() or int(wanted) < 1:
+            raise DSPError(f"{PROCESSES} must be a whole number of at least 1, not '{wanted}'")
+        return int(wanted)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cpus, MAX_PROCESSES))
 
 
-def server_spec(port: int, threads: int) -> ServerSpec:
+def _custom_spec(custom: str, port: int, threads: int) -> ServerSpec:
+    fields = {"port": port, "alias": MODEL_ALIAS, "threads": threads}
+    if "{model}" in custom:
+        fields["model"] = str(model_path())
+    try:
+        command = [part.format(**fields) for part in shlex.split(custom)]
+    except (KeyError, IndexError, ValueError) as e:
+        raise DSPError(f"DSP_EMBEDDED_SERVER: cannot fill in {e}; known fields: {{model}} {{port}} {{alias}} {{threads}}") from None
+    # A server of the user's own may answer differently: its answers get a cache space of their own.
+    return ServerSpec(command, f"embedded:custom:{custom}", slots=1)
+
+
+def server_spec(port: int, threads: int = 1) -> ServerSpec:
+    """One embedded server process on `port`. The built-in one (xllamacpp) is the unit of the default pool:
+    one thread, one slot, every prompt evaluated whole, so its greedy answer is a function of the prompt."""
     custom = os.environ.get("DSP_EMBEDDED_SERVER")
     if custom:
-        fields = {"port": port, "alias": MODEL_ALIAS, "threads": threads}
-        if "{model}" in custom:
-            fields["model"] = str(model_path())
-        try:
-            command = [part.format(**fields) for part in shlex.split(custom)]
-        except (KeyError, IndexError, ValueError) as e:
-            raise DSPError(f"DSP_EMBEDDED_SERVER: cannot fill in {e}; known fields: {{model}} {{port}} {{alias}} {{threads}}") from None
-        # A server of the user's own may answer differently: its answers get a cache space of their own.
-        return ServerSpec(command, f"embedded:custom:{custom}", slots=1)
+        return _custom_spec(custom, port, threads)
     backend, version = pick_backend()
     path = str(model_path())
-    repro = reproducible()
     if backend == "xllamacpp":
+        # Each of these changes greedy answers, so each is in the cache namespace: decoding beside another
+        # request (a second slot) and resuming a slot's cached prompt prefix change how the prompt is split into
+        # batches, and the thread count how sums are split; both flip float rounding (BENCHMARKS.md).
         command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
-                   "--port", str(port), "--threads", str(threads), "--ctx", str(N_CTX)]
-        # The slot count changes greedy answers (a sequence decoded beside another goes through
-        # other kernels), so it is part of the cache key; so does the reuse of a slot's cached
-        # prompt prefix, which makes a prompt's answer depend on the prompt sent before it.
-        slots = 1 if repro else SLOTS
-        command += ["--parallel", str(slots)]
-        version += f":slots{slots}"
-        if repro:
-            command.append("--no-cache-prompt")
-            # The thread count changes how sums are split, so it changes greedy answers too.
-            version += f":nocacheprompt:threads{threads}"
-    elif repro:
-        raise DSPError(f"{REPRODUCIBLE}=1 needs the xllamacpp backend (pip install 'dsp[local]'); unset it to use "
-                       "llama-cpp-python")
-    else:
-        command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
-                   "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),
-                   "--verbose", "False"]
-        slots = 1
+                   "--port", str(port), "--threads", "1", "--ctx", str(N_CTX), "--parallel", "1", "--no-cache-prompt"]
+        return ServerSpec(command, f"embedded:xllamacpp-{version}:slots1:nocacheprompt:threads1", slots=1)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
+               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),
+               "--verbose", "False"]
     # Two llama.cpp builds can give different greedy answers: each backend version caches apart.
-    return ServerSpec(command, f"embedded:{backend}-{version}", slots)
+    return ServerSpec(command, f"embedded:{backend}-{version}", slots=1)
+
+
+def pool_spec():
+    """The embedded LLM as a pool: `processes()` copies of the built-in one-thread server, or one process of a
+    server of the user's own (`DSP_EMBEDDED_SERVER`) or of llama-cpp-python, with every CPU's threads."""
+    from dsp.llm.embedded import PoolSpec
+
+    cpus = os.cpu_count() or 1
+    one = server_spec(0, cpus)  # checks the settings and names the namespace now, before anything starts
+    custom = bool(os.environ.get("DSP_EMBEDDED_SERVER"))
+    if custom or "xllamacpp" not in one.cache_namespace:
+        return PoolSpec((lambda port: server_spec(port, cpus).command,), one.cache_namespace, one.slots)
+    n = processes()
+    return PoolSpec(tuple(lambda port: server_spec(port, 1).command for _ in range(n)), one.cache_namespace, one.slots)
 
 
 def describe_exit(returncode: int, log: str) -> str:
@@ -209,7 +223,7 @@ def _tiny_completion(base_url: str, timeout: float) -> str | None:
         return f"{type(e).__name__}: {str(e)[:120]}"
 
 
-def _wait_ready(server: LocalServer, startup_timeout: float) -> None:
+def wait_ready(server: LocalServer, startup_timeout: float) -> None:
     """Until /models answers and one real completion works; raise at once if the process dies."""
     deadline = time.time() + startup_timeout
     while not _get(f"{server.base_url}/models"):
@@ -230,39 +244,61 @@ def _wait_ready(server: LocalServer, startup_timeout: float) -> None:
         raise DSPError(f"the embedded LLM server failed its first completion ({problem}); its log: {server.log}")
 
 
-@contextlib.contextmanager
-def local_llm_server(startup_timeout: float = 180.0, threads: int | None = None) -> Iterator[LocalServer]:
-    """Start the server, check it answers a completion, yield it; stop it however we leave."""
-    port = free_port()
-    spec = server_spec(port, threads or os.cpu_count() or 1)
+def spawn(command: list[str], port: int, cache_namespace: str, slots: int) -> LocalServer:
+    """Start one server process (not yet checked: see `wait_ready`), its output into a log file of its own."""
     log = tempfile.NamedTemporaryFile(prefix="dsp-llm-", suffix=".log", delete=False)
     try:
         proc = subprocess.Popen(
-            spec.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )
     except OSError as e:
-        raise DSPError(f"cannot start the embedded LLM server ({spec.command[0]}: {e.strerror})") from None
-    server = LocalServer(proc, f"http://127.0.0.1:{port}/v1", log.name, spec.cache_namespace, spec.slots)
-    # SIGTERM becomes an exception, so the `finally` below runs.
+        log.close()
+        Path(log.name).unlink(missing_ok=True)
+        raise DSPError(f"cannot start the embedded LLM server ({command[0]}: {e.strerror})") from None
+    finally:
+        log.close()  # the child holds its own copy of the descriptor
+    return LocalServer(proc, f"http://127.0.0.1:{port}/v1", log.name, cache_namespace, slots)
+
+
+def stop(server: LocalServer) -> None:
+    """Stop a server; keep its log only where its process had died before we stopped it."""
+    died = server.proc.poll() is not None
+    server.stopping = True
+    server.proc.terminate()
+    try:
+        server.proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        server.proc.kill()
+        server.proc.wait()
+    if not died and server.proc.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):
+        Path(server.log).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def term_raises() -> Iterator[None]:
+    """SIGTERM becomes an exception while inside, so the caller's `finally` stops its servers."""
     old_term = signal.getsignal(signal.SIGTERM)
     with contextlib.suppress(ValueError):  # not in the main thread: leave it
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
-        _wait_ready(server, startup_timeout)
-        yield server
+        yield
     finally:
-        died = proc.poll() is not None  # ended before we stopped it: keep its log for the user
-        server.stopping = True
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
         with contextlib.suppress(ValueError):
             signal.signal(signal.SIGTERM, old_term)
-        log.close()
-        if not died and proc.returncode in (0, -signal.SIGTERM, -signal.SIGKILL):
-            Path(log.name).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def local_llm_server(startup_timeout: float = 180.0, threads: int | None = None) -> Iterator[LocalServer]:
+    """One server process (the pool's unit, or the user's own server): start it, check it answers a completion,
+    yield it; stop it however we leave. Commands use the pool (`dsp.llm.embedded`); benchmarks and tests this."""
+    port = free_port()
+    spec = server_spec(port, threads or os.cpu_count() or 1)
+    with term_raises():
+        server = spawn(spec.command, port, spec.cache_namespace, spec.slots)
+        try:
+            wait_ready(server, startup_timeout)
+            yield server
+        finally:
+            stop(server)

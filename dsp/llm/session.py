@@ -35,23 +35,32 @@ def load_prices(path: str | Path, model: str | None) -> tuple[float, float]:
 
 
 def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callable[[AsyncLLMClient], Awaitable[Any]]) -> Any:
-    """Run `work(client)` with an open client; starts and stops the embedded LLM if no endpoint is set."""
+    """Run `work(client)` with an open client. With no endpoint set, the client's backend is the embedded LLM,
+    whose processes start on the first answer the cache does not hold (none for a fully cached run) and stop
+    however we leave."""
     with contextlib.ExitStack() as stack:
-        backend_gone = None
+        pool = None
         if config.base_url is None and config.model is None:
-            from dsp.llm.local import MODEL_ALIAS, local_llm_server
+            from dsp.llm.embedded import embedded_pool
+            from dsp.llm.local import MODEL_ALIAS, pool_spec
 
-            server = stack.enter_context(local_llm_server())
-            backend_gone = server.exit_reason
-            # The server decodes `slots` requests together (llama-cpp-python's one): more in flight only
-            # queue there, but one queued keeps a one-slot server busy between answers.
-            config = replace(config, base_url=server.base_url, model=MODEL_ALIAS, cache_namespace=server.cache_namespace,
-                             concurrency=min(config.concurrency, max(2, server.slots)))
+            spec = pool_spec()  # settings checked and the model file found now; nothing starts yet
+            pool = stack.enter_context(embedded_pool(spec))
+            # More calls in flight than slots only queue at the servers, but one queued per slot keeps each
+            # process busy between answers.
+            config = replace(config, base_url="http://embedded.invalid/v1", model=MODEL_ALIAS,
+                             cache_namespace=spec.cache_namespace, concurrency=min(config.concurrency, 2 * spec.capacity))
         else:
             config.check_remote()
 
         async def main() -> Any:
-            client = AsyncLLMClient(config, LLMCache(cache_path or DEFAULT_CACHE), backend_gone=backend_gone)
+            cache = LLMCache(cache_path or DEFAULT_CACHE)
+            if pool is not None:
+                from dsp.llm.embedded import EmbeddedClient
+
+                client: AsyncLLMClient = EmbeddedClient(config, cache, pool)
+            else:
+                client = AsyncLLMClient(config, cache)
             try:
                 await client.check_reachable()
                 return await work(client)

@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-repack", action="store_true",
                     help="keep the weights in the file's layout (llama.cpp's --no-repack); for benchmarks: it did not make "
                          "two slots reproducible (BENCHMARKS.md)")
+    ap.add_argument("--poll", type=int, default=50,
+                    help="how hard idle worker threads poll for work, 0-100 (llama.cpp's default 50 spins; 0 sleeps, "
+                         "so a CPU job beside the server does not slow it many times over)")
     args = ap.parse_args(argv)
 
     import xllamacpp
@@ -51,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     p.n_ctx = args.ctx * args.parallel  # llama.cpp splits n_ctx between the slots
     p.cpuparams.n_threads = args.threads
     p.cpuparams_batch.n_threads = args.threads
+    p.cpuparams.poll = args.poll
+    p.cpuparams_batch.poll = args.poll
     p.swa_full = args.swa_full
     p.sampling.penalty_repeat = args.repeat_penalty
     if args.no_cache_prompt:

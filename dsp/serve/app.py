@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from dsp.data import Example
 from dsp.errors import BudgetExceeded, LLMError
-from dsp.llm.client import OPENAI_URL, AsyncLLMClient, LLMRequest
+from dsp.llm.client import AsyncLLMClient, LLMRequest
 from dsp.serve.batcher import HintBatcher
 from dsp.serve.metrics import ServerMetrics
 
@@ -103,7 +103,7 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
     """
     metrics = ServerMetrics()
     app = FastAPI(title="dsp serve", docs_url=None, redoc_url=None, openapi_url=None)
-    upstream_url = client.config.base_url or OPENAI_URL
+    upstream_url = client.where
 
     @app.exception_handler(OpenAIError)
     async def _openai_error(request: Request, e: OpenAIError):

@@ -58,6 +58,8 @@ def serve(policy: HintPolicy, task, llm: LLMConfig, cache_path: str | Path | Non
     batcher = HintBatcher(policy, max_batch=max_batch, wait_s=batch_wait_s)
 
     async def work(client) -> None:
+        if hasattr(client, "pool"):  # the embedded LLM: up before the port opens, not on the first request
+            await client.pool.start()
         options.model = options.model or client.config.model
         options.endpoint = client.config.endpoint
         with contextlib.ExitStack() as stack:

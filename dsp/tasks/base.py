@@ -139,6 +139,8 @@ class Task(ABC):
     """Most tokens the LLM may write for one answer."""
     stop: tuple[str, ...] = ("\n\n",)
     """Where the LLM's answer ends."""
+    stop_repeats: bool = False
+    """End each answer before the first sentence it repeats (streamed, so the rest is never generated)."""
     sampling: dict[str, Any] = field(default_factory=dict)
     """Further sampling fields sent as they are in each request's body (a task file's other [generation] keys:
     `repeat_penalty`, `top_k`, `dry_multiplier`, ...); which a server takes is its own affair (README)."""
@@ -178,9 +180,12 @@ class Task(ABC):
 
         return await llm_labels(examples, client, separator=self.separator, template=template)
 
+    def prompt_input(self, example: Example, words: int | None = None) -> str:
+        """The input as a prompt holds it: its first `words` words (default `max_input_words`), single-spaced."""
+        return " ".join(example.input.split()[: self.max_input_words if words is None else words])
+
     def _block(self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None) -> str:
-        text = " ".join(example.input.split()[:words])
-        return template.fill(text, hint, target)
+        return template.fill(self.prompt_input(example, words), hint, target)
 
     def _shot_block(self, shot: Example, hinted: bool) -> str:
         """A filled few-shot block; the same shots open every prompt, so each is built once."""
@@ -221,7 +226,7 @@ class Task(ABC):
 
         return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
                           max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index,
-                          extra=tuple(sorted(self.sampling.items())))
+                          extra=tuple(sorted(self.sampling.items())), stop_repeats=self.stop_repeats)
 
 
 def task_kinds() -> dict[str, type[Task]]:

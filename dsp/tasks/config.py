@@ -30,6 +30,7 @@ dependency, and its types (strings, numbers, arrays) are all a task config uses.
     [generation]
     max_tokens = 96
     stop = ["\\n\\n"]
+    stop_repeats = true         # end an answer before the first sentence it repeats (streamed)
     repeat_penalty = 1.1        # any other key is a sampling field sent as it is in the request body
     [reward]
     metric = "rouge_avg"
@@ -57,12 +58,12 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "prompt": {"with_hint": (str, False), "plain": (str, False), "with_hint_text": (str, False), "plain_text": (str, False),
                "max_input_words": (int, False), "shot_input_words": (int, False), "shots": (int, False)},
     "hint": {"labeller": (str, False), "separator": (str, False), "max_phrase_words": (int, False)},
-    "generation": {"max_tokens": (int, False), "stop": (list, False)},
+    "generation": {"max_tokens": (int, False), "stop": (list, False), "stop_repeats": (bool, False)},
     "reward": {"metric": (str, False)},
 }
 # (section, key) of a task file that sets the Task field of the same name
 FIELDS = (("hint", "separator"), ("prompt", "max_input_words"), ("prompt", "shot_input_words"), ("prompt", "shots"),
-          ("hint", "max_phrase_words"), ("generation", "max_tokens"))
+          ("hint", "max_phrase_words"), ("generation", "max_tokens"), ("generation", "stop_repeats"))
 
 
 @dataclass
@@ -129,7 +130,7 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[Any, bool]], whe
         if key not in schema:
             raise DSPError(f"{where}: unknown key '{prefix}{key}'; known: {', '.join(prefix + k for k in schema)}")
         kind = schema[key][0]
-        if not isinstance(value, kind) or isinstance(value, bool):
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise DSPError(f"{where}: key '{prefix}{key}' must be {getattr(kind, '__name__', kind)}, not {type(value).__name__}")
         if kind is int and value <= 0:
             raise DSPError(f"{where}: key '{prefix}{key}' must be positive, not {value}")

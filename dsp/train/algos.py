@@ -25,6 +25,8 @@ class Algorithm:
     """Whether the loop builds a value head on the policy's state (and checkpoints it)."""
     min_group: ClassVar[int] = 1
     """Fewest hints sampled per input the algorithm works with."""
+    greedy_baseline: ClassVar[bool] = False
+    """Whether each input's greedy hint is scored too (`Rollout.baseline`): one more LLM call per input."""
 
     def advantages(self, cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -81,5 +83,20 @@ class GroupBaseline(Algorithm):
         return kl_coef * kl_loss, {"kl_loss": kl_loss}
 
 
+class ReMax(GroupBaseline):
+    """ReMax (Li et al. 2023): the baseline is the reward of the input's greedy hint, the one `dsp eval` and
+    `dsp hint` write, so a sampled hint is pushed up exactly where it beats what the policy would say now."""
+
+    min_group = 1
+    greedy_baseline = True
+
+    def __init__(self):
+        super().__init__("remax")
+
+    def advantages(self, cfg, ro, rewards, kl_coef, sum_over_processes=None):
+        adv = ppo.baseline_advantages(rewards.to(ro.mask.device), ro.baseline.to(ro.mask.device), sum_over_processes)
+        return adv.unsqueeze(1) * ro.mask.float(), None  # (N, T)
+
+
 ALGOS: dict[str, Algorithm] = {a.name: a for a in (PPO(), GroupBaseline("grpo"), GroupBaseline("rloo"),
-                                                  GroupBaseline("best"))}
+                                                  GroupBaseline("best"), ReMax())}

@@ -156,7 +156,7 @@ class RLConfig(RunFolder):
     baseline: str = "none"
     """none, or no_hint: subtract the input's no-hint score (one cached call per input)."""
     algo: str = "grpo"
-    """ppo (value head, GAE, KL-shaped reward), grpo (group mean/std baseline), rloo (leave-one-out baseline) or best (learn only each group's top-scoring hint)."""
+    """ppo (value head, GAE, KL-shaped reward), grpo (group mean/std baseline), rloo (leave-one-out baseline), best (learn only each group's top-scoring hint) or remax (baseline: the reward of the input's greedy hint, one more LLM call per input)."""
     iterations: int = 25
     """Rollout-score-update iterations."""
     batch_size: int = 4

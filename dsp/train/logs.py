@@ -1,4 +1,5 @@
-"""Run logs: JSON lines (the record), TensorBoard events (for watching), a PNG of the curves (for reading)."""
+"""Run logs: JSON lines (the record), TensorBoard events (for watching), a PNG of the curves and the HTML report
+(for reading)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dsp.io import finite_or_none, json_text, write_text_atomic
+from dsp.io import finite_or_none, json_text, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -89,3 +90,27 @@ def plot_curves(run_dir: Path, keys: tuple[str, ...], out_name: str = "curves.pn
     plt.close(fig)
     tmp.replace(out)
     return out
+
+
+DEV_ARTICLE_WORDS = 400
+"""Words of each followed dev article kept in the run folder (what a prompt holds by default)."""
+
+
+def write_dev_articles(run_dir: Path, examples: list) -> None:
+    """The dev articles whose greedy hints the log follows (`dev/hints`), so the report needs nothing outside the
+    run folder."""
+    from dsp.report.runs import DEV_ARTICLES
+
+    write_json_atomic(Path(run_dir) / DEV_ARTICLES, [
+        {"id": e.id, "input": " ".join(e.input.split()[:DEV_ARTICLE_WORDS]), "reference": e.target} for e in examples])
+
+
+def write_run_report(run_dir: Path) -> None:
+    """report.html of the run so far; a failure to draw it is a warning, never a lost run."""
+    from dsp.report import write_report
+
+    try:
+        write_report([run_dir])
+    except Exception as e:  # noqa: BLE001  (the checkpoint is written; `dsp report` rebuilds the page)
+        log.warning("%s: report.html not written (%s: %s); `dsp report %s` rebuilds it", run_dir, type(e).__name__, e,
+                    run_dir)

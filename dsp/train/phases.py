@@ -39,6 +39,7 @@ class Rollout:
     logprob: torch.Tensor  # (N, T) under the policy that sampled
     ref_logprob: torch.Tensor  # (N, T) under the frozen reference
     values: torch.Tensor | None  # (N, T) ppo only
+    baseline: torch.Tensor | None = None  # (N,) the reward of each row's input's greedy hint (remax only)
 
 
 # -- the phases ------------------------------------------------------------------------------
@@ -109,9 +110,21 @@ async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
     return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
 
 
+async def score_with_greedy(policy, reward: Reward, s: Samples, k: int, acc=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(N,) the samples' rewards and (N,) the reward of each sample's input's greedy hint (one call per input,
+    asked with the samples' calls)."""
+    inputs = s.examples[::k]
+    with torch.no_grad(), accel.autocast(acc):
+        greedy = policy.generate([e.input for e in inputs])
+    both = await reward(s.examples + inputs, s.hints + greedy)
+    rewards = torch.tensor(both[: len(s.examples)], dtype=torch.float32)
+    return rewards, torch.tensor(both[len(s.examples):], dtype=torch.float32).repeat_interleave(k)
+
+
 async def rollout_and_score(policy, reference, value_head, examples: list[Example], k: int,
                             reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True,
-                            mine: list[int] | None = None, acc=None) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
+                            mine: list[int] | None = None, acc=None, greedy: bool = False
+                            ) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
     """rollout, then score; with `overlap` the LLM calls start as soon as the hints exist and run
     while the policy and the reference take their log-probabilities (in a worker thread: torch
     releases the GIL, the event loop keeps the calls moving). Returns the seconds spent sampling,
@@ -121,18 +134,30 @@ async def rollout_and_score(policy, reference, value_head, examples: list[Exampl
     of, trains on); None: all. Every process samples the hints of the whole batch: sampling is
     cheap next to a hint's LLM call and its log-probabilities, and it keeps the processes' random
     streams in step, so N processes train on exactly the hints one process would sample, and a
-    resumed run on N processes reproduces the uninterrupted one."""
+    resumed run on N processes reproduces the uninterrupted one.
+
+    `greedy`: each input's greedy hint is scored with the samples (`score_with_greedy`), its reward put on
+    `Rollout.baseline`."""
     t0 = time.perf_counter()
     s = sample(policy, examples, k, reset_hints, acc)
     if mine is not None:
         s = s.of_inputs(mine, k)
     t1 = time.perf_counter()
+    baseline = None
+
+    async def scored() -> torch.Tensor:
+        nonlocal baseline
+        if not greedy:
+            return await score(reward, s)
+        rewards, baseline = await score_with_greedy(policy, reward, s, k, acc)
+        return rewards
+
     if not overlap:
         ro = logprobs(policy, reference, value_head, s, acc)
         t2 = time.perf_counter()
-        rewards = await score(reward, s)
+        rewards = await scored()
     else:
-        calls = asyncio.create_task(score(reward, s))
+        calls = asyncio.create_task(scored())
         try:
             ro = await asyncio.to_thread(logprobs, policy, reference, value_head, s, acc)
         except BaseException:
@@ -141,6 +166,7 @@ async def rollout_and_score(policy, reference, value_head, examples: list[Exampl
         t2 = time.perf_counter()
         rewards = await calls
     t3 = time.perf_counter()
+    ro.baseline = baseline
     return ro, rewards, {"time/sample": t1 - t0, "time/logprobs": t2 - t1, "time/llm_wait": t3 - t2}
 
 

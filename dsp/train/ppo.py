@@ -87,6 +87,23 @@ def group_advantages(rewards: torch.Tensor, group: int, kind: str) -> torch.Tens
     return torch.where(ok, adv, torch.zeros_like(adv)).reshape(-1)
 
 
+def baseline_advantages(rewards: torch.Tensor, baseline: torch.Tensor, sum_over_processes=None) -> torch.Tensor:
+    """ReMax: each rollout's reward minus its input's greedy hint's reward, (N,), (N,) -> (N,).
+
+    Scaled by the root mean square of the differences over the batch (not centred, so the sign still says
+    better or worse than the greedy hint, and the step size is the group baselines' whatever the reward's
+    units). A missing reward or a missing greedy reward gives advantage 0. `sum_over_processes`: as in `whiten`.
+    """
+    ok = ~(torch.isnan(rewards) | torch.isnan(baseline))
+    diff = torch.where(ok, rewards - baseline, torch.zeros_like(rewards))
+    if sum_over_processes is None:
+        square = (diff * diff).sum() / ok.sum().clamp(min=1)
+    else:
+        mean, var, _ = _moments(diff, ok.to(diff.dtype), sum_over_processes)
+        square = (var + mean * mean).to(diff.dtype)
+    return diff / (square.sqrt() + 1e-8)
+
+
 def per_step_rewards(score: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, kl_coef: float) -> torch.Tensor:
     """PPO's shaped rewards (N, T): -kl_coef * KL at every step, plus the score at the last real step.
 

@@ -32,7 +32,7 @@ from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
 from dsp.train.configs import RLConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
-from dsp.train.logs import RunLog, plot_curves
+from dsp.train.logs import RunLog, plot_curves, write_dev_articles, write_run_report
 from dsp.train.reward import Reward
 from dsp.shots import draw_shots, overlaps
 from dsp.train.sft import _batch_order
@@ -51,10 +51,22 @@ def _dev(cfg: RLConfig) -> list[Example]:
         return []
 
 
-async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> float:
+SHOWN_DEV = 5
+"""Dev articles whose greedy hints each dev evaluation logs (`dev/hints`), for the report to follow."""
+
+
+async def evaluate_dev(policy, reward: Reward, dev: list[Example]) -> dict[str, Any]:
+    """The dev metric of the greedy hints (`val`), and the first SHOWN_DEV articles' hints and scores (`dev/hints`)."""
     hints = policy.generate([e.input for e in dev])
-    values = [v for v in await reward.metric(dev, hints) if not math.isnan(v)]
-    return sum(values) / len(values) if values else math.nan
+    scores = await reward.metric(dev, hints)
+    values = [v for v in scores if not math.isnan(v)]
+    shown = [{"id": e.id, "hint": h, "score": None if math.isnan(v) else v}
+             for e, h, v in list(zip(dev, hints, scores))[:SHOWN_DEV]]
+    return {"val": sum(values) / len(values) if values else math.nan, "dev/hints": shown}
+
+
+def _dev_metrics(result: dict[str, Any], val_key: str) -> dict[str, Any]:
+    return {val_key: result["val"], "dev/hints": result["dev/hints"]}
 
 
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
@@ -169,13 +181,15 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         return calls_before + _requests(acc, client)
 
     logger = RunLog(run_dir, resume_step=it) if main else None
+    if main and dev:
+        write_dev_articles(run_dir, dev[:SHOWN_DEV])
     val_key = f"val/{metric_name}"
     started = time.time()
     metrics: dict[str, Any] = {}
     stopped: str | None = None
     if it == 0 and dev and main:
         try:
-            logger.write(0, {val_key: await evaluate_dev(policy, reward, dev)})
+            logger.write(0, _dev_metrics(await evaluate_dev(policy, reward, dev), val_key))
         except BudgetExceeded as e:
             stopped = f"{e} (during the first dev evaluation)"
     if accel.mean(acc, float(stopped is not None)) > 0:  # every rank learns that rank 0 stopped
@@ -191,7 +205,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
             mine = list(range(rank, len(batch), world)) if world > 1 else None  # each input is rolled out by one process
             try:
                 ro, rewards, timing = await rollout_and_score(policy, reference, o.value_head, batch, cfg.samples_per_input,
-                                                              resets, reward, overlap=cfg.overlap, mine=mine, acc=acc)
+                                                              resets, reward, overlap=cfg.overlap, mine=mine, acc=acc,
+                                                              greedy=ALGOS[cfg.algo].greedy_baseline)
             except BudgetExceeded as e:
                 stopped = f"{e.cap} after {it} iterations{RESUME}"
             if accel.mean(acc, float(stopped is not None)) > 0:  # all ranks stop together
@@ -214,12 +229,15 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                 **timing, "time/update": time.time() - t2,
                 "samples/hint": ro.hints[0], **getattr(reward, "last_metrics", {}),
             })
+            if ro.baseline is not None:  # the greedy hints' reward: what dsp eval would see on these inputs
+                greedy = torch.tensor(accel.gather(acc, ro.baseline[:: cfg.samples_per_input].tolist()))
+                metrics["charts/greedy_reward"] = float(greedy.nanmean())
             if client is not None:
                 metrics.update({"charts/llm_calls": llm_calls(),
                                 "charts/cache_hit_rate": client.usage.as_dict()["cache_hit_rate"]})
             if main and dev and ((cfg.eval_every and it % cfg.eval_every == 0) or it == cfg.iterations):
                 try:
-                    metrics[val_key] = await evaluate_dev(policy, reward, dev)
+                    metrics.update(_dev_metrics(await evaluate_dev(policy, reward, dev), val_key))
                 except BudgetExceeded as e:  # the iteration's update stands: log and checkpoint it, then stop
                     stopped = f"{e.cap} during the dev evaluation after iteration {it}{RESUME}"
             if main:
@@ -229,6 +247,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
                             **({"calls": metrics["charts/llm_calls"]} if "charts/llm_calls" in metrics else {}))
             if it % cfg.save_every == 0 or it == cfg.iterations:
                 _checkpoint(acc, run_dir, policy, o, it, llm_calls())
+                if main:
+                    write_run_report(run_dir)
             acc.wait_for_everyone()
             if on_iteration is not None:
                 on_iteration(it, policy)
@@ -249,6 +269,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     # a reward or dev score that could not be computed is NaN in memory, null in the file
     result = finite_or_none(_result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client))
     write_json_atomic(run_dir / "result.json", result)
+    write_run_report(run_dir)
     acc.wait_for_everyone()
     return result
 

@@ -58,26 +58,39 @@ def test_sft_then_eval_with_embedded_llm(synth_dir, tmp_path):
     assert all(isinstance(row["outputs"]["oracle"], str) for row in rows)
 
 
-def test_reproducible_server_repeats_its_greedy_answers_whatever_came_before(monkeypatch):
-    """DSP_EMBEDDED_REPRODUCIBLE=1: each prompt evaluated whole on one slot, so sending the prompts in
-    reverse order (each now after another prompt than before) gives the same answers."""
-    from openai import OpenAI
+def test_default_llm_gives_a_prompt_the_same_answer_in_any_order_beside_any_other(monkeypatch):
+    """The default embedded LLM (a pool of one-thread, one-slot processes that evaluate every prompt whole): 24
+    prompts, then the same 24 reversed, each time mixed with other prompts, come back with the same answers,
+    whichever process serves each and whatever it served before."""
+    import asyncio
 
-    from dsp.llm.local import MODEL_ALIAS, REPRODUCIBLE
+    from dsp.llm.client import LLMConfig, LLMRequest
+    from dsp.llm.embedded import EmbeddedClient, embedded_pool
+    from dsp.llm.local import MODEL_ALIAS, pool_spec
 
-    monkeypatch.setenv(REPRODUCIBLE, "1")
     monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
+    monkeypatch.setenv("DSP_EMBEDDED_PROCESSES", "2")
     base = ("The city council met on Tuesday to discuss the new bridge over the river, which has been closed "
-            "since the spring floods. Engineers said repairs would cost 12 million dollars and take two years. ")
-    prompts = [base + f"Residents of district {k} asked for a ferry in the meantime.\nHint: {h}\nSummary:"
-               for k, h in ((3, "bridge; ferry"), (7, "cost; 12 million"), (9, "two years; floods"))]
-    with local_llm_server() as server:
-        assert server.slots == 1 and ":nocacheprompt:threads" in server.cache_namespace
-        client = OpenAI(base_url=server.base_url, api_key="unused")
+            "since the spring floods. Engineers said repairs would cost {n} million dollars and take {y} years. ")
+    hints = ("bridge; ferry", "cost; repairs", "two years; floods", "council; Tuesday")
+    prompts = [base.format(n=n, y=y) + f"Hint: {h}\nSummary:" for n in (3, 12) for y in (2, 5, 7) for h in hints]
+    others = [base.format(n=40 + k, y=1) + "Summary:" for k in range(8)]
+    spec = pool_spec()
 
-        def answer(p: str) -> str:
-            return client.completions.create(model=MODEL_ALIAS, prompt=p, max_tokens=24, temperature=0).choices[0].text
+    async def ask_twice(pool):
+        client = EmbeddedClient(LLMConfig(model=MODEL_ALIAS, base_url="http://embedded.invalid/v1", concurrency=4,
+                                          cache_namespace=spec.cache_namespace), None, pool)  # no cache
+        try:
+            out = []
+            for texts in (prompts[:12] + others[:4] + prompts[12:], others[4:] + prompts[::-1]):
+                answers = await client.complete_many([LLMRequest(prompt=t, max_tokens=16) for t in texts])
+                out.append([a if isinstance(a, BaseException) else a.text for a in answers])
+        finally:
+            await client.aclose()
+        return out
 
-        first = [answer(p) for p in prompts]
-        second = [answer(p) for p in reversed(prompts)][::-1]
-    assert first == second and all(first)
+    with embedded_pool(spec) as pool:
+        first, second = asyncio.run(ask_twice(pool))
+    first = first[:12] + first[16:]
+    assert len(pool.servers) == 2 and all(first)
+    assert second[4:][::-1] == first

