@@ -7,7 +7,7 @@ import inspect
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Annotated, Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional, Sequence
 
 import typer
 
@@ -46,7 +46,7 @@ Resume = Annotated[bool, typer.Option(help="Continue the run folder's checkpoint
 
 def resolve_task(task: str, data: str | None, input_field: str | None, target_field: str | None,
                  data_config: str | None = None):
-    """(task, data, input_field, target_field, data_config): flags win over the task file's defaults."""
+    """(task, data, input_field, target_field, data_config, id_field): flags win over the task file's defaults."""
     from dsp.tasks.config import load_task
 
     loaded = load_task(task)
@@ -55,7 +55,8 @@ def resolve_task(task: str, data: str | None, input_field: str | None, target_fi
         raise DSPError(f"--data is required: task '{loaded.task.name}' names no data source")
     if data is None:
         data_config = data_config or d.config
-    return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config)
+    return (loaded.task, data or d.source, input_field or d.input_field, target_field or d.target_field, data_config,
+            d.id_field or "id")
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,14 @@ class LLMOptions:
     llm_timeout: float = 120.0
     max_retries: int = 6
     llm_param: list[str] | None = None
+
+    def run_settings(self) -> dict[str, str | None]:
+        """What a run folder's config.json keeps of the LLM, so `--config` repeats the run on it: its base URL
+        (no credentials) and model, as given or from OPENAI_BASE_URL/OPENAI_MODEL; never the key."""
+        from dsp.llm.client import public_url
+
+        resolved = LLMConfig(model=self.model, base_url=self.base_url)
+        return {"base_url": public_url(resolved.base_url) if resolved.base_url else None, "model": resolved.model}
 
     def config(self) -> LLMConfig:
         price_in = price_out = None
@@ -165,10 +174,11 @@ def handle_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def load_shots(loaded, shots_data: str | None, shots: int | None) -> list:
-    """The few-shot examples of `dsp hint --run` and `dsp serve`: the first of --shots-data's train split."""
-    from dsp.data import load_examples
+def load_shots(loaded, shots_data: str | None, shots: int | None, hinted: Sequence = ()) -> list:
+    """The few-shot examples of `dsp hint --run` and `dsp serve`: the first of --shots-data's train split that
+    are none of the `hinted` examples (an input never sees its own answer)."""
+    from dsp.shots import draw_shots
 
     shots = loaded.task.shots if shots is None else shots
-    return load_examples(shots_data, split="train", limit=shots, input_field=loaded.data.input_field,
-                         target_field=loaded.data.target_field) if shots_data and shots > 0 else []
+    return draw_shots(shots_data, shots, hinted, split="train", input_field=loaded.data.input_field,
+                      target_field=loaded.data.target_field)

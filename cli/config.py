@@ -97,8 +97,14 @@ ConfigFile = Annotated[Optional[Path], typer.Option(
     rich_help_panel="Settings")]
 
 
-def load_config_file(path: Path, cls: type, command: str) -> dict[str, Any]:
-    """The file's settings, checked against cls: unknown keys and wrong types are one-line errors."""
+# Settings a run folder's config.json keeps beside the config dataclass's fields (LLMOptions.run_settings),
+# read back by a command that has them as options.
+RUN_EXTRAS = {"base_url": Optional[str], "model": Optional[str]}
+
+
+def load_config_file(path: Path, cls: type, command: str, extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The file's settings, checked against cls (and `extras`, name -> type): unknown keys and wrong types are
+    one-line errors."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
@@ -112,8 +118,8 @@ def load_config_file(path: Path, cls: type, command: str) -> dict[str, Any]:
     saved_by = raw.pop("command", command)
     if saved_by != command:
         raise DSPError(f"{path}: these are `dsp {saved_by}` settings, not `dsp {command}`'s")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    hints = {**typing.get_type_hints(cls), **(extras or {})}
+    names = {f.name for f in dataclasses.fields(cls) if f.init} | set(extras or ())
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = key.replace("-", "_")
@@ -172,7 +178,8 @@ def settings_command(cls: type, command: str, *, skip: set[str] = frozenset(), d
             settings = {n: kwargs.pop(n) for n in names}
             if config_path is not None:
                 # the file fills what the command line left at its default, generated or declared by the command
-                for k, v in load_config_file(config_path, cls, command).items():
+                extras = {k: t for k, t in RUN_EXTRAS.items() if k in own_names}
+                for k, v in load_config_file(config_path, cls, command, extras).items():
                     if k in given:
                         continue
                     if k in names:

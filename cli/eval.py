@@ -45,8 +45,9 @@ def eval_(
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
 
-    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field,
-                                                                          settings.pop("data_config"))
+    the_task, data, input_field, target_field, data_config, task_ids = resolve_task(
+        task, data, input_field, target_field, settings.pop("data_config"))
+    settings["id_field"] = settings["id_field"] or task_ids
     # a flag gives "none,policy"; a --config file may give a list
     conds = tuple(c.strip() for c in (conditions.split(",") if isinstance(conditions, str) else conditions) if c.strip())
     cfg = EvalConfig(**settings, data=data, data_config=data_config, conditions=conds,

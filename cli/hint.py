@@ -42,12 +42,13 @@ def _hint_file(policy, loaded, input_file, output, input_field, batch_size, llm,
     from dsp.policy import load_policy
 
     fields = dict(input_field=input_field or loaded.data.input_field, target_field=loaded.data.target_field)
-    examples = load_examples(input_file, split="dev", need_target=False, **fields)
+    examples = load_examples(input_file, split="dev", need_target=False, id_field=loaded.data.id_field or "id", **fields)
     the_policy = load_policy(policy)
+    the_shots = load_shots(loaded, shots_data, shots, examples) if llm is not None else ()
 
     def work(client=None):
         return hint_file(the_policy, loaded.task, examples, output, batch_size=batch_size, client=client,
-                         shots=load_shots(loaded, shots_data, shots) if client else (), **fields)
+                         shots=the_shots, **fields)
 
     result = run_with_llm(llm, cache, work) if llm is not None else asyncio.run(work())
     typer.echo(f"{result.written} rows written to {output}" + (f", {result.skipped} already there" if result.skipped else ""))
@@ -67,7 +68,7 @@ def hint(
     output: Annotated[Optional[Path], typer.Option(help="With --input-file: JSONL, one row per input (id, input, hint; prompt and output with --run). A re-run skips the ids already there.", rich_help_panel="Batch")] = None,
     input_field: Annotated[Optional[str], typer.Option(help="With --input-file: the input text field (default: the task's).", rich_help_panel="Batch")] = None,
     batch_size: Annotated[int, typer.Option(help="With --input-file: inputs per policy forward pass.", rich_help_panel="Batch")] = 16,
-    shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s).")] = None,
+    shots_data: Annotated[Optional[str], typer.Option(help="With --run: data whose train split gives the few-shot example(s); an input is never its own shot.")] = None,
     shots: Annotated[Optional[int], typer.Option(help="With --run: few-shot examples needs --shots-data; default: the task's, 1, or 0 for reasoning.")] = None,
     llm: LLMOptions = LLMOptions(),
 ) -> None:
@@ -97,8 +98,8 @@ def hint(
     the_hint = load_policy(policy).generate([source])[0]
     result = {"hint": the_hint}
     if run:
-        request = the_task.request(Example(id="input", input=source, target=""), the_hint,
-                                   load_shots(loaded, shots_data, shots))
+        example = Example(id="input", input=source, target="")
+        request = the_task.request(example, the_hint, load_shots(loaded, shots_data, shots, [example]))
         async def work(client):
             return await client.complete(request)
 

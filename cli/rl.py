@@ -42,21 +42,25 @@ def rl(
     from dsp.llm.session import run_with_llm
     from dsp.train.rl import run_rl_with_llm
 
-    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field,
-                                                                          settings.pop("data_config"))
+    the_task, data, input_field, target_field, data_config, _ = resolve_task(
+        task, data, input_field, target_field, settings.pop("data_config"))
     cfg = RLConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field,
                    shots=the_task.shots if shots is None else shots)
+    llm_options = llm.config()  # the flags first: a bad one is named before any file is read
     # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
     from dsp.data import load_examples
     from dsp.policy import check_policy_source
+    from dsp.train.state import check_run_folder
 
     load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
                   config_name=cfg.data_config, limit=cfg.limit)
     check_policy_source(cfg.policy)
+    check_run_folder(cfg, "rl")  # a refused resume costs no LLM start
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
-    llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
-    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task))
+    llm_config = share_budget(llm_options, cfg.device)  # the caps are the job's: each process gets its share
+    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task,
+                                                                                llm_settings=llm.run_settings()))
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)

@@ -53,7 +53,9 @@ def serve(
         raise DSPError("dsp serve needs the serve extra (FastAPI, uvicorn): pip install -e '.[serve]'") from None
     if max_input_chars < 1:
         raise DSPError(f"--max-input-chars must be positive, not {max_input_chars}")
-    token = os.environ.get(TOKEN_ENV) or None
+    token = os.environ.get(TOKEN_ENV)
+    if token is not None and not token.strip():  # set to "" it would turn authentication off without a word
+        raise DSPError(f"{TOKEN_ENV} is set but empty: set it to a token, or unset it to serve without one")
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         typer.echo(f"warning: listening on {host} with no {TOKEN_ENV}: anyone who reaches it spends your LLM budget",
                    err=True)

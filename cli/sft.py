@@ -36,21 +36,23 @@ def sft(
     """
     from dsp.train.sft import run_sft
 
-    the_task, data, input_field, target_field, data_config = resolve_task(task, data, input_field, target_field,
-                                                                          settings.pop("data_config"))
+    the_task, data, input_field, target_field, data_config, _ = resolve_task(
+        task, data, input_field, target_field, settings.pop("data_config"))
     cfg = SFTConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field)
     hint_labels = None
     if cfg.labels == "llm":  # the LLM labels every input first (cached, capped), then training needs no LLM
         from dsp.llm.session import run_with_llm
         from dsp.train.labels import label_for_sft
         from dsp.train.sft import load_train_dev
+        from dsp.train.state import check_run_folder
 
-        load_train_dev(cfg)  # the data is checked before the LLM is started or reached
+        load_train_dev(cfg)  # the data and the run folder are checked before the LLM is started or reached
+        check_run_folder(cfg, "sft")
 
         from dsp.train.accel import share_budget  # torch: only when a run starts
 
         llm_config = share_budget(llm.config(), cfg.device)  # the caps are the job's: each process gets its share
         hint_labels = run_with_llm(llm_config, llm.cache, lambda client: label_for_sft(cfg, client, the_task))
-    result = run_sft(cfg, the_task, labels=hint_labels)
+    result = run_sft(cfg, the_task, labels=hint_labels, llm_settings=llm.run_settings())
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {cfg.output_dir}/policy", err=True)

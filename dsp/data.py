@@ -41,7 +41,8 @@ def resolve_source(source: str, split: str) -> Path | None:
             candidate = path / f"{split}{suffix}"
             if candidate.exists():
                 return candidate
-        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)")
+        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)"
+                           + _splits_there(path))
     if path.exists():
         if path.suffix not in SUFFIXES:
             raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv, .parquet, "
@@ -50,6 +51,16 @@ def resolve_source(source: str, split: str) -> Path | None:
     if path.suffix in SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DSPError(f"{path}: no such file or folder")
     return None  # looks like owner/name: a hub dataset id
+
+
+def _splits_there(folder: Path) -> str:
+    """What to do instead, when the folder holds other splits."""
+    names = sorted({p.stem for p in folder.iterdir() if p.suffix in SUFFIXES and not p.name.startswith(".")})
+    if not names:
+        return ""
+    listed = ", ".join(f"'{n}'" for n in names)
+    return (f"; it holds split {listed}: name it with --split {names[0]} (dsp eval) or --train-split/--dev-split "
+            "(dsp sft, rl)")
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
@@ -90,9 +101,30 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[int, Any]]:
-    reader = csv.DictReader(_read_text(path).splitlines())
-    for row in reader:
-        yield reader.line_num, row
+    """Records numbered by their first line: a quoted field may hold line breaks, so the csv module reads
+    the open file itself (newline="" keeps them as written)."""
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = csv.reader(f)
+        header: list[str] | None = None
+        start = 1
+        try:
+            for row in rows:
+                if row and header is None:
+                    header = row
+                elif row:
+                    yield start, _csv_record(path, start, header, row)
+                start = rows.line_num + 1
+        except UnicodeDecodeError:
+            _read_text(path)  # raises, naming the line of the bad byte
+            raise
+        except csv.Error as e:
+            raise InputError(path, start, None, f"not valid CSV ({e})") from None
+
+
+def _csv_record(path: Path, line: int, header: list[str], row: list[str]) -> dict[str, str]:
+    if len(row) > len(header):
+        raise InputError(path, line, None, f"{len(row)} fields, but the header names {len(header)}")
+    return dict(zip(header, row))
 
 
 def _parquet_records(path: Path) -> Iterator[tuple[int, Any]]:

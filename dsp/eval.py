@@ -15,12 +15,13 @@ from typing import Any, Sequence
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, LLMError, MissingSplit
-from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic, write_text_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import OPENAI_URL, AsyncLLMClient, server_namespace
 from dsp.metrics import hint_f1, mean_ci, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
 from dsp.roundtrip import ask
+from dsp.shots import shots_and_evaluated
 from dsp.tasks import SummarizationTask, Task
 
 CONDITIONS = ("none", "tfidf", "policy", "oracle")
@@ -44,7 +45,7 @@ class EvalConfig:
     limit: int | None = None
     """Evaluate the first N examples only."""
     shots: int = 1
-    """Few-shot examples in each prompt, taken from the start of `shots_split`."""
+    """Few-shot examples in each prompt, the first of `shots_split` that are not evaluated (with one --data file, from past the evaluated ones)."""
     shots_split: str = "train"
     """Split the few-shot examples come from."""
     tfidf_split: str = "train"
@@ -53,6 +54,8 @@ class EvalConfig:
     """Field holding the input text."""
     target_field: str = "highlights"
     """Field holding the reference output."""
+    id_field: str | None = None
+    """Field holding each record's id in examples.jsonl; None: the task's [data] id_field, else `id` (file:line where a record has none)."""
     batch_size: int = 16
     """Policy generation batch size."""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -62,6 +65,9 @@ class EvalConfig:
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
             raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+        twice = next((c for i, c in enumerate(self.conditions) if c in self.conditions[:i]), None)
+        if twice is not None:
+            raise DSPError(f"--conditions: '{twice}' twice; give each hint source once")
         if self.limit is not None and self.limit <= 0:
             raise DSPError(f"--limit must be positive, not {self.limit}")
         if self.shots < 0:
@@ -188,8 +194,8 @@ def load_eval_data(cfg: EvalConfig) -> EvalData:
     """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
-    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, **fields)
-    shots = load_examples(cfg.data, split=cfg.shots_split, limit=cfg.shots, **fields) if cfg.shots else []
+    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id", **fields)
+    shots, examples = shots_and_evaluated(cfg.data, cfg.shots, examples, split=cfg.shots_split, **fields)
     idf_texts: list[str] = []
     if "tfidf" in cfg.conditions:
         try:
@@ -253,8 +259,9 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     )
     summary.update(cfg.extra)  # the caller's task name, policy and command line
     out = Path(cfg.output_dir)
-    write_jsonl_atomic(out / "examples.jsonl", rows)
-    write_json_atomic(out / "summary.json", summary)
+    # a CI of one example, a mean of none: missing, written as null
+    write_jsonl_atomic(out / "examples.jsonl", finite_or_none(rows))
+    write_json_atomic(out / "summary.json", finite_or_none(summary))
     write_text_atomic(out / "report.md", report_markdown(summary))
     from dsp.report import write_report  # matplotlib and jinja2: loaded once the answers are in
 

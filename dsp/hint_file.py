@@ -2,14 +2,17 @@
 batched through the policy, optionally with the steered LLM answers, resumable.
 
 Each finished row is written and flushed at once, so a re-run (after a kill, a cap, a failed call) reads
-the output's ids and does only the rest. With an LLM the next batch's hints are computed while the
-current batch's calls are in flight.
+the output's ids and does only the rest. An id the input holds more than once is hinted once per record:
+the re-run counts that id's rows, so its first k records are the ones done. With an LLM the next batch's
+hints are computed while the current batch's calls are in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -21,6 +24,8 @@ from dsp.errors import DSPError
 from dsp.llm.client import AsyncLLMClient
 from dsp.roundtrip import ask
 
+log = logging.getLogger(__name__)
+
 
 @dataclass
 class HintFileResult:
@@ -29,25 +34,50 @@ class HintFileResult:
     """Inputs whose rows the output already had."""
 
 
-def written_ids(out: Path) -> set[str]:
-    """Ids the output already holds. A last line cut short by a kill is removed, so it is done again."""
+def written_ids(out: Path) -> Counter[str]:
+    """How many rows of each id the output already holds. A last line cut short by a kill is removed, so it
+    is done again."""
     if not out.exists():
-        return set()
+        return Counter()
     data = out.read_bytes()
     end = data.rfind(b"\n") + 1
     if end < len(data):
         with out.open("r+b") as f:
             f.truncate(end)
-    ids = set()
+    ids: Counter[str] = Counter()
     for lineno, line in enumerate(data[:end].decode("utf-8", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            ids.add(str(json.loads(line)["id"]))
+            ids[str(json.loads(line)["id"])] += 1
         except (json.JSONDecodeError, KeyError, TypeError):
             raise DSPError(f"{out}:{lineno}: not a row this command wrote (no JSON with an 'id'); "
                            "move the file away or pass another --output") from None
     return ids
+
+
+def warn_repeats(examples: Sequence[Example]) -> None:
+    """One warning line naming the first repeated id (and how many more there are)."""
+    first: dict[str, str] = {}
+    repeats = []
+    for e in examples:
+        if e.id in first:
+            repeats.append(f"{e.where}: id '{e.id}' again (first at {first[e.id]})")
+        first.setdefault(e.id, e.where)
+    if repeats:
+        more = f"; {len(repeats) - 1} more repeated" if len(repeats) > 1 else ""
+        log.warning("%s%s: each record is hinted, its rows share the id", repeats[0], more)
+
+
+def not_written(examples: Sequence[Example], done: Counter[str]) -> list[Example]:
+    """The examples still to do: of an id's records, the first `done[id]` are in the output already."""
+    seen: Counter[str] = Counter()
+    todo = []
+    for e in examples:
+        seen[e.id] += 1
+        if seen[e.id] > done[e.id]:
+            todo.append(e)
+    return todo
 
 
 async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, batch_size: int = 16,
@@ -57,13 +87,8 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
     """Write one JSON line per example: id, input, hint (and target, prompt and LLM output where there are)."""
     if batch_size < 1:
         raise DSPError(f"--batch-size must be positive, not {batch_size}")
-    seen: dict[str, str] = {}
-    for e in examples:
-        if e.id in seen:
-            raise DSPError(f"{e.where}: id '{e.id}' again (first at {seen[e.id]}): ids must be unique to resume")
-        seen[e.id] = e.where
-    done = written_ids(out)
-    todo = [e for e in examples if e.id not in done]
+    warn_repeats(examples)
+    todo = not_written(examples, written_ids(out))
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     bar = tqdm(total=len(todo), desc="hints", unit="input", disable=not progress)
     failure: BaseException | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,12 +26,33 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def json_text(obj: Any, where: str | os.PathLike, **kw) -> str:
+    """`obj` as JSON, refusing NaN and infinity (not JSON: strict readers reject the file). A value that
+    could not be computed is written as null, on purpose, through `finite_or_none`."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, allow_nan=False, **kw)
+    except ValueError as e:
+        raise ValueError(f"{where}: refusing to write NaN or infinity into JSON ({e}); "
+                         "pass missing values through finite_or_none") from None
+
+
+def finite_or_none(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float (in dicts, lists and tuples) replaced by None."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite_or_none(v) for v in obj]
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n")
+    write_text_atomic(path, json_text(obj, path, indent=2) + "\n")
 
 
 def write_jsonl_atomic(path: str | os.PathLike, rows: Iterable[dict]) -> None:
-    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    write_text_atomic(path, "".join(json_text(r, path) + "\n" for r in rows))
 
 
 LOCK_NAME = ".dsp.lock"

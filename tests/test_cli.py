@@ -76,6 +76,7 @@ def test_eval_call_cap_stops_cleanly(trained, server, tmp_path):
     [
         (["eval", "--data", "/no/such/dir", "--output-dir", "o"], "no such file or folder"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none,magic"], "unknown magic"),
+        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "oracle,none,oracle"], "'oracle' twice"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "policy"], "no --policy was given"),
         (["eval", "--data", "BAD", "--output-dir", "o", "--conditions", "none"], "bad/dev.jsonl:2: field 'article': missing"),
         (["sft", "--data", "DATA", "--output-dir", "o", "--batch-size", "0"], "--batch-size must be positive"),
@@ -171,3 +172,15 @@ def test_rl_with_no_hint_baseline_two_llm_samples_and_hint_hit_shaping(trained, 
     # dev evaluation (before and after) is greedy, one answer per hint, no baseline; unchanged hints are cached
     dev = [q for q in reqs if q["temperature"] == 0]
     assert 2 <= len(dev) <= 2 * 2 and all("Hint:" in q["prompt"] for q in dev)
+
+
+def test_the_progress_bar_ends_its_line_before_the_results_table(trained, server, tmp_path):
+    """stdout and stderr on one terminal (CliRunner's output interleaves them as a terminal shows them): the LLM
+    progress bar's last line ends before the table starts, also where a carriage return is not honoured (CI logs)."""
+    data, _ = trained
+    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions",
+                            "none,oracle", "--limit", "3"] + llm_args(server, tmp_path))
+    assert r.exit_code == 0, r.output
+    assert "llm:" in r.output  # the bar was drawn
+    before_table = r.output[: r.output.index("| hint |")]
+    assert before_table.endswith("\n"), repr(before_table[-200:])

@@ -56,3 +56,40 @@ def test_missing_things(tmp_path):
 def test_real_cnndm_loads(cnndm_dir):
     ex = load_examples(str(cnndm_dir), split="dev")
     assert len(ex) == 250 and all(e.input and e.target for e in ex)
+
+
+def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
+    """Issue 29.3: a quoted field holding line breaks is read whole; ids and errors name the record's first line."""
+    import csv
+
+    rows = [{"article": "Last year .\nAnd Jose came back .", "highlights": "Jose came back ."},
+            {"article": "One line .", "highlights": "Short ."},
+            {"article": "Two\r\nlines .", "highlights": "Two ."}]
+    path = tmp_path / "t.csv"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=["article", "highlights"])
+        w.writeheader()
+        w.writerows(rows)
+    ex = load_examples(str(path))
+    assert [e.input for e in ex] == [r["article"] for r in rows]
+    assert [e.id for e in ex] == ["t.csv:2", "t.csv:4", "t.csv:5"]  # each record's first line
+    empty = write(tmp_path / "e.csv", 'article,highlights\n"a\nb",c\n\n"x\ny\nz",""\n')
+    with pytest.raises(InputError, match=r"e\.csv:5: field 'highlights': empty text"):
+        load_examples(empty)
+    bad = write(tmp_path / "b.csv", b"article,highlights\n\"a\nb\",c\n\"caf\xe9\",d\n")
+    with pytest.raises(InputError, match=r"b\.csv:4: not UTF-8 text"):
+        load_examples(bad)
+
+
+def test_a_folder_without_the_split_names_the_splits_it_has(tmp_path):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    (tmp_path / "validation.jsonl").write_text('{"article": "a b", "highlights": "b"}\n')
+    with pytest.raises(DSPError, match=r"no file for split 'dev'.*split 'validation'.*--split validation"):
+        load_examples(str(tmp_path), split="dev")
+    r = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o"), "--conditions",
+                                 "none", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    assert r.exit_code == 2 and "--split validation" in r.stderr and r.stderr.count("\n") == 1, r.output

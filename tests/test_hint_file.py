@@ -103,3 +103,42 @@ def test_bad_batch_arguments_are_one_line(policy_dir, inputs, tmp_path, args, me
     args = [str(path) if a == "IN" else str(tmp_path / a) if a == "o.jsonl" else a for a in args]
     r = runner.invoke(app, ["hint", "--policy", str(policy_dir), *args])
     assert r.exit_code == 2 and message in r.stderr and r.stderr.count("\n") == 1, r.output
+
+
+def test_repeated_ids_are_hinted_once_per_record_and_resume(policy_dir, inputs, tmp_path, caplog):  # noqa: F811
+    """Issue 29.5: a file holding a record twice (the shipped dev.jsonl does) is hinted record by record,
+    with a warning naming the repeat; the resume counts a repeated id's rows, so a kill loses nothing."""
+    path, rows = inputs
+    rows = rows[:4] + [rows[1], rows[4]]  # line 5 repeats line 2's id
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    args = ["hint", "--policy", str(policy_dir), "--input-file", str(path), "--output", str(out), "--batch-size", "2"]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "6 rows written" in r.stdout, r.output
+    assert any("in.jsonl:5" in m and "'s1'" in m and "in.jsonl:2" in m for m in caplog.messages), caplog.messages
+    whole = out.read_text()
+    assert [json.loads(line)["id"] for line in whole.splitlines()] == [r["id"] for r in rows]
+    out.write_text("".join(whole.splitlines(keepends=True)[:4]))  # killed after row 4
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "2 rows written" in r.stdout and "4 already there" in r.stdout, r.output
+    assert out.read_text() == whole
+    out.write_text("".join(whole.splitlines(keepends=True)[:5]))  # killed after the repeat's row
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0 and "1 rows written" in r.stdout and out.read_text() == whole, r.output
+
+
+def test_readme_batch_hint_example_on_the_shipped_dev_file(policy_dir, cnndm_dir, tmp_path):  # noqa: F811
+    """The README's `dsp hint --policy runs/sft --input-file ../shared/data/cnndm/dev.jsonl --output hints.jsonl
+    --run`, with a tiny real policy and the loopback LLM: every record of the file gets its row."""
+    dev = cnndm_dir / "dev.jsonl"
+    records = dev.read_text().splitlines()
+    out = tmp_path / "hints.jsonl"
+    with TestServer() as server:
+        r = runner.invoke(app, ["hint", "--policy", str(policy_dir), "--input-file", str(dev), "--output", str(out),
+                                "--run", "--base-url", server.base_url, "--model", "test-model",
+                                "--cache", str(tmp_path / "c.sqlite")])
+        assert r.exit_code == 0, r.output
+        assert f"{len(records)} rows written" in r.stdout
+    got = rows_of(out)
+    assert [g["id"] for g in got] == [json.loads(line)["id"] for line in records]
+    assert all(g["hint"] and g["output"] for g in got)

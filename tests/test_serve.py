@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from urllib.parse import unquote
 
@@ -333,3 +334,28 @@ def test_llm_params_reach_the_upstream(policy, upstream, tmp_path):
     with running(policy, upstream.base_url, tmp_path, extra_params={"min_p": 0.05, "repeat_last_n": 16}) as url:
         sdk(url).completions.create(model="test-model", prompt=ARTICLE, max_tokens=8)
     assert {k: upstream.state.requests[-1].get(k) for k in ("min_p", "repeat_last_n")} == {"min_p": 0.05, "repeat_last_n": 16}
+
+
+def test_an_empty_token_is_refused_not_taken_for_no_token(policy_dir):  # noqa: F811
+    r = CliRunner().invoke(app, ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1",
+                                 "--model", "m"], env={"DSP_SERVE_TOKEN": ""})
+    assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
+    assert "DSP_SERVE_TOKEN is set but empty" in r.stderr
+
+
+def test_a_successful_models_call_is_counted_in_metrics(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path) as url:
+        assert [m.id for m in sdk(url).models.list()] == ["test-model"]
+        metrics = urllib.request.urlopen(url.removesuffix("/v1") + "/metrics").read().decode()
+    assert 'dsp_requests_total{route="/v1/models",status="200"} 1' in metrics
+
+
+def test_a_body_that_is_not_json_names_no_param(policy, upstream, tmp_path):
+    with running(policy, upstream.base_url, tmp_path) as url:
+        request = urllib.request.Request(url + "/completions", data=b"prompt=not json", method="POST",
+                                         headers={"Content-Type": "application/json"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(request)
+        error = json.loads(e.value.read())["error"]
+    assert e.value.code == 400 and error["param"] is None and "not valid JSON" in error["message"], error
+    assert error["type"] == "invalid_request_error" and "\n" not in error["message"]

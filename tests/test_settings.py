@@ -91,10 +91,8 @@ def test_every_rl_setting_is_a_flag_of_dsp_rl():
     assert field_docs(RLConfig)["clip"] in " ".join(r.stdout.split())
 
 
-def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
-    """A run's saved config.json reproduces the run's settings; a flag overrides one of them."""
-    from tests.test_cli import llm_args, trained  # noqa: F401  (fixture reused below)
-    from dsp.llm.testserver import TestServer
+def _data_and_sft_run(tmp_path):
+    """A synthetic data folder, and a one-step SFT run on it in tmp_path/sft."""
     from tests.conftest import synthetic_rows
 
     data = tmp_path / "synth"
@@ -104,6 +102,15 @@ def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
     r = runner.invoke(app, ["sft", "--data", str(data), "--output-dir", str(tmp_path / "sft"), "--max-steps", "1",
                             "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "2"])
     assert r.exit_code == 0, r.output
+    return data
+
+
+def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
+    """A run's saved config.json reproduces the run's settings; a flag overrides one of them."""
+    from tests.test_cli import llm_args, trained  # noqa: F401  (fixture reused below)
+    from dsp.llm.testserver import TestServer
+
+    data = _data_and_sft_run(tmp_path)
     toml = tmp_path / "rl.toml"
     toml.write_text(f'policy = "{tmp_path / "sft"}"\noutput-dir = "{tmp_path / "rl1"}"\niterations = 1\n'
                     f'batch_size = 2\nsamples_per_input = 2\ndev_limit = 1\nclip = 0.3\nent_coef = 0.01\n')
@@ -140,3 +147,31 @@ def test_dsp_eval_takes_its_settings_from_a_config_file_and_flags_win(synth_dir,
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["config"]["limit"] == 2 and summary["config"]["conditions"] == ["none", "oracle"]
     assert summary["config"]["tfidf_split"] == "dev"
+
+
+def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
+    """`dsp rl --config RUN/config.json` repeats a run on the same LLM: base_url and model are saved (the key never)
+    and read back; before, they were not saved, so the repeat quietly used the embedded LLM."""
+    from dsp.llm.testserver import TestServer
+
+    data = _data_and_sft_run(tmp_path)
+    key = "sk-run-config-SECRET-4242"
+    with TestServer() as server:
+        r = runner.invoke(app, ["rl", "--data", str(data), "--policy", str(tmp_path / "sft"), "--output-dir",
+                                str(tmp_path / "rl1"), "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2",
+                                "--dev-limit", "1", "--base-url", server.base_url, "--model", "test-model",
+                                "--cache", str(tmp_path / "c.sqlite")], env={"OPENAI_API_KEY": key})
+        assert r.exit_code == 0, r.output
+        text = (tmp_path / "rl1" / "config.json").read_text()
+        saved = json.loads(text)
+        assert (saved["base_url"], saved["model"]) == (server.base_url, "test-model") and key not in text
+        sent = len(server.state.requests)
+        r = runner.invoke(app, ["rl", "--config", str(tmp_path / "rl1" / "config.json"), "--output-dir",
+                                str(tmp_path / "rl2"), "--seed", "1", "--cache", str(tmp_path / "c2.sqlite")],
+                          env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "", "OPENAI_MODEL": ""})
+        assert r.exit_code == 0, r.output
+        assert len(server.state.requests) > sent  # the same server answered the repeat
+    assert json.loads((tmp_path / "rl2" / "config.json").read_text())["base_url"] == server.base_url
+    from dsp.llm.client import public_url  # credentials and the query (where keys hide) are never saved
+
+    assert public_url("https://user:pw@Example.com:8443/v1/?api-key=k#x") == "https://Example.com:8443/v1/"

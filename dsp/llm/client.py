@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterable, Literal
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import openai
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
@@ -55,6 +56,14 @@ def server_namespace(base_url: str) -> str:
     if ":" in host:  # IPv6
         host = f"[{host}]"
     return f"{scheme}://{host}{f':{port}' if port else ''}{u.path.rstrip('/')}"
+
+
+def public_url(base_url: str) -> str:
+    """The base URL as a run folder may keep it: without credentials (user:password@), query or fragment,
+    where a key could hide."""
+    u = urlsplit(base_url.strip())
+    host = u.netloc.rpartition("@")[2]
+    return urlunsplit((u.scheme, host, u.path, "", ""))
 
 
 @dataclass
@@ -330,7 +339,9 @@ class AsyncLLMClient:
     ) -> list[LLMResult | BaseException]:
         """All requests at once (bounded by the concurrency limit); failures come back as exceptions."""
         requests = list(requests)
-        bar = tqdm(total=len(requests), desc=desc, unit="call", disable=desc is None, leave=False)
+        # leave=None: a top-level bar stays with a new line (a cleared one leaves the cursor after "\r", where
+        # the results that follow on stdout would run into it in a log); one nested under another is cleared
+        bar = tqdm(total=len(requests), desc=desc, unit="call", disable=desc is None, leave=None)
 
         async def one(r: LLMRequest):
             try:
@@ -343,6 +354,7 @@ class AsyncLLMClient:
             results = await asyncio.gather(*(one(r) for r in requests), return_exceptions=True)
         finally:
             bar.close()
+            sys.stderr.flush()  # the bar's last line is out before anything the command prints next
         for r in results:
             if isinstance(r, LLMBackendGone):
                 raise r  # no answer can come any more: the command stops here, its answers so far cached

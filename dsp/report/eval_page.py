@@ -210,8 +210,13 @@ def _run_pairs(run: EvalRun, columns: list[Column], cards: list[Card]) -> list[P
         s = summaries[f"{a}-{b}"]
         sa, sb = _scores(cards, col[a]), _scores(cards, col[b])
         diffs = {card.index: sa[card.index] - sb[card.index] for card in cards if card.id in complete}
-        pairs.append(Pair(f"p{len(pairs)}", col[a], col[b], s["mean"], s["ci95"], s["n"], diffs))
+        pairs.append(Pair(f"p{len(pairs)}", col[a], col[b], _stat(s["mean"]), _stat(s["ci95"]), s["n"], diffs))
     return pairs
+
+
+def _stat(value: float | None) -> float:
+    """A statistic as summary.json holds it: null where it could not be computed (one example's CI), NaN here."""
+    return math.nan if value is None else value
 
 
 def _cross_pairs(runs: list[EvalRun], columns: list[Column], cards: list[Card]) -> list[Pair]:

@@ -113,6 +113,8 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
     @app.exception_handler(RequestValidationError)
     async def _bad_body(request: Request, e: RequestValidationError):
         first = e.errors()[0] if e.errors() else {"loc": (), "msg": "invalid body"}
+        if first.get("type") == "json_invalid":  # its loc is the character position, not a field
+            return await _openai_error(request, OpenAIError(400, "the body is not valid JSON"))
         param = ".".join(str(p) for p in first["loc"] if p != "body") or None
         where = f"{param}: " if param else ""
         return await _openai_error(request, OpenAIError(400, f"{where}{first['msg']}", param=param))
@@ -141,6 +143,7 @@ def build_app(batcher: HintBatcher, client: AsyncLLMClient, task, options: Serve
 
     @app.get("/v1/models", dependencies=[Depends(authorized)])
     async def models():
+        metrics.requests[("/v1/models", 200)] += 1
         return {"object": "list", "data": [{"id": options.model, "object": "model", "owned_by": "dsp"}]}
 
     @app.post("/v1/completions", dependencies=[Depends(authorized)])

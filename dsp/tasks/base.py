@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from importlib import resources
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from dsp.llm.client import AsyncLLMClient, LLMRequest
 
 PLACEHOLDERS = ("{input}", "{hint}", "{target}")
+# anything spelled like a placeholder; one not in PLACEHOLDERS would reach the LLM as text
+_PLACEHOLDER = re.compile(r"\{[A-Za-z_][A-Za-z0-9_]*\}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,10 @@ class PromptTemplate:
         return (("system", self.instruction), user) if self.instruction else (user,)
 
     def __post_init__(self) -> None:
+        unknown = next((m for m in _PLACEHOLDER.findall(self.text) if m not in PLACEHOLDERS), None)
+        if unknown is not None:
+            raise DSPError(f"{self.source}: unknown placeholder {unknown} in the prompt template; "
+                           f"a template fills only {', '.join(PLACEHOLDERS)}")
         for name in ("{input}", "{target}"):
             if name not in self.text:
                 raise DSPError(f"{self.source}: prompt template has no {name} placeholder")

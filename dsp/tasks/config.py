@@ -6,19 +6,27 @@ TOML rather than YAML: Python reads it with the standard library, so a task need
 dependency, and its types (strings, numbers, arrays) are all a task config uses.
 
     name = "my-task"
+    kind = "summarization"      # summarization (default), dialogue or reasoning
+    description = "free text, for the reader"
     [data]                      # defaults for --data / --input-field / --target-field
     source = "path/or/hub-id"
+    config = "3.0.0"            # a hub dataset's config name
     input_field = "text"
     target_field = "summary"
+    id_field = "doc_id"         # each record's id in eval rows and batch hints (default "id", else file:line)
     [prompt]                    # packaged template names, .txt paths (relative to this file) ...
     with_hint = "summarization/with_hint"
     plain = "summarization/plain"
-    # ... or the template text itself: with_hint_text = "Text: {input}\\nHint: {hint}\\nSummary: {target}"
+    # ... or the template text itself (placeholders: {input}, {hint}, {target} last; no others):
+    with_hint_text = "Text: {input}\\nHint: {hint}\\nSummary: {target}"
+    plain_text = "Text: {input}\\nSummary: {target}"
     max_input_words = 400
+    shot_input_words = 200      # words of each few-shot example's input
     shots = 1                   # few-shot examples per prompt unless --shots says otherwise
     [hint]
     labeller = "reference_phrases"
     separator = "; "
+    max_phrase_words = 4        # reference_phrases: longest phrase a pseudo-label keeps
     [generation]
     max_tokens = 96
     stop = ["\\n\\n"]

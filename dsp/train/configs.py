@@ -146,7 +146,7 @@ class RLConfig(RunFolder):
     limit: int | None = None
     """Roll out only the first N training inputs."""
     shots: int = 1
-    """Few-shot examples in each LLM prompt, the first of `shots_split` (left out of the rollouts)."""
+    """Few-shot examples in each LLM prompt, the first of `shots_split` that are not dev examples (left out of the rollouts)."""
     shots_split: str = "train"
     """Split the few-shot examples come from."""
     llm_samples: int = 1

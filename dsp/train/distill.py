@@ -17,7 +17,6 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -31,6 +30,7 @@ from dsp.policy.base import load_policy
 from dsp.train import accel
 from dsp.train.configs import DistillConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.sft import load_train_dev, run_sft
+from dsp.train.state import open_run_folder
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +79,28 @@ def candidate_kl(teacher, student, inputs: Sequence[str], temperature: float = 1
     return total / n if n else math.nan
 
 
+def shared_candidates(t_words: list[str], s_words: list[str]) -> tuple[list[int], list[int]]:
+    """(teacher indices, student indices) of the candidate words both policies see, in the teacher's order.
+
+    Their windows can differ: a student with a pruned vocabulary splits a word its training inputs never
+    had into more pieces, so fewer of a long input's words fit its window."""
+    s_index = {w: i for i, w in enumerate(s_words)}
+    pairs = [(i, s_index[w]) for i, w in enumerate(t_words) if w in s_index]
+    return [i for i, _ in pairs], [j for _, j in pairs]
+
+
 def _extractive_kl_terms(teacher, student, inputs: list[str], t: float) -> list[torch.Tensor]:
+    """KL(teacher || student) per input, both distributions taken over the candidates both see."""
     with torch.no_grad():
         t_scores, t_cands, _ = teacher.scores(inputs)
     s_scores, s_cands, _ = student.scores(inputs)
     terms = []
     for ts, tc, ss, sc in zip(t_scores, t_cands, s_scores, s_cands):
-        if tc.words != sc.words or not len(ts):
-            continue  # different windows: the distributions are over different candidates
-        terms.append(F.kl_div(torch.log_softmax(ss / t, -1), torch.log_softmax(ts.to(ss.device) / t, -1),
+        ti, si = shared_candidates(tc.words, sc.words)
+        if not ti:
+            continue  # no word in both windows: nothing to compare
+        ts, ss = ts[ti].to(ss.device), ss[si]  # (C_shared,)
+        terms.append(F.kl_div(torch.log_softmax(ss / t, -1), torch.log_softmax(ts / t, -1),
                               log_target=True, reduction="sum"))
     return terms
 
@@ -116,6 +129,15 @@ def token_kl_loss(teacher, temperature: float, weight: float):
     return extractive if teacher.kind == "extractive" else seq2seq
 
 
+def _dev_kl(before: float, after: float) -> dict[str, Any]:
+    """The dev KL entries of result.json; null, with the reason, where no dev input could be compared."""
+    out: dict[str, Any] = {"dev/kl_teacher_student_before": before, "dev/kl_teacher_student_after": after}
+    if math.isnan(before) or math.isnan(after):
+        out = {k: None if math.isnan(v) else v for k, v in out.items()}
+        out["dev/kl_missing"] = "no dev input has a candidate word that both the teacher and the student see"
+    return out
+
+
 LABEL_BATCH = 16  # the teacher's generate batch: labels are the same however the batches are spread over processes
 
 
@@ -134,6 +156,7 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
     from dsp.policy.choose import new_policy
 
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
+    open_run_folder(cfg, acc, "distill")  # a refused resume or a taken folder, before the teacher labels anything
     device = accel.run_device(acc, cfg.device)
     teacher = load_policy(cfg.teacher, device=device)
     teacher.train(False)
@@ -172,7 +195,7 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
     kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" and main else None
 
     result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss,
-                     on_step=on_step, accelerator=acc)
+                     on_step=on_step, accelerator=acc, saved_as=("distill", cfg))
     if not main:
         return result
     final = load_policy(cfg.output_dir, device=device)
@@ -183,9 +206,6 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
         "teacher_labelled_inputs": len(labels),
     })
     if teacher.kind == "extractive":
-        result["dev/kl_teacher_student_before"] = kl_before
-        result["dev/kl_teacher_student_after"] = candidate_kl(teacher, final, [e.input for e in dev])
+        result.update(_dev_kl(kl_before, candidate_kl(teacher, final, [e.input for e in dev])))
     write_json_atomic(Path(cfg.output_dir) / "result.json", result)  # run_sft wrote it without the above
-    # run_sft saved its own settings; the run folder keeps the command the user ran, so --config reloads it
-    write_json_atomic(Path(cfg.output_dir) / "config.json", {"command": "distill", **asdict(cfg)})
     return result

@@ -9,7 +9,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from dsp.io import write_json_atomic, write_text_atomic
+from dsp.io import finite_or_none, json_text, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class RunLog:
                 log.warning("tensorboardX is not installed: no TensorBoard events (log.jsonl has every metric)")
 
     def write(self, step: int, metrics: dict[str, Any]) -> None:
-        self._file.write(json.dumps({"step": step, **metrics}, ensure_ascii=False) + "\n")
+        self._file.write(json_text(finite_or_none({"step": step, **metrics}), self.path) + "\n")
         self._file.flush()
         if self._tb is not None:
             for k, v in metrics.items():

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from dsp.data import Example, load_examples
 from dsp.errors import BudgetExceeded, DSPError, MissingSplit
-from dsp.io import RunLock, write_json_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic
 from dsp.policy.base import TrainablePolicy, load_policy
 from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
@@ -34,8 +34,9 @@ from dsp.train.configs import RLConfig  # noqa: F401  (re-exported: the trainer'
 from dsp.train.phases import Rollout, advantages, reset_prefixes, rollout, rollout_and_score, score, update  # noqa: F401
 from dsp.train.logs import RunLog, plot_curves, write_dev_articles, write_run_report
 from dsp.train.reward import Reward
+from dsp.shots import draw_shots, overlaps
 from dsp.train.sft import _batch_order
-from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
+from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy, save_run_config
 
 # How a run stopped at a cap goes on: from its checkpoint, with a cap of the new invocation's own.
 RESUME = "; the checkpoint is written: --resume goes on, the cap counting that invocation's calls"
@@ -70,24 +71,34 @@ def _dev_metrics(result: dict[str, Any], val_key: str) -> dict[str, Any]:
 
 async def run_rl(cfg: RLConfig, reward: Reward, *, client=None, metric_name: str = "metric",
                  pseudo_label: Callable[[Example], str] | None = None,
-                 on_iteration: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+                 on_iteration: Callable[[int, Any], None] | None = None,
+                 shots: list[Example] | None = None, llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train; checkpoints every `save_every` iterations; returns the final metrics.
 
     `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob;
-    `on_iteration(iteration, policy)` runs after each iteration is logged and checkpointed.
+    `on_iteration(iteration, policy)` runs after each iteration is logged and checkpointed;
+    `shots`: the reward's few-shot examples, left out of the rollouts (None: `rl_shots(cfg, dev)`);
+    `llm_settings` (the LLM's base_url and model) are saved in config.json beside cfg.
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():  # one writer per run folder
-        return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration)
+        return await _run_rl(cfg, acc, reward, client, metric_name, pseudo_label, on_iteration, shots, llm_settings)
 
 
-def _train_inputs(cfg: RLConfig) -> list[Example]:
+def rl_shots(cfg: RLConfig, dev: list[Example]) -> list[Example]:
+    """The reward's few-shot examples: the first of `shots_split` that are not dev examples (one --data file
+    serves every split, so they then come from past the dev ones)."""
+    return draw_shots(cfg.data, cfg.shots, dev, split=cfg.shots_split, input_field=cfg.input_field,
+                      target_field=cfg.target_field, config_name=cfg.data_config)
+
+
+def _train_inputs(cfg: RLConfig, shots: list[Example]) -> list[Example]:
     train = load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
                           config_name=cfg.data_config, limit=cfg.limit)
-    if cfg.shots and cfg.shots_split == cfg.train_split:
-        train = train[cfg.shots :]  # the few-shot examples are in every prompt: not rollout inputs
+    is_shot = overlaps(shots)
+    train = [e for e in train if not is_shot(e)]  # the few-shot examples are in every prompt: not rollout inputs
     if not train:
         raise DSPError(f"{cfg.data}: no training inputs left to roll out")
     return train
@@ -140,8 +151,8 @@ def _build_optim(cfg: RLConfig, policy) -> _Optim:
     return _Optim(value_head, params, optimizer, scheduler, kl_ctl)
 
 
-async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, pseudo_label, on_iteration
-                  ) -> dict[str, Any]:
+async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, pseudo_label, on_iteration,
+                  shots: list[Example] | None, llm_settings: dict[str, Any] | None) -> dict[str, Any]:
     rank, world = acc.process_index, acc.num_processes
     main = acc.is_main_process  # the one process that writes the run folder and calls the LLM for dev scores
     if cfg.batch_size % world:
@@ -149,7 +160,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
     run_dir, checkpoint = open_run_folder(cfg, acc, "rl")
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    train, dev = _train_inputs(cfg), _dev(cfg)
+    dev = _dev(cfg)
+    train = _train_inputs(cfg, rl_shots(cfg, dev) if shots is None else shots)
     policy, reference = _load_policies(cfg, checkpoint, accel.run_device(acc, cfg.device))
     o = _build_optim(cfg, policy)
     # prepared for fp16's loss scaling (step, unscale before the clip); the scheduler is not: accelerate
@@ -163,6 +175,7 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         it = state["iteration"]
         o.kl_ctl.load_state_dict(state["kl_ctl"])
         calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
+    save_run_config(run_dir, acc, "rl", cfg, llm_settings)  # the run goes on: its settings are these
 
     def llm_calls() -> int:  # the whole run's so far (a collective: every process calls it)
         return calls_before + _requests(acc, client)
@@ -253,7 +266,8 @@ async def _run_rl(cfg: RLConfig, acc, reward: Reward, client, metric_name: str, 
         return {"iterations": it, "rank": rank, "stopped": stopped}
     save_final_policy(run_dir, policy)
     plot_curves(run_dir, ("charts/reward", val_key, "objective/kl"))
-    result = _result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client)
+    # a reward or dev score that could not be computed is NaN in memory, null in the file
+    result = finite_or_none(_result(cfg, run_dir, it, stopped, time.time() - started, reward, metrics, val_key, client))
     write_json_atomic(run_dir / "result.json", result)
     write_run_report(run_dir)
     acc.wait_for_everyone()
@@ -301,8 +315,8 @@ async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, A
     from dsp.train.reward import HintHitShaping, LLMReward
 
     task = task or SummarizationTask()
-    shots = load_examples(cfg.data, split=cfg.shots_split, input_field=cfg.input_field, target_field=cfg.target_field,
-                          config_name=cfg.data_config, limit=cfg.shots) if cfg.shots else []
+    shots = rl_shots(cfg, _dev(cfg))
     reward = HintHitShaping(LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
                                       baseline=cfg.baseline), cfg.hint_hit_coef, task.separator)
-    return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label, **kw)
+    return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label,
+                        shots=shots, **kw)

@@ -15,7 +15,7 @@ from transformers import get_linear_schedule_with_warmup
 
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError, MissingSplit
-from dsp.io import RunLock, write_json_atomic, write_jsonl_atomic
+from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic
 from dsp.metrics import hint_f1
 from dsp.policy.base import load_policy
 from dsp.policy.choose import DEFAULT_LR, new_policy, resolve_policy_type
@@ -23,7 +23,7 @@ from dsp.tasks import SummarizationTask, Task
 from dsp.train import accel
 from dsp.train.configs import SFTConfig  # noqa: F401  (re-exported: the trainer's settings)
 from dsp.train.logs import RunLog
-from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy
+from dsp.train.state import load_trainer_state, open_run_folder, save_checkpoint, save_final_policy, save_run_config
 
 
 def load_train_dev(cfg: SFTConfig) -> tuple[list[Example], list[Example]]:
@@ -80,7 +80,8 @@ def _batch_order(n: int, epoch: int, seed: int) -> list[int]:
 
 def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, Any], None] | None = None,
             labels: dict[str, str] | None = None, *, extra_train: Sequence[Example] = (), initial_policy=None,
-            extra_loss: Callable[[Any, list[str], list[str]], torch.Tensor] | None = None, accelerator=None) -> dict[str, Any]:
+            extra_loss: Callable[[Any, list[str], list[str]], torch.Tensor] | None = None, accelerator=None,
+            saved_as: tuple[str, Any] | None = None, llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
     `labels` ({example.where: hint}; `where` is file:line, unique across splits, unlike ids) replaces the task's pseudo-labels (LLM-written labels, a
@@ -90,10 +91,13 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, An
     `on_step(step, policy)` is called after each step is logged and checkpointed. One process at a time
     writes a run folder (`RunLock`); under `accelerate launch` that is the main process, and each
     step's batch is split over the processes. `accelerator`: the caller's (`dsp distill`), else a new one.
+    `saved_as`: (command, settings) the run folder's config.json records and a resume is checked against
+    (`dsp distill`'s own; default ("sft", cfg)); `llm_settings` (the LLM's base_url and model) are saved beside.
     """
     acc = accelerator or accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():
-        return _run_sft(cfg, acc, task, on_step, labels, list(extra_train), initial_policy, extra_loss)
+        return _run_sft(cfg, acc, task, on_step, labels, list(extra_train), initial_policy, extra_loss,
+                        saved_as or ("sft", cfg), llm_settings)
 
 
 def _make_policy(cfg: SFTConfig, task: Task, checkpoint: Path | None, initial_policy, train: list[Example],
@@ -144,10 +148,11 @@ def _checkpoint(acc, run_dir: Path, policy, optimizer, scheduler, step: int) -> 
 
 
 def _run_sft(cfg: SFTConfig, acc, task: Task | None, on_step: Callable[[int, Any], None] | None,
-             labels: dict[str, str] | None, extra_train: list[Example], initial_policy, extra_loss) -> dict[str, Any]:
+             labels: dict[str, str] | None, extra_train: list[Example], initial_policy, extra_loss,
+             saved_as: tuple[str, Any], llm_settings: dict[str, Any] | None) -> dict[str, Any]:
     task = task or SummarizationTask()
     rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
-    run_dir, checkpoint = open_run_folder(cfg, acc, "sft")
+    run_dir, checkpoint = open_run_folder(saved_as[1], acc, saved_as[0])
 
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -159,8 +164,6 @@ def _run_sft(cfg: SFTConfig, acc, task: Task | None, on_step: Callable[[int, Any
     if cfg.labels != "reference" and labels is None:
         raise DSPError(f"--labels {cfg.labels}: label the inputs first (dsp.train.labels, dsp.train.distill), then pass them in")
     if labels is not None:
-        if main:
-            write_jsonl_atomic(run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in labels.items()])
         train, dev = [e for e in train if labels.get(e.where)], [e for e in dev if labels.get(e.where)]
         if not train or not dev:
             raise DSPError("no training or dev example has a label: nothing to learn from")
@@ -188,6 +191,9 @@ def _run_sft(cfg: SFTConfig, acc, task: Task | None, on_step: Callable[[int, Any
     step = 0
     if checkpoint is not None:
         step = load_trainer_state(checkpoint, optimizer, scheduler, rank=rank, world=world)["step"]
+    save_run_config(run_dir, acc, *saved_as, llm_settings)  # the run goes on: its settings are these
+    if labels is not None and main:
+        write_jsonl_atomic(run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in labels.items()])
 
     metrics: dict[str, Any] = {}
     started = time.time()
@@ -249,5 +255,6 @@ def _finish(cfg: SFTConfig, run_dir: Path, policy, train: list[Example], dev: li
         result["hint_words"] = policy.hint_words
     if calibration:
         result["dev/hint_f1_by_hint_words"] = calibration
+    result = finite_or_none(result)  # a loss that diverged is reported as missing, not as invalid JSON
     write_json_atomic(run_dir / "result.json", result)
     return result

@@ -70,20 +70,72 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
+# What a resume may change: budgets, how often to evaluate and save, the dev examples' count, where it runs.
+# Every other setting shapes the checkpoint (algorithm, policy type, optimizer, schedule) or the data and
+# rewards it was trained on, so a resume keeps the run's own (README, "Resuming").
+MAY_CHANGE_ON_RESUME = frozenset({"resume", "output_dir", "device", "mixed_precision", "epochs", "max_steps",
+                                  "iterations", "eval_every", "save_every", "dev_limit", "overlap"})
+
+
 def open_run_folder(cfg, acc, command: str) -> tuple[Path, Path | None]:
-    """(run folder, its checkpoint or None), after the fresh/resume checks; the main process writes
-    config.json ({"command": command, every field of cfg}), which `--config` reads back."""
+    """(run folder, its checkpoint or None), after `check_run_folder`; writes nothing (see `save_run_config`,
+    called once the run goes on)."""
+    checkpoint = check_run_folder(cfg, command)
+    acc.wait_for_everyone()  # every process has checked before the main one writes
+    return Path(cfg.output_dir), checkpoint
+
+
+def check_run_folder(cfg, command: str) -> Path | None:
+    """The checkpoint a resume goes on from (None for a new run), after the fresh/resume checks. Cheap: the
+    CLI calls it before the LLM is started."""
     run_dir = Path(cfg.output_dir)
     checkpoint = find_checkpoint(run_dir) if run_dir.exists() else None
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
         raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
-    acc.wait_for_everyone()  # every process has checked before the main one writes
+    if checkpoint is not None:
+        check_resume_settings(cfg, run_dir, command)
+    return checkpoint
+
+
+def check_resume_settings(cfg, run_dir: Path, command: str) -> None:
+    """Refuse, naming the setting, a resume whose settings differ from the run's own config.json in one that
+    may not change (MAY_CHANGE_ON_RESUME lists those that may)."""
+    saved = _saved_config(run_dir)
+    if saved.get("command", command) != command:
+        raise DSPError(f"{run_dir}: a `dsp {saved['command']}` run folder; resume it with `dsp {saved['command']} --resume`")
+    now = json.loads(json.dumps(asdict(cfg)))  # as config.json holds them: tuples as lists
+    for name, value in now.items():
+        if name in MAY_CHANGE_ON_RESUME or name not in saved or _same(saved[name], value):
+            continue
+        flag = f"--{name.replace('_', '-')}"
+        raise DSPError(f"{run_dir}: {flag} is {value!r} here but {saved[name]!r} in the run; a resume keeps the run's "
+                       f"{flag}: drop it, or start a new run in another --output-dir")
+
+
+def _saved_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        saved = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # nothing to compare with
+    return saved if isinstance(saved, dict) else {}
+
+
+def _same(saved: Any, now: Any) -> bool:
+    """Equal, or two spellings of one existing path (runs/sft, ./runs/sft)."""
+    if saved == now:
+        return True
+    if isinstance(saved, str) and isinstance(now, str) and Path(saved).exists():
+        return Path(saved).resolve() == Path(now).resolve()
+    return False
+
+
+def save_run_config(run_dir: Path, acc, command: str, cfg, extra: dict[str, Any] | None = None) -> None:
+    """config.json ({"command", every field of cfg, `extra`}), which `--config` reads back; written by the main
+    process once the run goes on (after a resume's checkpoint is read), so a refused resume changes nothing."""
     if acc.is_main_process:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(run_dir / "config.json", {"command": command, **asdict(cfg)})
-    return run_dir, checkpoint
+        write_json_atomic(Path(run_dir) / "config.json", {"command": command, **asdict(cfg), **(extra or {})})
 
 
 def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None,

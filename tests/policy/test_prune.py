@@ -1,5 +1,7 @@
 """Vocabulary pruning of an extractive policy: smaller, and the same on the texts it was pruned for."""
 
+import json
+
 import torch
 from typer.testing import CliRunner
 
@@ -51,3 +53,43 @@ def test_distill_prune_vocab_through_the_cli(synth_dir, tiny_encoder, tmp_path):
     student = load_policy(str(tmp_path / "student"))
     assert student.encoder.config.vocab_size < teacher.encoder.config.vocab_size / 4
     assert len(student.generate(["Anna Berg met Omar Haddad in Lisbon."])) == 1
+
+
+def _strict_json(path):
+    def refuse(constant):
+        raise ValueError(f"{path}: {constant} is not JSON")
+
+    return json.loads(path.read_text(), parse_constant=refuse)
+
+
+def test_pruned_student_dev_kl_is_a_number_when_dev_words_split_differently(synth_dir, tiny_encoder, tmp_path):
+    """Issue 29.7: dev articles with words the training inputs never had tokenize into more pieces for the
+    pruned student, so its window ends earlier than the teacher's; the dev KL is over the words both see."""
+    torch.manual_seed(1)
+    teacher = ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3, max_input_tokens=24)
+    torch.nn.init.normal_(teacher.head.weight, std=1.0)
+    teacher.save(tmp_path / "teacher")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.jsonl").write_text((synth_dir / "train.jsonl").read_text())
+    odd = "Zanzibarian quokkas befriended xylophonists near Qaqortoq while " * 3
+    (data / "dev.jsonl").write_text("".join(json.dumps({"article": odd + r["article"], "highlights": r["highlights"]}) + "\n"
+                                            for r in map(json.loads, (synth_dir / "dev.jsonl").read_text().splitlines())))
+    r = runner.invoke(app, ["distill", "--teacher", str(tmp_path / "teacher"), "--data", str(data), "--output-dir",
+                            str(tmp_path / "student"), "--student", "layers:1", "--prune-vocab", "--max-steps", "2",
+                            "--batch-size", "4", "--dev-limit", "4"])
+    assert r.exit_code == 0, r.output
+    result = _strict_json(tmp_path / "student" / "result.json")
+    for key in ("dev/kl_teacher_student_before", "dev/kl_teacher_student_after"):
+        assert isinstance(result[key], float) and result[key] >= 0, result
+
+
+def test_dev_kl_nobody_can_compare_is_missing_with_its_reason():
+    import math
+
+    from dsp.train.distill import _dev_kl, shared_candidates
+
+    assert shared_candidates(["a", "b", "c"], ["c", "a"]) == ([0, 2], [1, 0])
+    out = _dev_kl(math.nan, 0.25)
+    assert out["dev/kl_teacher_student_before"] is None and out["dev/kl_teacher_student_after"] == 0.25
+    assert "both the teacher and the student see" in out["dev/kl_missing"]

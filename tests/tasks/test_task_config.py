@@ -98,6 +98,7 @@ def test_a_users_task_through_every_command(user_task, tiny_encoder, tmp_path):
     ('name = "t"\n[reward]\nmetric = "bleu9"\n', "key 'reward.metric' must be one of"),
     ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {target}"\n', "has no {hint} placeholder"),
     ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
+    ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {hint} {foo}\\nB: {target}"\n', "unknown placeholder {foo}"),
     ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
     ('name = "t\n', "not valid TOML"),
     ('name = "t"\nkind = "dialogue"\n[hint]\nmax_phrase_words = 3\n', "key 'hint.max_phrase_words' is not used by a dialogue task"),
@@ -145,3 +146,45 @@ def test_a_new_kind_is_one_class(tmp_path):
     assert isinstance(task, TitleTask) and task.metric == "title_len"
     assert task.request(EX, task.pseudo_label(EX)).prompt == "Text: " + EX.input + "\nStart: Alice Moreau\nTitle:"
     assert task.score("A b c", EX) == {"title_len": 3.0}
+
+
+def test_task_id_field_names_the_ids_of_eval_and_batch_hint(user_task, tiny_encoder, tmp_path):
+    """Issue 29.6: `[data] id_field` reaches the loader: eval rows and batch hints carry the records' own ids."""
+    data = tmp_path / "reviews"
+    for split in ("train", "dev"):
+        rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
+        (data / f"{split}.jsonl").write_text("".join(json.dumps({**r, "review_no": f"R-{i}"}) + "\n"
+                                                     for i, r in enumerate(rows)))
+    task = tmp_path / "ids.toml"
+    task.write_text(user_task.read_text().replace('target_field = "gist"', 'target_field = "gist"\nid_field = "review_no"'))
+    assert load_task(str(task)).data.id_field == "review_no"
+    policy = tmp_path / "policy"
+    from dsp.policy.extractive import ExtractivePolicy
+
+    ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3).save(policy)
+    with TestServer() as server:
+        llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
+        r = runner.invoke(app, ["eval", "--task", str(task), "--output-dir", str(tmp_path / "ev"), "--limit", "3",
+                                "--conditions", "none"] + llm)
+        assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert [row["id"] for row in rows] == ["R-0", "R-1", "R-2"]
+    r = runner.invoke(app, ["hint", "--task", str(task), "--policy", str(policy), "--input-file", str(data / "dev.jsonl"),
+                            "--output", str(tmp_path / "hints.jsonl")])
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)["id"] for line in (tmp_path / "hints.jsonl").read_text().splitlines()] == [f"R-{i}" for i in range(6)]
+
+
+def test_every_data_key_is_listed_in_the_task_docstring():
+    import dsp.tasks.config as config
+
+    for section, keys in config.SCHEMA.items():
+        for key in keys:
+            assert f"{key} =" in config.__doc__, (section, key)
+
+
+def test_an_unknown_placeholder_in_a_template_file_is_refused_naming_it(tmp_path):
+    (tmp_path / "mine.txt").write_text("Text: {input}\nTopic: {topic}\nHint: {hint}\nSummary: {target}\n")
+    (tmp_path / "t.toml").write_text('name = "t"\n[prompt]\nwith_hint = "mine.txt"\n')
+    with pytest.raises(DSPError, match=r"mine\.txt: unknown placeholder \{topic\}"):
+        load_task(str(tmp_path / "t.toml"))
