@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -171,6 +172,24 @@ def _meta(rest: dict[str, Any]) -> str:
                           ensure_ascii=False, sort_keys=True, default=str)
 
 
+_PART = re.compile(r"^([^\[\],]+?)(?:\[(\d*):(\d*)\])?$")
+
+
+def split_parts(split: str) -> list[tuple[str, slice]]:
+    """A split as the flags take it: one name (`train`), or several joined by commas, each optionally cut to a
+    range of its records with a Python slice: `train,validation[200:]` is all of train, then validation from
+    its 201st record on."""
+    parts = []
+    for part in split.split(","):
+        m = _PART.match(part.strip())
+        if m is None:
+            raise DSPError(f"split '{split}': each part is a name with an optional [start:end] of records, "
+                           "for example train,validation[200:]")
+        start, end = (int(x) if x else None for x in m.group(2, 3))
+        parts.append((m.group(1).strip(), slice(start, end)))
+    return parts
+
+
 def load_examples(
     source: str,
     *,
@@ -182,9 +201,19 @@ def load_examples(
     limit: int | None = None,
     need_target: bool = True,
 ) -> list[Example]:
-    """Examples from `source`; the first `limit` of them if given. Raises InputError on bad data."""
+    """Examples from `source`; the first `limit` of them if given. Raises InputError on bad data.
+
+    `split` may name several splits and ranges of them (`split_parts`): their examples in that order."""
     if limit is not None and limit <= 0:
         raise DSPError(f"--limit must be positive, not {limit}")
+    parts = split_parts(split)
+    if len(parts) > 1 or parts[0][1] != slice(None):
+        fields = dict(input_field=input_field, target_field=target_field, id_field=id_field, config_name=config_name,
+                      need_target=need_target)
+        examples = [e for name, cut in parts for e in load_examples(source, split=name, **fields)[cut]]
+        if not examples:
+            raise DSPError(f"{source}: split '{split}' holds no examples")
+        return examples[:limit]
     path = resolve_source(source, split)
     if path is None:
         records, where = _hub_records(source, split, config_name), f"{source}[{split}]"

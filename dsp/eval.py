@@ -39,7 +39,7 @@ class EvalConfig:
     data_config: str | None = None
     """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
     split: str = "dev"
-    """Split to evaluate on."""
+    """Split to evaluate on; an optional [start:end] takes a range of its records (validation[:100]), commas join several."""
     conditions: tuple[str, ...] = ("none", "policy", "oracle")
     """Hint sources to compare: none, tfidf, policy, oracle."""
     limit: int | None = None

@@ -93,3 +93,22 @@ def test_a_folder_without_the_split_names_the_splits_it_has(tmp_path):
     r = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o"), "--conditions",
                                  "none", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
     assert r.exit_code == 2 and "--split validation" in r.stderr and r.stderr.count("\n") == 1, r.output
+
+
+def test_a_split_may_join_several_and_cut_each_to_a_range(tmp_path):
+    import json
+
+    from dsp.data import load_examples
+
+    for split, n in (("train", 3), ("validation", 5)):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"article": f"{split} {i}", "highlights": "s"}) + "\n"
+                                                         for i in range(n)))
+    got = load_examples(str(tmp_path), split="train,validation[2:4]")
+    assert [e.input for e in got] == ["train 0", "train 1", "train 2", "validation 2", "validation 3"]
+    assert got[-1].where.endswith("validation.jsonl:4")  # lines are the file's own, not renumbered
+    assert [e.input for e in load_examples(str(tmp_path), split="validation[3:]", limit=1)] == ["validation 3"]
+    for bad in ("train,validation[x:]", "train[1]", ""):
+        with pytest.raises(DSPError, match="optional \\[start:end\\]"):
+            load_examples(str(tmp_path), split=bad)
+    with pytest.raises(DSPError, match="holds no examples"):
+        load_examples(str(tmp_path), split="validation[9:]")

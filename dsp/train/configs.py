@@ -100,7 +100,7 @@ class SFTConfig(TrainingRun):
     scratch_size: str = "tiny"
     """Size of the `scratch` T5: tiny (~0.7M parameters) or small (~15M)."""
     train_split: str = "train"
-    """Split (or file stem inside a folder) to train on."""
+    """Split (or file stem inside a folder) to train on; several joined by commas, each with an optional [start:end] of its records: train,validation[200:]."""
     dev_split: str | None = "dev"
     """Split for dev loss and hint F1; None holds out 10% of the training examples."""
     warmup_ratio: float = 0.05
