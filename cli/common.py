@@ -12,9 +12,9 @@ from typing import Annotated, Any, Callable, Optional, Sequence
 import typer
 
 from dsp.errors import DSPError
-from dsp.llm.client import LLMConfig
 from dsp.llm.sampling import parse_llm_params
 from dsp.llm.session import load_prices
+from dsp.llm.types import LLMConfig
 
 BaseUrl = Annotated[Optional[str], typer.Option(help="OpenAI-compatible base URL (env OPENAI_BASE_URL). Unset with no --model: the embedded Gemma 3 270M.", rich_help_panel="LLM")]
 Model = Annotated[Optional[str], typer.Option(help="Model name (env OPENAI_MODEL).", rich_help_panel="LLM")]
@@ -81,7 +81,7 @@ class LLMOptions:
     def run_settings(self) -> dict[str, str | None]:
         """What a run folder's config.json keeps of the LLM, so `--config` repeats the run on it: its base URL
         (no credentials) and model, as given or from OPENAI_BASE_URL/OPENAI_MODEL; never the key."""
-        from dsp.llm.client import public_url
+        from dsp.llm.types import public_url
 
         resolved = LLMConfig(model=self.model, base_url=self.base_url)
         return {"base_url": public_url(resolved.base_url) if resolved.base_url else None, "model": resolved.model}

@@ -15,7 +15,6 @@ import inspect
 import json
 import textwrap
 import tomllib
-import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
@@ -23,6 +22,8 @@ from typing import Annotated, Any, Callable, Optional
 import typer
 
 from dsp.errors import DSPError
+from dsp.settings import base_type as _base_type
+from dsp.settings import check_choice, choices
 
 _MISSING_REQUIRED = None  # a required field's CLI default: checked after --config is merged
 
@@ -46,17 +47,11 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """(the type inside Optional[...], whether None is allowed)."""
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return tp, False
-
-
 def _cli_type(tp: Any) -> Any:
+    """The type typer parses a field's flag as: a closed choice is text, checked with the settings (one line)."""
     base, optional = _base_type(tp)
+    if choices(tp) is not None:
+        base = str
     if base not in (str, int, float, bool):
         raise TypeError(f"config field type {tp!r} has no CLI form; declare that option in the command itself")
     return Optional[base] if optional else base
@@ -86,7 +81,11 @@ def config_options(cls: type, skip: set[str], defaults: dict[str, Any], panel: s
         if required or default is None:
             tp = Optional[_base_type(tp)[0]]
         help_text = docs.get(f.name, f.name.replace("_", " ")) + (" Required (here or in --config)." if required else "")
-        option = typer.Option(help=_escape(help_text), rich_help_panel=panel, show_default=not required)
+        allowed = choices(hints[f.name])
+        if allowed is not None:
+            help_text += f" One of: {', '.join(map(str, allowed))}."
+        option = typer.Option(help=_escape(help_text), rich_help_panel=panel, show_default=not required,
+                              metavar="|".join(map(str, allowed)) if allowed else None)
         params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
                                         annotation=Annotated[tp, option]))
     return params
@@ -133,6 +132,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     base, optional = _base_type(tp)
     if value is None and optional:
         return None
+    if choices(tp) is not None:
+        check_choice(where, value, tp)
+        return value
     if typing.get_origin(base) is tuple and isinstance(value, list):
         return tuple(value)
     if base is float and isinstance(value, int) and not isinstance(value, bool):

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from dsp.cli import app
 from dsp.cli.common import Cache, command_line, handle_errors
+from dsp.cli.root import app
 
 
 @app.command()
@@ -32,10 +32,11 @@ def demo(
     Example: dsp demo --data ../shared/data/cnndm --limit 20 --output-dir runs/demo
     """
     from dsp.eval import EvalConfig, failure_error, report_markdown, run_eval
-    from dsp.llm.client import LLMConfig
     from dsp.llm.session import run_with_llm
+    from dsp.llm.types import LLMConfig
     from dsp.policy import load_policy
-    from dsp.train.sft import SFTConfig, run_sft
+    from dsp.train.configs import SFTConfig
+    from dsp.train.sft import run_sft
     from dsp.train.state import find_checkpoint
 
     sft_dir = output_dir / "sft"

@@ -6,9 +6,9 @@ import json
 
 import typer
 
-from dsp.cli import app
 from dsp.cli.common import DataSource, InputField, TargetField, TaskName, handle_errors, resolve_task
 from dsp.cli.config import settings_command
+from dsp.cli.root import app
 from dsp.train.configs import DistillConfig
 
 

@@ -7,10 +7,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from dsp.cli import app
-from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, command_line, handle_errors,
-                            llm_options, resolve_task)
+from dsp.cli.common import (
+    DataSource,
+    InputField,
+    LLMOptions,
+    TargetField,
+    TaskName,
+    command_line,
+    handle_errors,
+    llm_options,
+    resolve_task,
+)
 from dsp.cli.config import settings_command
+from dsp.cli.root import app
 from dsp.eval import EvalConfig
 
 

@@ -9,8 +9,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dsp.cli import app
 from dsp.cli.common import LLMOptions, TaskName, handle_errors, llm_options, load_shots
+from dsp.cli.root import app
 from dsp.errors import DSPError
 
 

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dsp.cli import app
 from dsp.cli.common import handle_errors
+from dsp.cli.root import app
 
 
 @app.command()

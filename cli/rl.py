@@ -8,10 +8,18 @@ from typing import Annotated, Optional
 
 import typer
 
-from dsp.cli import app
-from dsp.cli.common import (DataSource, InputField, LLMOptions, TargetField, TaskName, handle_errors, llm_options,
-                            resolve_task)
+from dsp.cli.common import (
+    DataSource,
+    InputField,
+    LLMOptions,
+    TargetField,
+    TaskName,
+    handle_errors,
+    llm_options,
+    resolve_task,
+)
 from dsp.cli.config import settings_command
+from dsp.cli.root import app
 from dsp.train.configs import RLConfig
 
 

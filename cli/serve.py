@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from dsp.cli import app
 from dsp.cli.common import Device, LLMOptions, TaskName, handle_errors, llm_options, load_shots
+from dsp.cli.root import app
 from dsp.errors import DSPError
 
 
@@ -44,7 +44,8 @@ def serve(
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
-    from dsp.serve.server import TOKEN_ENV, Listen, serve as run_server
+    from dsp.serve.server import TOKEN_ENV, Listen
+    from dsp.serve.server import serve as run_server
     from dsp.tasks.config import load_task
 
     try:

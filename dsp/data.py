@@ -240,3 +240,22 @@ def load_examples(
     if not examples:
         raise InputError(where, None, None, "no examples")
     return examples
+
+
+@dataclass(kw_only=True)
+class DataSpec:
+    """Where a command's examples come from: the data source and its fields."""
+
+    data: str
+    """Local file, folder of split files (train.jsonl, dev.jsonl) or hub dataset id."""
+    data_config: str | None = None
+    """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
+    input_field: str = "article"
+    """Field holding the input text."""
+    target_field: str = "highlights"
+    """Field holding the reference output (scores and SFT's pseudo-labels are made from it)."""
+
+    def examples(self, split: str, **options: Any) -> list[Example]:
+        """The examples of `split` (`load_examples`' `limit`, `need_target`, `id_field` pass through)."""
+        return load_examples(self.data, split=split, input_field=self.input_field, target_field=self.target_field,
+                             config_name=self.data_config, **options)

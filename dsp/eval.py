@@ -6,74 +6,60 @@ report gives each condition's mean and the mean paired difference to no hint, wi
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from dsp.data import Example, load_examples
+from dsp.conditions import CONDITIONS, LABELS, complete_rows, pair_summaries, stats
+from dsp.data import DataSpec, Example
 from dsp.errors import DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic, write_text_atomic
-from dsp.llm.client import OPENAI_URL, AsyncLLMClient, server_namespace
-from dsp.metrics import hint_f1, mean_ci, warm_up
+from dsp.llm.client import AsyncLLMClient
+from dsp.llm.types import OPENAI_URL, server_namespace
+from dsp.metrics import hint_f1, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
 from dsp.roundtrip import ask
+from dsp.settings import above, at_least, check_settings
 from dsp.shots import shots_and_evaluated
 from dsp.tasks import SummarizationTask, Task
 
-CONDITIONS = ("none", "tfidf", "policy", "oracle")
-LABELS = {"none": "no hint", "tfidf": "TF-IDF keywords (lead)", "policy": "policy hint", "oracle": "oracle hint (pseudo-label)"}
 
-
-@dataclass
-class EvalConfig:
+@dataclass(kw_only=True)
+class EvalConfig(DataSpec):
     """Settings of one `dsp eval` run."""
 
-    data: str
-    """Local file, folder of split files, or hub dataset id."""
     output_dir: str
     """Where examples.jsonl, summary.json, report.md and report.html go."""
-    data_config: str | None = None
-    """Hub dataset config name (e.g. 3.0.0 for abisee/cnn_dailymail)."""
     split: str = "dev"
     """Split to evaluate on; an optional [start:end] takes a range of its records (validation[:100]), commas join several."""
     conditions: tuple[str, ...] = ("none", "policy", "oracle")
     """Hint sources to compare: none, tfidf, policy, oracle."""
-    limit: int | None = None
+    limit: int | None = above(None, 0)
     """Evaluate the first N examples only."""
-    shots: int = 1
+    shots: int = at_least(1, 0)
     """Few-shot examples in each prompt, the first of `shots_split` that are not evaluated (with one --data file, from past the evaluated ones)."""
     shots_split: str = "train"
     """Split the few-shot examples come from."""
     tfidf_split: str = "train"
     """Split whose inputs give the TF-IDF baseline its IDF (the evaluated inputs if that split is absent)."""
-    input_field: str = "article"
-    """Field holding the input text."""
-    target_field: str = "highlights"
-    """Field holding the reference output."""
     id_field: str | None = None
     """Field holding each record's id in examples.jsonl; None: the task's [data] id_field, else `id` (file:line where a record has none)."""
-    batch_size: int = 16
+    batch_size: int = above(16, 0)
     """Policy generation batch size."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Anything the caller wants recorded in summary.json (e.g. the policy path)."""
 
     def __post_init__(self) -> None:
+        check_settings(self)
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
             raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
         twice = next((c for i, c in enumerate(self.conditions) if c in self.conditions[:i]), None)
         if twice is not None:
             raise DSPError(f"--conditions: '{twice}' twice; give each hint source once")
-        if self.limit is not None and self.limit <= 0:
-            raise DSPError(f"--limit must be positive, not {self.limit}")
-        if self.shots < 0:
-            raise DSPError(f"--shots must be 0 or more, not {self.shots}")
-        if self.batch_size <= 0:
-            raise DSPError(f"--batch-size must be positive, not {self.batch_size}")
 
 
 def make_hints(
@@ -96,43 +82,20 @@ def make_hints(
     return hints
 
 
-def _stats(values: list[float]) -> dict[str, float]:
-    mean, ci = mean_ci(values)
-    return {"mean": mean, "ci95": ci, "n": sum(not math.isnan(v) for v in values)}
-
-
-def condition_pairs(conditions: Sequence[str]) -> list[tuple[str, str]]:
-    """(a, b) for every two of `conditions`, a the later in CONDITIONS' order: the paired differences a - b reported."""
-    ordered = [c for c in CONDITIONS if c in conditions]
-    return [(a, b) for j, a in enumerate(ordered) for b in ordered[:j]]
-
-
 def summarize(cfg: EvalConfig, task: Task, rows: list[dict]) -> dict[str, Any]:
     metric = task.metric
     complete = complete_rows(rows, cfg.conditions)  # paired: only examples where every condition has a score
     conditions: dict[str, Any] = {}
     for c in cfg.conditions:
         vals = [r["scores"][c][metric] for r in complete]
-        entry = {"label": LABELS[c], metric: _stats(vals)}
+        entry = {"label": LABELS[c], metric: stats(vals)}
         if "none" in cfg.conditions and c != "none":
-            entry["delta_vs_none"] = _stats([r["scores"][c][metric] - r["scores"]["none"][metric] for r in complete])
+            entry["delta_vs_none"] = stats([r["scores"][c][metric] - r["scores"]["none"][metric] for r in complete])
         if c not in ("none", "oracle") and "oracle" in cfg.conditions:
-            entry["hint_f1_vs_oracle"] = _stats([hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete])
+            entry["hint_f1_vs_oracle"] = stats([hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete])
         conditions[c] = entry
     return {"metric": metric, "examples": len(rows), "complete": len(complete), "conditions": conditions,
             "pairs": pair_summaries(rows, cfg.conditions, metric)}
-
-
-def complete_rows(rows: list[dict], conditions: Sequence[str]) -> list[dict]:
-    """The rows scored in every condition: the ones every paired number of an eval is taken over."""
-    return [r for r in rows if all(r["scores"].get(c) is not None for c in conditions)]
-
-
-def pair_summaries(rows: list[dict], conditions: Sequence[str], metric: str) -> dict[str, dict[str, Any]]:
-    """{"a-b": a, b, and the mean of a - b with its 95% CI} for every pair of `condition_pairs`."""
-    complete = complete_rows(rows, conditions)
-    return {f"{a}-{b}": {"a": a, "b": b, **_stats([r["scores"][a][metric] - r["scores"][b][metric] for r in complete])}
-            for a, b in condition_pairs(conditions)}
 
 
 def report_markdown(summary: dict[str, Any]) -> str:
@@ -193,13 +156,13 @@ class EvalData:
 def load_eval_data(cfg: EvalConfig) -> EvalData:
     """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
+    examples = cfg.examples(cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id")
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
-    examples = load_examples(cfg.data, split=cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id", **fields)
     shots, examples = shots_and_evaluated(cfg.data, cfg.shots, examples, split=cfg.shots_split, **fields)
     idf_texts: list[str] = []
     if "tfidf" in cfg.conditions:
         try:
-            idf_texts = [e.input for e in load_examples(cfg.data, split=cfg.tfidf_split, **fields)]
+            idf_texts = [e.input for e in cfg.examples(cfg.tfidf_split)]
         except MissingSplit:
             pass  # fit on the evaluated inputs: TF-IDF needs no labels
     return EvalData(examples, shots, idf_texts)

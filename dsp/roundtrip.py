@@ -20,7 +20,8 @@ from dsp.data import Example
 from dsp.errors import BudgetExceeded, DSPError, LLMError
 
 if TYPE_CHECKING:
-    from dsp.llm.client import AsyncLLMClient, LLMRequest, LLMResult
+    from dsp.llm.client import AsyncLLMClient
+    from dsp.llm.types import LLMRequest, LLMResult
     from dsp.tasks.base import Task
 
 
@@ -42,16 +43,6 @@ class Answers:
         return [a for row in self.rows for a in row if isinstance(a, LLMError)]
 
 
-async def collect(client: AsyncLLMClient, requests: Sequence[LLMRequest], desc: str | None = None
-                  ) -> list[LLMResult | DSPError]:
-    """Every request's answer, in order; an LLM failure or the budget stop in its place, anything else raised."""
-    answers = await client.complete_many(requests, desc=desc)
-    for a in answers:
-        if isinstance(a, BaseException) and not isinstance(a, (LLMError, BudgetExceeded)):
-            raise a
-    return answers  # type: ignore[return-value]
-
-
 async def ask(client: AsyncLLMClient, task: Task, examples: Sequence[Example], hints: Sequence[str | None],
               shots: Sequence[Example] = (), *, samples: int = 1, temperature: float = 0.0,
               desc: str | None = "llm") -> Answers:
@@ -60,7 +51,7 @@ async def ask(client: AsyncLLMClient, task: Task, examples: Sequence[Example], h
         raise ValueError(f"{len(examples)} examples but {len(hints)} hints")
     requests = [task.request(e, h, shots, temperature=temperature, sample_index=s)
                 for e, h in zip(examples, hints) for s in range(samples)]
-    flat = await collect(client, requests, desc)
+    flat = await client.collect(requests, desc)
     rows = range(len(examples))
     return Answers([flat[i * samples : (i + 1) * samples] for i in rows],
                    [requests[i * samples : (i + 1) * samples] for i in rows])

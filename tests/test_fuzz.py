@@ -5,7 +5,6 @@ file, the line and the field; never a traceback, never a silent success.
 """
 
 import json
-import os
 import re
 
 import pytest
@@ -17,7 +16,7 @@ import dsp.cli.commands  # noqa: F401
 from dsp.cli import app
 from dsp.data import load_examples
 from dsp.errors import DSPError
-from dsp.tasks.base import PromptTemplate
+from dsp.tasks.template import PromptTemplate
 
 runner = CliRunner()
 FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -18,7 +18,7 @@ import json, sys
 from importlib import resources
 from pathlib import Path
 import dsp
-from dsp.tasks.base import PromptTemplate
+from dsp.tasks.template import PromptTemplate
 from dsp.tasks.config import load_task
 site, texts, tasks = Path(sys.argv[1]).resolve(), json.loads(sys.argv[2]), json.loads(sys.argv[3])
 assert Path(dsp.__file__).resolve().is_relative_to(site), dsp.__file__  # the wheel's files, not the source tree

@@ -20,8 +20,8 @@ from typer.testing import CliRunner
 import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
 from dsp.data import load_examples
-from dsp.llm.client import LLMConfig
 from dsp.llm.testserver import TestServer
+from dsp.llm.types import LLMConfig
 from dsp.serve.app import HINT_HEADER, ServeOptions
 from dsp.serve.server import Listen, serve
 from dsp.tasks.config import load_task
@@ -161,6 +161,20 @@ def test_streaming_passes_the_upstream_pieces_through(policy, upstream, tmp_path
         assert chat[0].choices[0].delta.role == "assistant"
         text = "".join(c.choices[0].delta.content or "" for c in chat if c.choices)
         assert text == " ".join(whole.dsp["hint"].split())
+
+
+def test_an_upstream_that_ignores_stream_true_is_passed_through_as_one_piece(policy, upstream, tmp_path):
+    upstream.state.ignore_stream = True  # plain JSON to `stream: true`, as some OpenAI-compatible servers answer
+    with running(policy, upstream.base_url, tmp_path) as url:
+        client = sdk(url)
+        chunks = list(client.completions.create(model="test-model", prompt=ARTICLE, stream=True))
+        chat = list(client.chat.completions.create(model="test-model", stream=True,
+                                                   messages=[{"role": "user", "content": ARTICLE + " Chat."}]))
+    assert upstream.state.requests[0]["stream"] is True
+    texts = [c.choices[0].text for c in chunks if c.choices]
+    hint = chunks[-1].dsp["hint"]
+    assert texts[0] == " ".join(hint.split()) and texts[1:] == [""]  # the whole answer, then the closing chunk
+    assert "".join(c.choices[0].delta.content or "" for c in chat if c.choices) == " ".join(chat[-1].dsp["hint"].split())
 
 
 def test_32_concurrent_requests_share_forward_passes(policy, upstream, tmp_path):

@@ -107,8 +107,8 @@ def _data_and_sft_run(tmp_path):
 
 def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
     """A run's saved config.json reproduces the run's settings; a flag overrides one of them."""
-    from tests.test_cli import llm_args, trained  # noqa: F401  (fixture reused below)
     from dsp.llm.testserver import TestServer
+    from tests.test_cli import llm_args, trained  # noqa: F401  (fixture reused below)
 
     data = _data_and_sft_run(tmp_path)
     toml = tmp_path / "rl.toml"
@@ -172,6 +172,49 @@ def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) > sent  # the same server answered the repeat
     assert json.loads((tmp_path / "rl2" / "config.json").read_text())["base_url"] == server.base_url
-    from dsp.llm.client import public_url  # credentials and the query (where keys hide) are never saved
+    from dsp.llm.types import public_url  # credentials and the query (where keys hide) are never saved
 
     assert public_url("https://user:pw@Example.com:8443/v1/?api-key=k#x") == "https://Example.com:8443/v1/"
+
+
+def test_closed_choices_agree_with_what_they_choose_from():
+    from typing import get_args
+
+    from dsp.policy.scratch import SIZES
+    from dsp.settings import field_types
+    from dsp.train.algos import ALGOS
+    from dsp.train.configs import AlgoName, SFTConfig
+
+    assert set(get_args(AlgoName)) == set(ALGOS)
+    assert set(get_args(field_types(SFTConfig)["scratch_size"])) == set(SIZES)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"batch_size": 0}, "--batch-size must be positive, not 0"),
+    ({"clip": 1.0}, "--clip must be in (0, 1), not 1.0"),
+    ({"reset_prob": 1.5}, "--reset-prob must be in [0, 1], not 1.5"),
+    ({"kl_coef": -0.1}, "--kl-coef must be 0 or more, not -0.1"),
+    ({"policy_temperature": 0.0}, "--policy-temperature must be above 0, not 0.0"),
+    ({"lr_schedule": "cosine"}, "--lr-schedule must be one of linear, constant, not 'cosine'"),
+    ({"hint_vocab": "some"}, "--hint-vocab must be one of all, input, not 'some'"),
+    ({"algo": "grpo", "samples_per_input": 1}, "--algo grpo needs --samples-per-input 2 or more"),
+])
+def test_declared_checks_name_the_flag_in_one_line(change, message):
+    from dsp.errors import DSPError
+    from dsp.train.configs import RLConfig
+
+    with pytest.raises(DSPError) as e:
+        RLConfig(**{"data": "d", "output_dir": "o", "policy": "p", **change})
+    assert str(e.value).startswith(message) and "\n" not in str(e.value)
+
+
+def test_a_closed_choice_lists_its_values_in_the_help_and_a_config_file_is_checked(tmp_path):
+    r = runner.invoke(app, ["sft", "--help"], env={"COLUMNS": "250"})
+    assert "One of: reference, llm, teacher." in " ".join(r.stdout.split())
+    bad = tmp_path / "run.toml"
+    bad.write_text('labels = "teachers"\n')
+    r = runner.invoke(app, ["sft", "--config", str(bad), "--data", "d", "--output-dir", str(tmp_path / "o")])
+    assert r.exit_code == 2
+    assert f"{bad}: setting 'labels' must be one of reference, llm, teacher, not 'teachers'" in r.output
+    r = runner.invoke(app, ["sft", "--labels", "teachers", "--data", "d", "--output-dir", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "--labels must be one of reference, llm, teacher, not 'teachers'" in r.output

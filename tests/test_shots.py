@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
 from tests.conftest import synthetic_rows
-from tests.test_cli import llm_args as llm, server  # noqa: F401  (the loopback LLM fixture and its flags)
+from tests.test_cli import llm_args as llm  # noqa: F401  (the loopback LLM fixture and its flags)
 from tests.test_serve import policy_dir  # noqa: F401  (the shared tiny policy fixture)
 
 runner = CliRunner()

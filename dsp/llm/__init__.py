@@ -1,17 +1,19 @@
 """The LLM side: a cached, rate-limited, retrying async client for OpenAI-compatible servers.
 
-The names below load on first use, so importing a light module of this package (`dsp.llm.sampling`, which a
-task file's check needs) does not load the openai SDK.
+The request and result types (`dsp.llm.types`) and the cache import no SDK; the client, which loads the openai
+SDK, is the one name here that loads on first use, so importing a light module of this package
+(`dsp.llm.sampling`, which a task file's check needs) does not load it.
 """
 
-from importlib import import_module
+from dsp.llm.cache import LLMCache, cache_key
+from dsp.llm.types import LLMConfig, LLMRequest, LLMResult, Usage
 
-_WHERE = {"LLMCache": "cache", "cache_key": "cache", "AsyncLLMClient": "client", "LLMConfig": "client",
-          "LLMRequest": "client", "LLMResult": "client", "Usage": "client"}
-__all__ = sorted(_WHERE)
+__all__ = ["AsyncLLMClient", "LLMCache", "LLMConfig", "LLMRequest", "LLMResult", "Usage", "cache_key"]
 
 
 def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module 'dsp.llm' has no attribute '{name}'")
-    return getattr(import_module(f"dsp.llm.{_WHERE[name]}"), name)
+    if name == "AsyncLLMClient":
+        from dsp.llm.client import AsyncLLMClient
+
+        return AsyncLLMClient
+    raise AttributeError(f"module 'dsp.llm' has no attribute '{name}'")

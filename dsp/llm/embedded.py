@@ -11,29 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import openai
 
 from dsp.errors import DSPError, LLMBackendGone
-from dsp.llm.client import AsyncLLMClient, LLMConfig
-from dsp.llm.local import LocalServer, free_port, spawn, stop, term_raises, wait_ready
-
-
-@dataclass(frozen=True)
-class PoolSpec:
-    """How to start the embedded LLM's processes, and the name their answers are cached under."""
-
-    commands: tuple[Callable[[int], list[str]], ...]
-    """One per process: its command line for a given port."""
-    cache_namespace: str
-    slots: int
-    """Requests one process decodes together."""
-
-    @property
-    def capacity(self) -> int:
-        return len(self.commands) * self.slots
+from dsp.llm.client import AsyncLLMClient
+from dsp.llm.local import LocalServer, PoolSpec, free_port, spawn, stop, term_raises, wait_ready
+from dsp.llm.types import LLMConfig
 
 
 class EmbeddedPool:

@@ -39,7 +39,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from dsp.errors import DSPError, LLMBackendGone
 
@@ -151,11 +151,24 @@ def server_spec(port: int, threads: int = 1) -> ServerSpec:
     return ServerSpec(command, f"embedded:{backend}-{version}", slots=1)
 
 
-def pool_spec():
+@dataclass(frozen=True)
+class PoolSpec:
+    """How to start the embedded LLM's processes, and the name their answers are cached under."""
+
+    commands: tuple[Callable[[int], list[str]], ...]
+    """One per process: its command line for a given port."""
+    cache_namespace: str
+    slots: int
+    """Requests one process decodes together."""
+
+    @property
+    def capacity(self) -> int:
+        return len(self.commands) * self.slots
+
+
+def pool_spec() -> PoolSpec:
     """The embedded LLM as a pool: `processes()` copies of the built-in one-thread server, or one process of a
     server of the user's own (`DSP_EMBEDDED_SERVER`) or of llama-cpp-python, with every CPU's threads."""
-    from dsp.llm.embedded import PoolSpec
-
     cpus = os.cpu_count() or 1
     one = server_spec(0, cpus)  # checks the settings and names the namespace now, before anything starts
     custom = bool(os.environ.get("DSP_EMBEDDED_SERVER"))

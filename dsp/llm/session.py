@@ -11,7 +11,8 @@ from typing import Any, Awaitable, Callable
 
 from dsp.errors import DSPError
 from dsp.llm.cache import LLMCache
-from dsp.llm.client import AsyncLLMClient, LLMConfig
+from dsp.llm.client import AsyncLLMClient
+from dsp.llm.types import LLMConfig
 
 DEFAULT_CACHE = Path.home() / ".cache" / "dsp" / "llm-cache.sqlite"
 

@@ -57,6 +57,7 @@ class ServerState:
     gate: threading.Event = field(default_factory=lambda: _open_event())
     reject_max_tokens: bool = False  # answer 400 to `max_tokens`, as OpenAI's reasoning models do
     refuse_fields: tuple[str, ...] = ()  # answer 400 to these body fields, as OpenAI does to fields it does not know
+    ignore_stream: bool = False  # answer `stream: true` with plain JSON, as some OpenAI-compatible servers do
     attempts: Counter = field(default_factory=Counter)  # request body -> times asked
     injected: Counter = field(default_factory=Counter)  # fault kind -> times injected
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -145,43 +146,11 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if drawn is not None and self._drawn_fault(drawn, state):
                 return
-            if state.reject_max_tokens and "max_tokens" in body:
-                self._send(400, json.dumps({"error": {
-                    "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                               "Use 'max_completion_tokens' instead.",
-                    "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}).encode())
-                return
-            if refused := [f for f in state.refuse_fields if f in body]:
-                self._send(400, json.dumps({"error": {
-                    "message": f"Unrecognized request argument supplied: {refused[0]}",
-                    "type": "invalid_request_error", "param": None, "code": None}}).encode())
+            if self._refused(state, body):
                 return
             chat = self.path.rstrip("/").endswith("/chat/completions")
-            prompt = body["messages"][-1]["content"] if chat else body["prompt"]
-            text = echo_answer(prompt, int(body.get("max_tokens", body.get("max_completion_tokens", 16))))
-            if float(body.get("temperature", 1.0)) > 0:
-                text += f" #{count}"
-            choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
-            empty = drawn == "empty_choices"
-            if chat:
-                choice["message"] = {"role": "assistant", "content": text}
-            else:
-                choice["text"] = text
-            # usage counts every message of a chat request (a token per word), as a real server counts them all
-            counted = " ".join(m.get("content") or "" for m in body["messages"]) if chat else prompt
-            answer = {
-                "id": f"cmpl-{count}",
-                "object": "chat.completion" if chat else "text_completion",
-                "created": int(time.time()),
-                "model": body.get("model", "test-model"),
-                "choices": [] if empty else [choice],
-                "usage": {
-                    "prompt_tokens": len(counted.split()),
-                    "completion_tokens": len(text.split()),
-                    "total_tokens": len(counted.split()) + len(text.split()),
-                },
-            }
-            if body.get("stream"):
+            answer = self._answer(body, chat, count, empty=drawn == "empty_choices")
+            if body.get("stream") and not state.ignore_stream:
                 self._stream(answer, chat, bool((body.get("stream_options") or {}).get("include_usage")))
             else:
                 self._send(200, json.dumps(answer).encode())
@@ -190,6 +159,48 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             with state.lock:
                 state.inflight -= 1
+
+    def _refused(self, state: ServerState, body: dict[str, Any]) -> bool:
+        """Answer 400 to a field this server was told to refuse; False if it takes them all."""
+        if state.reject_max_tokens and "max_tokens" in body:
+            self._send(400, json.dumps({"error": {
+                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                           "Use 'max_completion_tokens' instead.",
+                "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}).encode())
+            return True
+        if refused := [f for f in state.refuse_fields if f in body]:
+            self._send(400, json.dumps({"error": {
+                "message": f"Unrecognized request argument supplied: {refused[0]}",
+                "type": "invalid_request_error", "param": None, "code": None}}).encode())
+            return True
+        return False
+
+    @staticmethod
+    def _answer(body: dict[str, Any], chat: bool, count: int, empty: bool) -> dict[str, Any]:
+        """The echo answer to one request, in the OpenAI shape (`choices` empty for the empty_choices fault)."""
+        prompt = body["messages"][-1]["content"] if chat else body["prompt"]
+        text = echo_answer(prompt, int(body.get("max_tokens", body.get("max_completion_tokens", 16))))
+        if float(body.get("temperature", 1.0)) > 0:
+            text += f" #{count}"
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        if chat:
+            choice["message"] = {"role": "assistant", "content": text}
+        else:
+            choice["text"] = text
+        # usage counts every message of a chat request (a token per word), as a real server counts them all
+        counted = " ".join(m.get("content") or "" for m in body["messages"]) if chat else prompt
+        return {
+            "id": f"cmpl-{count}",
+            "object": "chat.completion" if chat else "text_completion",
+            "created": int(time.time()),
+            "model": body.get("model", "test-model"),
+            "choices": [] if empty else [choice],
+            "usage": {
+                "prompt_tokens": len(counted.split()),
+                "completion_tokens": len(text.split()),
+                "total_tokens": len(counted.split()) + len(text.split()),
+            },
+        }
 
     def _stream(self, answer: dict[str, Any], chat: bool, include_usage: bool) -> None:
         """The answer as server-sent events, a word a chunk, then [DONE]; the body ends when the connection closes."""

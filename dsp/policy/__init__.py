@@ -4,7 +4,8 @@ The torch-backed policies load on first use (PEP 562), so commands that need no 
 `dsp eval --conditions none,oracle`, start without importing torch and transformers.
 """
 
-from dsp.policy.base import HintPolicy, check_policy_source, load_policy
+from dsp.policy.base import HintPolicy
+from dsp.policy.loading import check_policy_source, load_policy
 from dsp.policy.tfidf import TfidfPolicy
 
 __all__ = ["ExtractivePolicy", "HintPolicy", "Seq2SeqPolicy", "TfidfPolicy", "check_policy_source", "load_policy"]

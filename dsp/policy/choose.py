@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Sequence
+from typing import Literal, Sequence, get_args
 
 from dsp.errors import DSPError
+from dsp.settings import check_choice
 
 log = logging.getLogger(__name__)
 
-POLICY_TYPES = ("auto", "extractive", "seq2seq")
+PolicyType = Literal["auto", "extractive", "seq2seq"]
+POLICY_TYPES: tuple[str, ...] = get_args(PolicyType)
 ONLINE_DEFAULT = "google/flan-t5-base"  # the paper's policy family
 DEFAULT_LR = {"extractive": 5e-5, "seq2seq": 3e-4, "scratch": 5e-4}
 
@@ -33,8 +35,7 @@ def resolve_policy_type(policy_type: str, policy: str | None) -> tuple[str, str 
     Offline the extractive policy is the default: it is the only one that learns here (no
     pretrained seq2seq model can be fetched; see BENCHMARKS.md's ladder).
     """
-    if policy_type not in POLICY_TYPES:
-        raise DSPError(f"--policy-type must be one of {', '.join(POLICY_TYPES)}, not '{policy_type}'")
+    check_choice("--policy-type", policy_type, PolicyType)
     if policy_type != "auto":
         if policy_type == "extractive" and policy == "scratch":
             raise DSPError("--policy scratch is a seq2seq T5 from a config; use it with --policy-type seq2seq")

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from dsp.io import write_json_atomic
 from dsp.metrics import split_sentences
-from dsp.policy.base import MARKER, write_marker
+from dsp.policy.base import write_marker
 from dsp.tasks.stopwords import STOPWORDS
 
 _WORD = re.compile(r"[A-Za-z][\w'’-]*\w|\d[\d,.]*\d|\w")

@@ -1,7 +1,7 @@
 """What the eval page shows, built from eval folders alone: each run's header and table, the columns of answers,
 the pairs of columns compared, and one card per example.
 
-One folder: the columns are its conditions, the pairs every two of them (the later in `dsp.eval.CONDITIONS`'
+One folder: the columns are its conditions, the pairs every two of them (the later in `dsp.conditions.CONDITIONS`'
 order minus the earlier), with the numbers of its summary.json. Several folders of one task: the columns are
 each run's conditions, the pairs each condition of a later folder minus the same condition of an earlier one,
 paired by example id (`dsp.metrics.paired_difference`, as bench/paired.py computes them).
@@ -17,7 +17,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from dsp.eval import CONDITIONS, complete_rows, condition_pairs, pair_summaries
+from dsp.conditions import CONDITIONS, complete_rows, condition_pairs, pair_summaries
 from dsp.metrics import paired_difference
 from dsp.report import charts
 from dsp.report.highlight import Segment, hint_words, segments

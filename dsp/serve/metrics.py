@@ -7,7 +7,7 @@ import bisect
 from collections import Counter
 from dataclasses import dataclass, field
 
-from dsp.llm.client import Usage
+from dsp.llm.types import Usage
 from dsp.serve.batcher import BatchStats
 
 SECONDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)

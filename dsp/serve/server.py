@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Callable
 
 from dsp.errors import DSPError
-from dsp.llm.client import LLMConfig
 from dsp.llm.session import run_with_llm
+from dsp.llm.types import LLMConfig
 from dsp.policy.base import HintPolicy
 from dsp.serve.batcher import HintBatcher
 

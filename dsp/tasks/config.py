@@ -46,7 +46,9 @@ from typing import Any
 
 from dsp.errors import DSPError
 from dsp.llm.sampling import check_sampling_fields
-from dsp.tasks.base import PromptTemplate, Task, task_kinds
+from dsp.tasks import task_kinds
+from dsp.tasks.base import Task
+from dsp.tasks.template import PromptTemplate
 
 DEFAULT_TASK = "cnndm"
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from dsp.data import Example
 from dsp.errors import InputError
 from dsp.metrics import bleu, slot_recall
-from dsp.tasks.base import PromptTemplate, Task
+from dsp.tasks.base import Task
+from dsp.tasks.template import PromptTemplate
 
 
 @dataclass

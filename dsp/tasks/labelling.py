@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Sequence
 
 from dsp.data import Example
 from dsp.errors import BudgetExceeded, DSPError
-from dsp.roundtrip import collect
-from dsp.tasks.base import PromptTemplate
+from dsp.llm.types import LLMRequest
 from dsp.tasks.stopwords import STOPWORDS
+from dsp.tasks.template import PromptTemplate
 
 if TYPE_CHECKING:
     from dsp.llm.client import AsyncLLMClient
@@ -48,13 +48,11 @@ def parse_phrases(answer: str, source: str, separator: str = "; ", max_phrases: 
 async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, separator: str = "; ",
                      template: str = DEFAULT_TEMPLATE, max_input_words: int = 400, max_tokens: int = 64) -> dict[str, str]:
     """{example.where: label} (file:line: unique across splits, unlike ids). Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
-    from dsp.llm.client import LLMRequest  # the openai SDK loads with the first request, not with the tasks
-
     prompt = PromptTemplate.load(template)
     inputs = [" ".join(e.input.split()[:max_input_words]) for e in examples]
     requests = [LLMRequest(prompt=prompt.fill(text, None, None), messages=prompt.messages(text, None),
                            max_tokens=max_tokens, stop=prompt.answer_stops) for text in inputs]
-    answers = await collect(client, requests, desc="labels")
+    answers = await client.collect(requests, desc="labels")
     labels = {e.where: parse_phrases(a.text, e.input, separator) for e, a in zip(examples, answers)
               if not isinstance(a, DSPError)}
     stopped = next((a for a in answers if isinstance(a, BudgetExceeded)), None)

@@ -12,12 +12,12 @@ searches them, cached and capped), or the zero-shot-CoT trigger when none does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
 from importlib import resources
+from typing import TYPE_CHECKING, Sequence
 
 from dsp.data import Example
-from dsp.metrics import exact_match_number
 from dsp.errors import BudgetExceeded
+from dsp.metrics import exact_match_number
 from dsp.roundtrip import ask, mean_scores
 from dsp.tasks.base import Task
 

@@ -28,7 +28,9 @@ from typing import Any, Sequence
 import torch
 
 from dsp.errors import DSPError
-from dsp.train.configs import MIXED_PRECISION, check_mixed_precision  # noqa: F401  (checked where the settings are)
+from dsp.settings import check_choice
+from dsp.train.configs import MixedPrecision
+
 
 def use_cpu(device: str) -> bool:
     """Whether the run is CPU-only. accelerate must be told: launched without a GPU and without
@@ -52,7 +54,8 @@ def make_accelerator(device: str, mixed_precision: str | None):
     from accelerate.state import AcceleratorState, GradientState, PartialState
     from accelerate.utils import DistributedType
 
-    check_mixed_precision(mixed_precision)
+    if mixed_precision is not None:
+        check_choice("--mixed-precision", mixed_precision, MixedPrecision)
     if PartialState._shared_state and PartialState._shared_state.get("distributed_type") == DistributedType.NO:
         # One process that runs several commands (tests, a notebook): each run sets its own precision
         # and device, which accelerate's process-wide state would otherwise refuse to change.
@@ -118,6 +121,11 @@ def mean(acc, value: float) -> float:
         return value
     t = torch.tensor([value], dtype=torch.float64, device=acc.device)  # (1,)
     return float(reduce(t, reduction="mean"))
+
+
+def any_process(acc, flag: bool) -> bool:
+    """Whether `flag` holds on any process: the vote by which every process takes the same stop decision."""
+    return mean(acc, float(flag)) > 0
 
 
 def sum_tensor(acc, t: torch.Tensor) -> torch.Tensor:

@@ -8,15 +8,23 @@ one class here, registered in ALGOS; `--algo NAME` then picks it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import torch
 
 from dsp.train import ppo
+from dsp.train.rollout import Rollout
 
-if TYPE_CHECKING:
-    from dsp.train.phases import Rollout
-    from dsp.train.rl import RLConfig
+
+class AlgoSettings(Protocol):
+    """The settings an algorithm reads (`RLConfig`'s: the config imports this module to check its own)."""
+
+    samples_per_input: int
+    whiten_rewards: bool
+    gamma: float
+    lam: float
+    vf_coef: float
+    vf_clip: float | None
 
 
 class Algorithm:
@@ -28,13 +36,13 @@ class Algorithm:
     greedy_baseline: ClassVar[bool] = False
     """Whether each input's greedy hint is scored too (`Rollout.baseline`): one more LLM call per input."""
 
-    def advantages(self, cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
+    def advantages(self, cfg: AlgoSettings, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
                    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-step advantages (N, T), and returns (N, T) for a value head; a NaN reward gets zero advantage.
         `sum_over_processes`: for statistics over the whole batch of a data-parallel job (see `ppo.whiten`)."""
         raise NotImplementedError
 
-    def extra_loss(self, cfg: RLConfig, *, state: torch.Tensor, logprob: torch.Tensor, ro: Rollout, idx: torch.Tensor,
+    def extra_loss(self, cfg: AlgoSettings, *, state: torch.Tensor, logprob: torch.Tensor, ro: Rollout, idx: torch.Tensor,
                    returns: torch.Tensor | None, mask: torch.Tensor, kl_coef: float, value_head
                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(the weighted term added to pg_loss, its named parts for the log) for one minibatch."""

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 from dsp.data import Example, load_examples
 from dsp.errors import DSPError
 from dsp.io import write_json_atomic
-from dsp.policy.base import load_policy
+from dsp.policy.loading import load_policy
 from dsp.train import accel
-from dsp.train.configs import DistillConfig  # noqa: F401  (re-exported: the trainer's settings)
+from dsp.train.configs import DistillConfig
 from dsp.train.sft import load_train_dev, run_sft
 from dsp.train.state import open_run_folder
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dsp.errors import BudgetExceeded, DSPError, LLMError
 from dsp.llm.client import AsyncLLMClient
-from dsp.tasks.labelling import DEFAULT_TEMPLATE, llm_labels, parse_phrases  # noqa: F401 (this module's API before)
 from dsp.train import accel
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 import torch
@@ -22,24 +21,13 @@ from dsp.data import Example
 from dsp.train import accel, ppo
 from dsp.train.algos import ALGOS
 from dsp.train.reward import Reward
+from dsp.train.rollout import Rollout, Samples
 
 if TYPE_CHECKING:
-    from dsp.train.rl import RLConfig
+    from accelerate import Accelerator
 
-
-@dataclass
-class Rollout:
-    """One iteration's samples, N = inputs x samples_per_input, T = action steps."""
-
-    examples: list[Example]  # (N,) the example behind each rollout
-    hints: list[str]  # (N,)
-    actions: torch.Tensor  # (N, T)
-    valid: torch.Tensor  # (N, T) bool: real steps (a reset prefix included)
-    mask: torch.Tensor  # (N, T) bool: steps the policy generated; the only ones in the loss and KL
-    logprob: torch.Tensor  # (N, T) under the policy that sampled
-    ref_logprob: torch.Tensor  # (N, T) under the frozen reference
-    values: torch.Tensor | None  # (N, T) ppo only
-    baseline: torch.Tensor | None = None  # (N,) the reward of each row's input's greedy hint (remax only)
+    from dsp.policy.base import TrainablePolicy
+    from dsp.train.configs import RLConfig
 
 
 # -- the phases ------------------------------------------------------------------------------
@@ -60,34 +48,17 @@ def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: C
     return out
 
 
-@dataclass
-class Samples:
-    """Sampled hints before their log-probabilities are taken (what the LLM needs to start)."""
-
-    examples: list[Example]  # (N,) the example behind each sample, as in Rollout
-    hints: list[str]  # (N,)
-    actions: torch.Tensor  # (N, T)
-    valid: torch.Tensor  # (N, T)
-    generated: torch.Tensor  # (N, T)
-
-    def of_inputs(self, inputs: list[int], k: int) -> Samples:
-        """The rows of the given inputs (rows are input-major, k per input)."""
-        rows = [i * k + j for i in inputs for j in range(k)]
-        idx = torch.tensor(rows, dtype=torch.long)  # (n,)
-        return Samples([self.examples[r] for r in rows], [self.hints[r] for r in rows],
-                       self.actions[idx.to(self.actions.device)], self.valid[idx.to(self.valid.device)],
-                       self.generated[idx.to(self.generated.device)])
-
-
 @torch.no_grad()
-def sample(policy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None, acc=None) -> Samples:
+def sample(policy: TrainablePolicy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None,
+           acc: Accelerator | None = None) -> Samples:
     with accel.autocast(acc):
         actions, valid, generated, hints = policy.sample_actions([e.input for e in examples], k, reset_hints)
     return Samples([e for e in examples for _ in range(k)], hints, actions, valid, generated)
 
 
 @torch.no_grad()
-def logprobs(policy, reference, value_head, s: Samples, acc=None) -> Rollout:
+def logprobs(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None, s: Samples,
+             acc: Accelerator | None = None) -> Rollout:
     """The sampling policy's and the reference's log-probabilities of the samples (and values, PPO)."""
     row_inputs = [e.input for e in s.examples]
     with accel.autocast(acc):
@@ -100,7 +71,7 @@ def logprobs(policy, reference, value_head, s: Samples, acc=None) -> Rollout:
     return Rollout(s.examples, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
 
 
-def rollout(policy, reference, value_head, examples: list[Example], k: int,
+def rollout(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None, examples: list[Example], k: int,
             reset_hints: list[str | None] | None = None) -> Rollout:
     return logprobs(policy, reference, value_head, sample(policy, examples, k, reset_hints))
 
@@ -110,7 +81,7 @@ async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
     return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
 
 
-async def score_with_greedy(policy, reward: Reward, s: Samples, k: int, acc=None) -> tuple[torch.Tensor, torch.Tensor]:
+async def score_with_greedy(policy: TrainablePolicy, reward: Reward, s: Samples, k: int, acc: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) the samples' rewards and (N,) the reward of each sample's input's greedy hint (one call per input,
     asked with the samples' calls)."""
     inputs = s.examples[::k]
@@ -121,9 +92,10 @@ async def score_with_greedy(policy, reward: Reward, s: Samples, k: int, acc=None
     return rewards, torch.tensor(both[len(s.examples):], dtype=torch.float32).repeat_interleave(k)
 
 
-async def rollout_and_score(policy, reference, value_head, examples: list[Example], k: int,
+async def rollout_and_score(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None,
+                            examples: list[Example], k: int,
                             reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True,
-                            mine: list[int] | None = None, acc=None, greedy: bool = False
+                            mine: list[int] | None = None, acc: Accelerator | None = None, greedy: bool = False
                             ) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
     """rollout, then score; with `overlap` the LLM calls start as soon as the hints exist and run
     while the policy and the reference take their log-probabilities (in a worker thread: torch
@@ -170,7 +142,7 @@ async def rollout_and_score(policy, reference, value_head, examples: list[Exampl
     return ro, rewards, {"time/sample": t1 - t0, "time/logprobs": t2 - t1, "time/llm_wait": t3 - t2}
 
 
-def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, acc=None
+def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, acc: Accelerator | None = None
                ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-step advantages (N, T) and, with a value head, returns (N, T): the algorithm's own rule; with several
     processes its batch statistics (PPO's whitening) are over every process's rollouts."""
@@ -178,7 +150,7 @@ def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float
     return ALGOS[cfg.algo].advantages(cfg, ro, rewards, kl_coef, share)
 
 
-def shuffled_rows(n: int, k: int, acc=None) -> torch.Tensor:
+def shuffled_rows(n: int, k: int, acc: Accelerator | None = None) -> torch.Tensor:
     """(n,) this process's rollout rows in a random order, for the update's minibatches.
 
     Every process draws the permutation one process would draw over the whole batch's rows and keeps
@@ -193,8 +165,9 @@ def shuffled_rows(n: int, k: int, acc=None) -> torch.Tensor:
     return (inputs[keep] // world) * k + sample_[keep]
 
 
-def update(cfg: RLConfig, policy, value_head, optimizer, ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
-           kl_coef: float, params: list[torch.nn.Parameter], acc=None) -> dict[str, float]:
+def update(cfg: RLConfig, policy: TrainablePolicy, value_head: torch.nn.Module | None, optimizer: torch.optim.Optimizer,
+           ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
+           kl_coef: float, params: list[torch.nn.Parameter], acc: Accelerator | None = None) -> dict[str, float]:
     """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl.
 
     With several processes each step's gradient is the mean over them (`accel.average_gradients`),

@@ -64,9 +64,9 @@ def test_default_llm_gives_a_prompt_the_same_answer_in_any_order_beside_any_othe
     whichever process serves each and whatever it served before."""
     import asyncio
 
-    from dsp.llm.client import LLMConfig, LLMRequest
     from dsp.llm.embedded import EmbeddedClient, embedded_pool
     from dsp.llm.local import MODEL_ALIAS, pool_spec
+    from dsp.llm.types import LLMConfig, LLMRequest
 
     monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
     monkeypatch.setenv("DSP_EMBEDDED_PROCESSES", "2")

@@ -235,7 +235,7 @@ def test_retry_policy_is_pure():
 
 
 def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path):
-    from dsp.llm.client import server_namespace
+    from dsp.llm.types import server_namespace
 
     req = LLMRequest(prompt="Article: a b c\nSummary:", max_tokens=5)
 

@@ -8,8 +8,9 @@ from typer.testing import CliRunner
 
 import dsp.cli.commands  # noqa: F401
 from dsp.cli import app
-from dsp.llm.client import AsyncLLMClient, LLMConfig, LLMRequest
+from dsp.llm.client import AsyncLLMClient
 from dsp.llm.testserver import FAULT_KINDS, TestServer
+from dsp.llm.types import LLMConfig, LLMRequest
 from tests.conftest import synthetic_rows
 
 runner = CliRunner()

@@ -51,3 +51,23 @@ def test_client_streams_and_stops_at_the_repeat(tmp_path):
     assert again.cached and again.text == first.text
     # without the rule: another cache entry, the answer whole, not streamed
     assert whole.text == looping and not sent_plain.get("stream") and usage.requests == 2
+
+
+def test_a_server_that_answers_a_stream_with_plain_json_is_read_whole(tmp_path):
+    looping = "One two three. Four five six. One two three."
+    req = LLMRequest(prompt=f"Article: {looping}\nSummary:", max_tokens=64, stop_repeats=True)
+
+    async def ask():
+        c = AsyncLLMClient(LLMConfig(model="m", base_url=server.base_url), None)
+        try:
+            pieces = [p async for p in c.stream(LLMRequest(prompt="Article: a plain answer\nSummary:"))]
+            return pieces, await c.complete(req), c.usage
+        finally:
+            await c.aclose()
+
+    with TestServer() as server:
+        server.state.ignore_stream = True
+        pieces, cut, usage = asyncio.run(ask())
+    assert pieces == ["a plain answer"]
+    assert cut.text == "One two three. Four five six." and cut.finish_reason == "repeat"
+    assert usage.requests == 2 and usage.answers == 2

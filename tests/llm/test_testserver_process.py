@@ -6,7 +6,8 @@ import sys
 import time
 import urllib.request
 
-from dsp.llm.client import AsyncLLMClient, LLMConfig, LLMRequest
+from dsp.llm.client import AsyncLLMClient
+from dsp.llm.types import LLMConfig, LLMRequest
 
 
 def test_server_process_answers_after_its_latency_and_counts_requests():

@@ -8,10 +8,10 @@ from dsp.data import load_examples
 from dsp.errors import DSPError
 from dsp.metrics import hint_f1
 from dsp.policy import load_policy
-from dsp.policy.extractive import (ExtractivePolicy, plackett_luce_logprobs, plackett_luce_sample,
-                                   render_hint)
+from dsp.policy.extractive import ExtractivePolicy, plackett_luce_logprobs, plackett_luce_sample, render_hint
 from dsp.tasks import SummarizationTask
-from dsp.train.sft import SFTConfig, run_sft
+from dsp.train.configs import SFTConfig
+from dsp.train.sft import run_sft
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import dsp.cli.commands  # noqa: F401
 from dsp.cli import app
 from dsp.data import load_examples
 from dsp.llm.testserver import TestServer
-from dsp.tasks.config import load_task
 from dsp.multiwoz import act_hint, informed_values
+from dsp.tasks.config import load_task
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()

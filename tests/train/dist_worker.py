@@ -46,7 +46,8 @@ def rank() -> int:
 
 def run_rl(data: str, start: str, out: str, world: int, record: dict) -> None:
     from dsp.policy import load_policy
-    from dsp.train.rl import RLConfig, run_rl
+    from dsp.train.configs import RLConfig
+    from dsp.train.rl import run_rl
 
     reward = RecordingReward()
     # the global batch: 4 inputs x 2 samples, one gradient step over all 8 rollouts per epoch.
@@ -61,7 +62,8 @@ def run_rl(data: str, start: str, out: str, world: int, record: dict) -> None:
 
 
 def run_sft(data: str, start: str, out: str, world: int, record: dict) -> None:
-    from dsp.train.sft import SFTConfig, run_sft
+    from dsp.train.configs import SFTConfig
+    from dsp.train.sft import run_sft
 
     # 5 steps of 4 examples over 11 training inputs: the third has 3, split 2 / 1 over two processes
     cfg = SFTConfig(data=data, output_dir=out, policy=start, policy_type="extractive", hint_words=3, limit=11, max_steps=5,
@@ -70,7 +72,8 @@ def run_sft(data: str, start: str, out: str, world: int, record: dict) -> None:
 
 
 def run_distill(data: str, start: str, out: str, world: int, record: dict) -> None:
-    from dsp.train.distill import DistillConfig, run_distill
+    from dsp.train.configs import DistillConfig
+    from dsp.train.distill import run_distill
 
     cfg = DistillConfig(teacher=start, data=data, output_dir=out, student="layers:1", limit=10, max_steps=4, batch_size=4,
                         lr=3e-3, eval_every=4, save_every=2, dev_limit=2, device="cpu")

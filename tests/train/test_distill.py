@@ -55,7 +55,8 @@ def test_distilled_student_is_closer_to_its_teacher(synth_dir, tiny_encoder, tmp
 
 def test_seq2seq_student_learns_the_teachers_tokens(synth_dir, tmp_path):
     from dsp.policy.scratch import build_scratch_policy
-    from dsp.train.distill import DistillConfig, run_distill
+    from dsp.train.configs import DistillConfig
+    from dsp.train.distill import run_distill
     from tests.conftest import synthetic_rows
 
     rows = synthetic_rows(40)
@@ -93,7 +94,6 @@ def test_layers_student_of_a_bart_teacher(synth_dir, tmp_path):
     from transformers import BartConfig, BartForConditionalGeneration
     from typer.testing import CliRunner
 
-    import dsp.cli.commands  # noqa: F401  (registers the commands)
     from dsp.cli import app
     from dsp.policy.scratch import train_tokenizer
     from dsp.policy.seq2seq import Seq2SeqPolicy

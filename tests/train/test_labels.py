@@ -7,7 +7,7 @@ from typer.testing import CliRunner
 import dsp.cli.commands  # noqa: F401
 from dsp.cli import app
 from dsp.llm.testserver import TestServer
-from dsp.train.labels import parse_phrases
+from dsp.tasks.labelling import parse_phrases
 from tests.conftest import synthetic_rows
 
 runner = CliRunner()

@@ -1,6 +1,5 @@
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -8,8 +7,9 @@ import torch
 from dsp.errors import BudgetExceeded, DSPError
 from dsp.policy import load_policy
 from dsp.policy.extractive import ExtractivePolicy, content_words
-from dsp.train import rl
-from dsp.train.rl import RLConfig, run_rl
+from dsp.train import phases, ppo
+from dsp.train.configs import RLConfig
+from dsp.train.rl import run_rl
 from tests.conftest import NAMES, PLACES
 
 TARGET = {w.lower() for w in " ".join(NAMES + PLACES).split()}
@@ -89,15 +89,15 @@ def test_first_ratio_is_one_and_kl_to_itself_is_zero(synth_dir, start_policy):
     examples = load_examples(synth_dir, split="train", limit=3)
     c = cfg(synth_dir, "unused", start_policy, algo="ppo")
     head = torch.nn.Linear(policy.hidden_size, 1)
-    ro = rl.rollout(policy, reference, head, examples, 4)
+    ro = phases.rollout(policy, reference, head, examples, 4)
     assert torch.equal(ro.logprob, ro.ref_logprob)  # policy = reference: KL exactly 0
     fresh, _, _ = policy.action_logprobs([e.input for e in ro.examples], ro.actions, ro.mask)
-    t = rl.ppo.pg_loss_terms(fresh, ro.logprob, torch.ones_like(fresh), ro.mask.float(), 0.2)
+    t = ppo.pg_loss_terms(fresh, ro.logprob, torch.ones_like(fresh), ro.mask.float(), 0.2)
     assert t["ratio"] == 1 and t["approx_kl"] == 0
     # a missing reward gets zero advantage, in both families
     rewards = torch.tensor([0.6, math.nan, 0.1, 0.9] * 3)
     for algo in ("ppo", "grpo"):
-        adv, _ = rl.advantages(RLConfig(**{**c.__dict__, "algo": algo}), ro, rewards, 0.05)
+        adv, _ = phases.advantages(RLConfig(**{**c.__dict__, "algo": algo}), ro, rewards, 0.05)
         assert (adv[1] == 0).all() and adv[0].abs().sum() > 0
 
 
@@ -146,7 +146,7 @@ def test_llm_call_count_runs_on_across_a_resume(synth_dir, start_policy, tmp_pat
     import asyncio
     from types import SimpleNamespace
 
-    from dsp.llm.client import Usage
+    from dsp.llm.types import Usage
 
     class CountingReward(WordListReward):  # each hint scored is one request, as the LLM reward's are
         def __init__(self, usage, budget):
@@ -234,15 +234,15 @@ def test_reset_prob_needs_pseudo_labels_and_keeps_prefixes_out_of_the_loss(synth
         asyncio.run(run_rl(cfg(synth_dir, tmp_path / "x", start_t5, reset_prob=0.5), WordListReward()))
     task = SummarizationTask()
     examples = load_examples(synth_dir, split="train", limit=2)
-    resets = rl.reset_prefixes(examples, 3, 1.0, task.pseudo_label)
+    resets = phases.reset_prefixes(examples, 3, 1.0, task.pseudo_label)
     assert all(r is not None and task.pseudo_label(e).startswith(r) for e, r in zip([e for e in examples for _ in range(3)], resets))
     policy, reference = load_policy(str(start_t5)), load_policy(str(start_t5))
     policy.train(False)
-    ro = rl.rollout(policy, reference, None, examples, 3, resets)
+    ro = phases.rollout(policy, reference, None, examples, 3, resets)
     forced = ro.valid & ~ro.mask
     assert forced[:, 0].all()  # every row starts with forced prefix tokens
     assert (ro.logprob[forced] == 0).all() and (ro.ref_logprob[forced] == 0).all()  # not in the loss, not in the KL
-    adv, _ = rl.advantages(cfg(synth_dir, "u", start_t5, samples_per_input=3), ro, torch.rand(6), 0.05)
+    adv, _ = phases.advantages(cfg(synth_dir, "u", start_t5, samples_per_input=3), ro, torch.rand(6), 0.05)
     assert (adv[forced] == 0).all()
     result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "y", start_t5, reset_prob=0.5, iterations=2), WordListReward(),
                                 pseudo_label=task.pseudo_label))
@@ -295,12 +295,12 @@ def test_llm_calls_overlap_the_log_probability_work(overlap, synth_dir, start_po
     reward = WordListReward()
     reference = SlowReference(load_policy(str(start_policy)), reward)
     torch.manual_seed(1)
-    ro, rewards, timing = asyncio.run(rl.rollout_and_score(policy, reference, None, examples, 4, None, reward, overlap))
+    ro, rewards, timing = asyncio.run(phases.rollout_and_score(policy, reference, None, examples, 4, None, reward, overlap))
     # with overlap the rewards were asked while the reference was still working; without, only after
     assert reference.asked_before_done == (12 if overlap else 0)
     assert rewards.tolist() == pytest.approx(asyncio.run(reward.metric(examples, ro.hints)))  # its own hints scored
     torch.manual_seed(1)
-    ro2 = rl.rollout(policy, reference.inner, None, examples, 4)
+    ro2 = phases.rollout(policy, reference.inner, None, examples, 4)
     assert ro.hints == ro2.hints and torch.equal(ro.logprob, ro2.logprob)  # the same samples either way
     assert set(timing) == {"time/sample", "time/logprobs", "time/llm_wait"}
 

@@ -5,7 +5,8 @@ import torch
 
 from dsp.errors import DSPError
 from dsp.policy import load_policy
-from dsp.train.sft import SFTConfig, run_sft
+from dsp.train.configs import SFTConfig
+from dsp.train.sft import run_sft
 
 
 def config(data, out, **kw):
