@@ -10,7 +10,7 @@ included) and the run's own (`seconds` in summary.json: loading the data to writ
 - growth:   N=100, 1,000, 10,000 at L=0.05 s, C=64, uncached and then cached (the same command again
             on the first run's cache): time per example should not rise with N or the cache's size.
 
-Usage: python bench/eval_scaling.py [--runs 5] [--growth 100 1000 10000] [--skip-overhead] [--json OUT]
+Usage: python -m bench.eval_scaling [--runs 5] [--growth 100 1000 10000] [--skip-overhead] [--json OUT]
 """
 
 from __future__ import annotations
@@ -25,8 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_throughput import FILLER, Server  # noqa: E402
+from bench.llm_throughput import FILLER, Server
 
 ROOT = Path(__file__).resolve().parents[1]
 

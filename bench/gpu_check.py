@@ -3,7 +3,7 @@ with the learning checks of the CPU tests, and the SFT step time of a MiniLM-siz
 the GPU next to the CPU of the same machine.
 
 Usage (on a machine with a GPU, from the repository root):
-    python bench/gpu_check.py TOKENIZER_DIR [DEVICE [accelerate]]
+    python -m bench.gpu_check TOKENIZER_DIR [DEVICE [accelerate]]
 DEVICE: cuda by default, cpu for a dry run; `accelerate` runs only the two-process launch check.
 TOKENIZER_DIR holds the all-MiniLM-L6-v2 tokenizer files and config.json (no weights needed).
 Prints one JSON object; exits non-zero if a check fails.
@@ -11,6 +11,7 @@ Prints one JSON object; exits non-zero if a check fails.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -24,15 +25,14 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from dsp.data import load_examples  # noqa: E402
 from dsp.metrics import hint_f1  # noqa: E402
 from dsp.policy import load_policy  # noqa: E402
 from dsp.policy.extractive import ExtractivePolicy  # noqa: E402
 from dsp.tasks import SummarizationTask  # noqa: E402
-from dsp.train.rl import RLConfig, run_rl  # noqa: E402
-from dsp.train.sft import SFTConfig, run_sft  # noqa: E402
+from dsp.train.configs import RLConfig, SFTConfig
+from dsp.train.rl import run_rl  # noqa: E402
+from dsp.train.sft import run_sft  # noqa: E402
 from tests.conftest import synthetic_rows  # noqa: E402
 from tests.train.test_rl import PieceReward, WordListReward  # noqa: E402
 
@@ -187,4 +187,9 @@ def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(*sys.argv[1:4]))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("tok_dir", help="folder of the all-MiniLM-L6-v2 tokenizer files and config.json")
+    ap.add_argument("device", nargs="?", default="cuda", help="cuda, or cpu for a dry run")
+    ap.add_argument("only", nargs="?", default="", choices=["", "accelerate"], help="accelerate: only the launch check")
+    args = ap.parse_args()
+    sys.exit(main(args.tok_dir, args.device, args.only))

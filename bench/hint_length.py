@@ -15,8 +15,8 @@ import argparse
 import json
 
 from dsp.data import load_examples
-from dsp.llm.client import LLMConfig
 from dsp.llm.session import run_with_llm
+from dsp.llm.types import LLMConfig
 from dsp.metrics import mean_ci
 from dsp.policy import load_policy
 from dsp.roundtrip import ask, mean_scores

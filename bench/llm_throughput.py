@@ -58,7 +58,8 @@ def peak_rss_mb() -> float:
 
 async def _dsp(url: str, prompts: list[str], concurrency: int, cache: str) -> dict:
     from dsp.llm.cache import LLMCache
-    from dsp.llm.client import AsyncLLMClient, LLMConfig, LLMRequest, LLMResult
+    from dsp.llm.client import AsyncLLMClient
+    from dsp.llm.types import LLMConfig, LLMRequest, LLMResult
 
     client = AsyncLLMClient(LLMConfig(base_url=url, model=MODEL, api_key="bench", concurrency=concurrency),
                             LLMCache(cache))

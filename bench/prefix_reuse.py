@@ -1,6 +1,6 @@
 """Does llama.cpp's reuse of the previous prompt's cached prefix change greedy answers? No dsp client, no cache.
 
-    python bench/prefix_reuse.py CACHE.sqlite N CACHE_PROMPT(0|1)
+    python -m bench.prefix_reuse CACHE.sqlite N CACHE_PROMPT(0|1)
 
 Takes N greedy hinted prompts from an RL run's LLM cache, starts the embedded LLM (set `DSP_EMBEDDED_SERVER`
 for one slot), sends them one at a time in order and then in reverse order with llama.cpp's `cache_prompt`
@@ -8,11 +8,11 @@ request option as given, and counts the prompts whose two answers are identical.
 no two requests share a batch, so a difference can only come from the prefix each prompt found cached.
 """
 
+import argparse
 import json
 import os
 import random
 import sqlite3
-import sys
 
 from openai import OpenAI
 
@@ -20,7 +20,12 @@ from dsp.llm.local import MODEL_ALIAS, local_llm_server
 
 
 def main() -> None:
-    cache, n, cache_prompt = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "1"
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("cache", help="an RL run's LLM cache (SQLite)")
+    ap.add_argument("n", type=int, help="prompts to send")
+    ap.add_argument("cache_prompt", choices=["0", "1"], help="llama.cpp's cache_prompt request option")
+    args = ap.parse_args()
+    cache, n, cache_prompt = args.cache, args.n, args.cache_prompt == "1"
     db = sqlite3.connect(f"file:{cache}?mode=ro", uri=True)
     rows = [json.loads(r) for (r,) in db.execute("select request from answers order by key")]
     rows = [r for r in rows if "\nHint: " in (r.get("prompt") or "") and r.get("temperature") == 0]

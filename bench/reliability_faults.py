@@ -1,25 +1,23 @@
 """`dsp eval` on N synthetic examples against a loopback server with a seeded fault rate, next to a
 fault-free run: fault mix, requests, retries, wall time, and whether any result differs or is lost.
 
-Usage: python bench/reliability_faults.py [N=200] [RATE=0.3] [SEED=7]
+Usage: python -m bench.reliability_faults [N=200] [RATE=0.3] [SEED=7]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 from typer.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-import dsp.cli.commands  # noqa: E402,F401
-from dsp.cli import app  # noqa: E402
-from dsp.llm.testserver import TestServer  # noqa: E402
-from tests.conftest import synthetic_rows  # noqa: E402
+import dsp.cli.commands  # noqa: F401  (registers the commands)
+from dsp.cli import app
+from dsp.llm.testserver import TestServer
+from tests.conftest import synthetic_rows
 
 
 def run(data: Path, out: Path, server: TestServer, cache: Path) -> tuple[int, float]:
@@ -54,4 +52,9 @@ def main(n: int = 200, rate: float = 0.3, seed: int = 7) -> None:
 
 
 if __name__ == "__main__":
-    main(*(f(a) for f, a in zip((int, float, int), sys.argv[1:])))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("n", type=int, nargs="?", default=200, help="examples")
+    ap.add_argument("rate", type=float, nargs="?", default=0.3, help="share of requests that meet a fault")
+    ap.add_argument("seed", type=int, nargs="?", default=7, help="seed of the faults")
+    args = ap.parse_args()
+    main(args.n, args.rate, args.seed)

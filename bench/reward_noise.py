@@ -1,6 +1,6 @@
 """Is the LLM's reward a function of the hint? The same prompts again, uncached, against an RL run's cache.
 
-    python bench/reward_noise.py CACHE.sqlite TRAIN.jsonl [--n 48] [--seed 0] [--twice]
+    python -m bench.reward_noise CACHE.sqlite TRAIN.jsonl [--n 48] [--seed 0] [--twice]
 
 Takes N hinted summarization prompts that an RL run sent (its LLM cache), sends them again to the embedded
 LLM with an empty cache and in a shuffled order (so each decodes beside other requests than it did in the
@@ -23,10 +23,10 @@ import statistics as st
 import tempfile
 from pathlib import Path
 
-from dsp.llm.client import LLMConfig, LLMRequest
+from bench.reward_landscape import article_key, load_refs
 from dsp.llm.session import run_with_llm
+from dsp.llm.types import LLMConfig, LLMRequest
 from dsp.metrics import rouge_scores
-from reward_landscape import article_key, load_refs  # bench/ is on the path when run as a script
 
 
 def main() -> None:

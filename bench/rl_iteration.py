@@ -10,7 +10,7 @@ the log-probabilities; with --overlap (the default) they start as soon as the hi
 Both modes run in fresh processes, alternating, `--runs` times each; a figure is the median over
 all their iterations but the first (warm-up). Each run has a fresh LLM cache, so every call waits.
 
-Usage: python bench/rl_iteration.py POLICY [--latency 1.0] [--concurrency 16] [--iterations 4] [--runs 3]
+Usage: python -m bench.rl_iteration POLICY [--latency 1.0] [--concurrency 16] [--iterations 4] [--runs 3]
        [--batch-size 8] [--samples 4]
 """
 
@@ -25,8 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from llm_throughput import Server  # noqa: E402
+from bench.llm_throughput import Server
 
 KEYS = ("time/sample", "time/logprobs", "time/llm_wait", "time/update")
 

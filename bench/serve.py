@@ -1,8 +1,8 @@
 """`dsp serve` against the upstream alone, side by side: what the server adds to a request, and what
 micro-batching does for the policy's throughput.
 
-    python bench/serve.py --latency 0.05 --requests 24 --burst 48 --rounds 2            # 400-word articles
-    python bench/serve.py --latency 0.05 --requests 24 --burst 48 --rounds 2 --words 60
+    python -m bench.serve --latency 0.05 --requests 24 --burst 48 --rounds 2            # 400-word articles
+    python -m bench.serve --latency 0.05 --requests 24 --burst 48 --rounds 2 --words 60
 
 One run: the test server in its own process with a fixed latency (the upstream), and `dsp serve`
 (as the CLI runs it, its own process) twice in front of it: micro-batching on (the defaults) and
@@ -46,7 +46,6 @@ def articles(n: int, words: int) -> list[str]:
     if dev.exists():
         rows = [json.loads(line)["article"] for line in dev.read_text().splitlines() if line.strip()]
     else:  # the synthetic articles of the tests: shorter, so the hint is faster than on real news
-        sys.path.insert(0, str(ROOT))
         from tests.conftest import synthetic_rows
 
         rows = [r["article"] for r in synthetic_rows(n)]

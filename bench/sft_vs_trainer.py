@@ -49,7 +49,8 @@ def build_model(data: str, size: str, out: Path) -> None:
 
 
 def worker_dsp(model: Path, data: str, steps: int, batch_size: int, out: Path) -> dict:
-    from dsp.train.sft import SFTConfig, run_sft
+    from dsp.train.configs import SFTConfig
+    from dsp.train.sft import run_sft
 
     # the run starts from the saved model (the same weights the HF run loads)
     cfg = SFTConfig(data=data, output_dir=str(out), policy=str(model), policy_type="seq2seq", max_steps=steps,
@@ -63,8 +64,14 @@ def worker_dsp(model: Path, data: str, steps: int, batch_size: int, out: Path) -
 
 def worker_hf(model: Path, data: str, steps: int, batch_size: int, out: Path) -> dict:
     from datasets import Dataset
-    from transformers import (AutoTokenizer, DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments,
-                              T5ForConditionalGeneration, TrainerCallback)
+    from transformers import (
+        AutoTokenizer,
+        DataCollatorForSeq2Seq,
+        Seq2SeqTrainer,
+        Seq2SeqTrainingArguments,
+        T5ForConditionalGeneration,
+        TrainerCallback,
+    )
 
     tok = AutoTokenizer.from_pretrained(model)
     net = T5ForConditionalGeneration.from_pretrained(model)

@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 
 from dsp.data import load_examples
-from dsp.llm.client import LLMConfig, LLMRequest, LLMResult
 from dsp.llm.session import run_with_llm
+from dsp.llm.types import LLMConfig, LLMRequest, LLMResult
 from dsp.metrics import mean_ci
 from dsp.tasks.config import load_task
 from dsp.tasks.reasoning import DEFAULT_TRIGGER, load_triggers
