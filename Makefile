@@ -1,6 +1,6 @@
 # Two entry points that do all the set-up themselves on a fresh machine:
 #   make demo   short SFT + eval on CNN/DailyMail with the embedded local LLM, prints the table
-#   make test   the test suite (CI runs this)
+#   make test   ruff (lint and format check), then the test suite (CI runs this)
 VENV ?= .venv
 PY := $(VENV)/bin/python
 DATA ?= ../shared/data/cnndm
@@ -21,6 +21,8 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 test: install
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m pytest
 
 demo: install
