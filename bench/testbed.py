@@ -80,6 +80,11 @@ CANDIDATES: dict[str, Candidate] = {
     "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
     "0shot-q-rp32-cut": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32},
                                   cut="repeat"),
+    "0shot-q-hf-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat"),
+    "0shot-q-hf-rp16-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
+                                     sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
+    "0shot-q-hf-rp16-13-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
+                                        sampling={"repeat_penalty": 1.3, "repeat_last_n": 16}),
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
 }
