@@ -42,6 +42,9 @@ HINT_LAST = ("Article: {input}\nQ: Summarize the above article briefly in 2-3 se
 # penalty window sees the answer's own tokens and not the hint.
 HINT_FIRST = ("Article: {input}\nHint: {hint}\nQ: Summarize the above article briefly in 2-3 sentences based on "
               "the hint.\nA: {target}")
+# The hint inside the instruction, as the words to use.
+KEYWORDS = ("Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences using these keywords: {hint}\n"
+            "A: {target}")
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
@@ -80,6 +83,13 @@ CANDIDATES: dict[str, Candidate] = {
     "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
     "0shot-q-rp32-cut": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32},
                                   cut="repeat"),
+    "0shot-q-hf-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat"),
+    "0shot-q-hf-rp16-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
+                                     sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
+    "0shot-q-hf-rp16-13-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
+                                        sampling={"repeat_penalty": 1.3, "repeat_last_n": 16}),
+    "hf-rp16-cut": Candidate(with_hint=HINT_FIRST, cut="repeat", sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
+    "kw-cut": Candidate(with_hint=KEYWORDS, cut="repeat"),
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
 }
