@@ -76,13 +76,45 @@ def start(config: str, lcp_python: str | None, threads: int, port: int) -> subpr
     model = str(model_path())
     log = open(f"/tmp/bench-embedded-{config}-{port}.log", "w")
     if config == "lcp":
-        cmd = [lcp_python, "-m", "llama_cpp.server", "--model", model, "--model_alias", MODEL_ALIAS, "--host",
-               "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", str(threads), "--verbose", "False"]
+        cmd = [
+            lcp_python,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            model,
+            "--model_alias",
+            MODEL_ALIAS,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--n_ctx",
+            "4096",
+            "--n_threads",
+            str(threads),
+            "--verbose",
+            "False",
+        ]
     else:
         parts = config.split("-")
         slots = int(parts[1][1:]) if parts[1].startswith("s") else 1
-        cmd = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", model, "--alias", MODEL_ALIAS, "--port",
-               str(port), "--threads", str(threads), "--parallel", str(slots), "--ctx", "4096"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dsp.llm.xllamacpp_server",
+            "--model",
+            model,
+            "--alias",
+            MODEL_ALIAS,
+            "--port",
+            str(port),
+            "--threads",
+            str(threads),
+            "--parallel",
+            str(slots),
+            "--ctx",
+            "4096",
+        ]
         if "swa" in parts:
             cmd.append("--swa-full")
         if "nocp" in parts:
@@ -106,10 +138,13 @@ def wait_ready(url: str, proc: subprocess.Popen) -> None:
     raise SystemExit("server did not start")
 
 
-async def run_calls(urls: list[str], texts: list[str], concurrency: int, max_tokens: int, stop: tuple[str, ...],
-                    cut: bool = False):
+async def run_calls(
+    urls: list[str], texts: list[str], concurrency: int, max_tokens: int, stop: tuple[str, ...], cut: bool = False
+):
     """All prompts through the project's client; prompts split round-robin between the servers."""
-    clients = [AsyncLLMClient(LLMConfig(base_url=u, model=MODEL_ALIAS, concurrency=concurrency, timeout=600)) for u in urls]
+    clients = [
+        AsyncLLMClient(LLMConfig(base_url=u, model=MODEL_ALIAS, concurrency=concurrency, timeout=600)) for u in urls
+    ]
     reqs = [LLMRequest(prompt=t, max_tokens=max_tokens, stop=stop, stop_repeats=cut) for t in texts]
     t0 = time.perf_counter()
     parts = await asyncio.gather(*(c.complete_many(reqs[i :: len(clients)]) for i, c in enumerate(clients)))
@@ -129,10 +164,17 @@ def streamed(url: str, texts: list[str], max_tokens: int, stop: tuple[str, ...])
     """Time to first token and generation speed, one call at a time."""
     out = []
     for t in texts:
-        body = {"model": MODEL_ALIAS, "prompt": t, "max_tokens": max_tokens, "stop": list(stop), "temperature": 0,
-                "stream": True}
-        req = urllib.request.Request(url + "/completions", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+        body = {
+            "model": MODEL_ALIAS,
+            "prompt": t,
+            "max_tokens": max_tokens,
+            "stop": list(stop),
+            "temperature": 0,
+            "stream": True,
+        }
+        req = urllib.request.Request(
+            url + "/completions", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+        )
         t0 = time.perf_counter()
         first, chunks = None, 0
         with urllib.request.urlopen(req, timeout=600) as r:
@@ -145,8 +187,14 @@ def streamed(url: str, texts: list[str], max_tokens: int, stop: tuple[str, ...])
                     chunks += 1
                     first = first or time.perf_counter()
         end = time.perf_counter()
-        out.append({"ttft": (first or end) - t0, "total": end - t0, "tokens": chunks,
-                    "gen_tps": (chunks - 1) / (end - first) if first and chunks > 1 and end > first else None})
+        out.append(
+            {
+                "ttft": (first or end) - t0,
+                "total": end - t0,
+                "tokens": chunks,
+                "gen_tps": (chunks - 1) / (end - first) if first and chunks > 1 and end > first else None,
+            }
+        )
     return out
 
 
@@ -164,8 +212,12 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
     neighbour = None
     try:
         if args.neighbour:  # a CPU job beside the server (a training): started, given time to load, then measured
-            neighbour = subprocess.Popen(shlex.split(args.neighbour), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                         start_new_session=True)
+            neighbour = subprocess.Popen(
+                shlex.split(args.neighbour),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
             time.sleep(args.neighbour_warmup)
         for u, p in zip(urls, procs):
             wait_ready(u, p)
@@ -176,10 +228,14 @@ def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
             # --reverse: odd rounds send the prompts in the opposite order (each prompt after other neighbours,
             # and to the other server of a pair), the answers put back in prompt order for the comparison.
             flip = args.reverse and args.round % 2 == 1
-            wall, answers = asyncio.run(run_calls(urls, texts[::-1] if flip else texts, conc, task.max_tokens, stop, cut))
+            wall, answers = asyncio.run(
+                run_calls(urls, texts[::-1] if flip else texts, conc, task.max_tokens, stop, cut)
+            )
             answers = answers[::-1] if flip else answers
             result[name] = {
-                "calls": len(texts), "wall": wall, "calls_per_s": len(texts) / wall,
+                "calls": len(texts),
+                "wall": wall,
+                "calls_per_s": len(texts) / wall,
                 "prompt_tokens": sum(a.prompt_tokens for a in answers),
                 "completion_tokens": sum(a.completion_tokens for a in answers),
                 "at_cap": sum(a.completion_tokens >= task.max_tokens for a in answers),
@@ -208,9 +264,12 @@ def main() -> None:
     ap.add_argument("--lcp-python", default=None, help="a Python with llama-cpp-python[server] (for `lcp`)")
     ap.add_argument("--out", default="/tmp/bench-embedded.json")
     ap.add_argument("--reverse", action="store_true", help="odd rounds send the prompts in reverse order")
-    ap.add_argument("--neighbour", default=None,
-                    help="a command run beside each configuration's server while it is measured (a CPU job such as a "
-                         "`dsp sft` training), stopped after")
+    ap.add_argument(
+        "--neighbour",
+        default=None,
+        help="a command run beside each configuration's server while it is measured (a CPU job such as a "
+        "`dsp sft` training), stopped after",
+    )
     ap.add_argument("--neighbour-warmup", type=float, default=30.0, help="seconds the neighbour runs before the calls")
     args = ap.parse_args()
     if "lcp" in args.configs and not args.lcp_python:
@@ -225,8 +284,11 @@ def main() -> None:
             res["round"] = r
             runs.append(res)
             Path(args.out).write_text(json.dumps(runs, indent=1))
-            print(f"round {r} {config:10s} " + "  ".join(
-                f"{w}: {res[w]['calls_per_s']:.3f} calls/s ({res[w]['wall']:.0f} s)" for w in work), flush=True)
+            print(
+                f"round {r} {config:10s} "
+                + "  ".join(f"{w}: {res[w]['calls_per_s']:.3f} calls/s ({res[w]['wall']:.0f} s)" for w in work),
+                flush=True,
+            )
     report(runs, refs, args.configs)
 
 
@@ -235,8 +297,12 @@ def report(runs: list[dict], refs: dict[str, list[str]], configs: list[str]) -> 
 
     base = configs[0]
     workloads = list(refs)
-    print(f"\n| config | workload | calls/s (median of {max(r['round'] for r in runs) + 1}) | x {base} "
-          "| answers identical to " + base + " | identical in later rounds | completion tokens | at max_tokens | ROUGE-avg |")
+    print(
+        f"\n| config | workload | calls/s (median of {max(r['round'] for r in runs) + 1}) | x {base} "
+        "| answers identical to "
+        + base
+        + " | identical in later rounds | completion tokens | at max_tokens | ROUGE-avg |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for w in workloads:
         med = {c: statistics.median(r[w]["calls_per_s"] for r in runs if r["config"] == c) for c in configs}
@@ -247,15 +313,19 @@ def report(runs: list[dict], refs: dict[str, list[str]], configs: list[str]) -> 
             rouge = statistics.mean(rouge_scores(t, r)["rouge_avg"] for t, r in zip(first["texts"], refs[w]))
             # The same configuration's rounds, against its first: does a server repeat its own greedy answers?
             again = [sum(a == b for a, b in zip(first["texts"], r[w]["texts"])) for r in runs if r["config"] == c][1:]
-            print(f"| {c} | {w} | {med[c]:.3f} | {med[c] / med[base]:.2f}x | {same}/{len(ref)} "
-                  f"| {', '.join(f'{k}/{len(ref)}' for k in again) or '-'} "
-                  f"| {first['completion_tokens']} | {first['at_cap']} | {rouge:.2f} |")
+            print(
+                f"| {c} | {w} | {med[c]:.3f} | {med[c] / med[base]:.2f}x | {same}/{len(ref)} "
+                f"| {', '.join(f'{k}/{len(ref)}' for k in again) or '-'} "
+                f"| {first['completion_tokens']} | {first['at_cap']} | {rouge:.2f} |"
+            )
     for c in configs:
         s = next(r for r in runs if r["config"] == c).get("stream")
         if s:
-            print(f"{c}: time to first token median {statistics.median(x['ttft'] for x in s):.2f} s, generation "
-                  f"{statistics.median(x['gen_tps'] for x in s if x['gen_tps']):.1f} tokens/s, call "
-                  f"{statistics.median(x['total'] for x in s):.2f} s")
+            print(
+                f"{c}: time to first token median {statistics.median(x['ttft'] for x in s):.2f} s, generation "
+                f"{statistics.median(x['gen_tps'] for x in s if x['gen_tps']):.1f} tokens/s, call "
+                f"{statistics.median(x['total'] for x in s):.2f} s"
+            )
 
 
 if __name__ == "__main__":

@@ -34,23 +34,54 @@ def write_data(path: Path, n: int, words: int = 300) -> None:
     body = " ".join((FILLER * (words // len(FILLER) + 1))[:words])
     with open(path, "w", encoding="utf-8") as f:
         for i in range(n):
-            f.write(json.dumps({"id": str(i), "article": f"{body} story {i}.",
-                                "highlights": f"The bridge opens next spring. Story {i}."}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "id": str(i),
+                        "article": f"{body} story {i}.",
+                        "highlights": f"The bridge opens next spring. Story {i}.",
+                    }
+                )
+                + "\n"
+            )
 
 
 def eval_once(url: str, data: Path, out: Path, cache: Path, concurrency: int) -> dict:
     dsp = Path(sys.executable).parent / "dsp"
-    cmd = [str(dsp), "eval", "--data", str(data), "--output-dir", str(out), "--conditions", "none", "--shots", "0",
-           "--base-url", url, "--model", "test-model", "--api-key", "bench", "--concurrency", str(concurrency),
-           "--cache", str(cache)]
+    cmd = [
+        str(dsp),
+        "eval",
+        "--data",
+        str(data),
+        "--output-dir",
+        str(out),
+        "--conditions",
+        "none",
+        "--shots",
+        "0",
+        "--base-url",
+        url,
+        "--model",
+        "test-model",
+        "--api-key",
+        "bench",
+        "--concurrency",
+        str(concurrency),
+        "--cache",
+        str(cache),
+    ]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     wall = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"dsp eval failed ({p.returncode}):\n{p.stderr[-2000:]}")
     summary = json.loads((out / "summary.json").read_text())
-    return {"process": wall, "run": summary["seconds"], "sent": summary["llm"]["requests"],
-            "hits": summary["llm"]["cache_hits"]}
+    return {
+        "process": wall,
+        "run": summary["seconds"],
+        "sent": summary["llm"]["requests"],
+        "hits": summary["llm"]["cache_hits"],
+    }
 
 
 def overhead(tmp: Path, runs: int, n: int = 200, latency: float = 1.0, concurrency: int = 8) -> dict:
@@ -58,14 +89,25 @@ def overhead(tmp: Path, runs: int, n: int = 200, latency: float = 1.0, concurren
     try:
         data = tmp / f"data-{n}.jsonl"
         write_data(data, n)
-        results = [eval_once(server.url, data, tmp / f"ov-{i}", tmp / f"ov-{i}.sqlite", concurrency) for i in range(runs)]
+        results = [
+            eval_once(server.url, data, tmp / f"ov-{i}", tmp / f"ov-{i}.sqlite", concurrency) for i in range(runs)
+        ]
     finally:
         server.close()
     limit = n * latency / concurrency
     proc = statistics.median(r["process"] for r in results)
     run = statistics.median(r["run"] for r in results)
-    return {"n": n, "latency": latency, "concurrency": concurrency, "limit_s": limit, "process_s": proc, "run_s": run,
-            "process_over_limit": proc / limit, "run_over_limit": run / limit, "runs": results}
+    return {
+        "n": n,
+        "latency": latency,
+        "concurrency": concurrency,
+        "limit_s": limit,
+        "process_s": proc,
+        "run_s": run,
+        "process_over_limit": proc / limit,
+        "run_over_limit": run / limit,
+        "runs": results,
+    }
 
 
 def growth(tmp: Path, runs: int, sizes: list[int], latency: float = 0.05, concurrency: int = 64) -> list[dict]:
@@ -105,17 +147,23 @@ def main() -> None:
     out: dict = {"cores": os.cpu_count()}
     if not args.skip_overhead:
         o = out["overhead"] = overhead(tmp, args.runs)
-        print(f"overhead: N={o['n']} L={o['latency']} s C={o['concurrency']}: limit {o['limit_s']:.1f} s, "
-              f"process {o['process_s']:.1f} s ({o['process_over_limit']:.2f}x), run {o['run_s']:.1f} s "
-              f"({o['run_over_limit']:.2f}x); median of {args.runs}")
+        print(
+            f"overhead: N={o['n']} L={o['latency']} s C={o['concurrency']}: limit {o['limit_s']:.1f} s, "
+            f"process {o['process_s']:.1f} s ({o['process_over_limit']:.2f}x), run {o['run_s']:.1f} s "
+            f"({o['run_over_limit']:.2f}x); median of {args.runs}"
+        )
     if args.growth:
         out["growth"] = growth(tmp, args.growth_runs, args.growth)
-        print("| N | limit s | uncached run s | ms/example | cached run s | ms/example | uncached process s | cached process s |")
+        print(
+            "| N | limit s | uncached run s | ms/example | cached run s | ms/example | uncached process s | cached process s |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in out["growth"]:
-            print(f"| {r['n']} | {r['limit_s']:.2f} | {r['uncached_run_s']:.2f} | {r['uncached_ms_per_example']:.2f} | "
-                  f"{r['cached_run_s']:.2f} | {r['cached_ms_per_example']:.2f} | {r['uncached_process_s']:.2f} | "
-                  f"{r['cached_process_s']:.2f} |")
+            print(
+                f"| {r['n']} | {r['limit_s']:.2f} | {r['uncached_run_s']:.2f} | {r['uncached_ms_per_example']:.2f} | "
+                f"{r['cached_run_s']:.2f} | {r['cached_ms_per_example']:.2f} | {r['uncached_process_s']:.2f} | "
+                f"{r['cached_process_s']:.2f} |"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
 

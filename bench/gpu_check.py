@@ -25,16 +25,16 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from dsp.data import load_examples  # noqa: E402
-from dsp.metrics import hint_f1  # noqa: E402
-from dsp.policy import load_policy  # noqa: E402
-from dsp.policy.extractive import ExtractivePolicy  # noqa: E402
-from dsp.tasks import SummarizationTask  # noqa: E402
+from dsp.data import load_examples
+from dsp.metrics import hint_f1
+from dsp.policy import load_policy
+from dsp.policy.extractive import ExtractivePolicy
+from dsp.tasks import SummarizationTask
 from dsp.train.configs import RLConfig, SFTConfig
-from dsp.train.rl import run_rl  # noqa: E402
-from dsp.train.sft import run_sft  # noqa: E402
-from tests.conftest import synthetic_rows  # noqa: E402
-from tests.train.test_rl import PieceReward, WordListReward  # noqa: E402
+from dsp.train.rl import run_rl
+from dsp.train.sft import run_sft
+from tests.conftest import synthetic_rows
+from tests.train.test_rl import PieceReward, WordListReward
 
 
 def write_data(root: Path) -> Path:
@@ -48,8 +48,14 @@ def write_data(root: Path) -> Path:
 def tiny_encoder(root: Path, tok_dir: str) -> Path:
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(tok_dir)
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=512)
+    cfg = BertConfig(
+        vocab_size=tok.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     path = root / "enc"
     BertModel(cfg).save_pretrained(path)
     tok.save_pretrained(path)
@@ -94,19 +100,40 @@ def accelerate_check(root: Path, data: Path, start: Path, device: str) -> dict:
     # accelerate puts process r on cuda:r (NCCL refuses two processes on one GPU), and `--cpu` starts one
     # process without MPI: with fewer than two GPUs the check runs torchrun's launcher on the CPU.
     two_gpus = device != "cpu" and torch.cuda.device_count() >= 2
-    launcher = (["accelerate", "launch", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-                 "--dynamo_backend", "no", "--multi_gpu"] if two_gpus
-                else [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"])
+    launcher = (
+        [
+            "accelerate",
+            "launch",
+            "--num_processes",
+            "2",
+            "--num_machines",
+            "1",
+            "--mixed_precision",
+            "no",
+            "--dynamo_backend",
+            "no",
+            "--multi_gpu",
+        ]
+        if two_gpus
+        else [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    )
     cmd = [*launcher, "-m", "tests.train.dist_worker", "rl", str(data), str(start), str(root / "acc"), str(record)]
-    env = {**os.environ, "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}", "DSP_WORKER_DEVICE": device if two_gpus else "cpu"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{repo}:{os.environ.get('PYTHONPATH', '')}",
+        "DSP_WORKER_DEVICE": device if two_gpus else "cpu",
+    }
     p = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
     if p.returncode != 0:
         return {"ok": False, "returncode": p.returncode, "log": (p.stdout + p.stderr)[-2000:]}
     ranks = [json.loads((record / f"rank{r}.json").read_text()) for r in (0, 1)]
     same = ranks[0]["weights"] == ranks[1]["weights"]
     disjoint = not set(ranks[0]["ids"]) & set(ranks[1]["ids"])
-    return {"ok": same and disjoint and ranks[0]["weights"][0] != ranks[0]["weights"][-1],
-            "identical_weights_every_step": same, "inputs_split": disjoint}
+    return {
+        "ok": same and disjoint and ranks[0]["weights"][0] != ranks[0]["weights"][-1],
+        "identical_weights_every_step": same,
+        "inputs_split": disjoint,
+    }
 
 
 def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
@@ -131,8 +158,20 @@ def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
         torch.manual_seed(0)
         before = ExtractivePolicy.from_encoder(str(enc), hint_words=4, device=device).generate([e.input for e in dev])
         f1_before = sum(hint_f1(h, y) for h, y in zip(before, labels)) / len(dev)
-        r = run_sft(SFTConfig(data=str(data), output_dir=str(root / "sft"), policy=str(enc), policy_type="extractive",
-                              epochs=6, batch_size=4, lr=2e-3, eval_every=10, dev_limit=8, device=device))
+        r = run_sft(
+            SFTConfig(
+                data=str(data),
+                output_dir=str(root / "sft"),
+                policy=str(enc),
+                policy_type="extractive",
+                epochs=6,
+                batch_size=4,
+                lr=2e-3,
+                eval_every=10,
+                dev_limit=8,
+                device=device,
+            )
+        )
         out["sft"] = {"dev_hint_f1_before": f1_before, "dev_hint_f1_after": r["dev/hint_f1"], "seconds": r["seconds"]}
         if not r["dev/hint_f1"] > f1_before + 0.3:
             failures.append("sft")
@@ -142,13 +181,36 @@ def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
         ExtractivePolicy.from_encoder(str(enc), hint_words=3).save(start)
         on_gpu = []
         for algo in ("grpo", "ppo"):
-            cfg = RLConfig(data=str(data), output_dir=str(root / algo), policy=str(start), algo=algo, iterations=12,
-                           batch_size=4, samples_per_input=4, minibatch_size=8, lr=3e-3, save_every=4, dev_limit=8,
-                           kl_coef=0.01, device=device)
-            res = asyncio.run(run_rl(cfg, WordListReward(), on_iteration=lambda it, p: on_gpu.append(
-                next(p.parameters()).device.type == torch.device(device).type)))
+            cfg = RLConfig(
+                data=str(data),
+                output_dir=str(root / algo),
+                policy=str(start),
+                algo=algo,
+                iterations=12,
+                batch_size=4,
+                samples_per_input=4,
+                minibatch_size=8,
+                lr=3e-3,
+                save_every=4,
+                dev_limit=8,
+                kl_coef=0.01,
+                device=device,
+            )
+            res = asyncio.run(
+                run_rl(
+                    cfg,
+                    WordListReward(),
+                    on_iteration=lambda it, p: on_gpu.append(
+                        next(p.parameters()).device.type == torch.device(device).type
+                    ),
+                )
+            )
             rw = rewards(root / algo)
-            out[f"rl_extractive_{algo}"] = {"first3": sum(rw[:3]) / 3, "last3": sum(rw[-3:]) / 3, "seconds": res["seconds"]}
+            out[f"rl_extractive_{algo}"] = {
+                "first3": sum(rw[:3]) / 3,
+                "last3": sum(rw[-3:]) / 3,
+                "seconds": res["seconds"],
+            }
             if not sum(rw[-3:]) / 3 > sum(rw[:3]) / 3 + 0.25:
                 failures.append(f"rl_extractive_{algo}")
 
@@ -156,14 +218,39 @@ def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
 
         rows = synthetic_rows(40)
         torch.manual_seed(0)
-        build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
-                             max_input_tokens=48, max_hint_tokens=6).save(root / "t5")
+        build_scratch_policy(
+            [r["article"] for r in rows] + [r["highlights"] for r in rows],
+            "tiny",
+            max_input_tokens=48,
+            max_hint_tokens=6,
+        ).save(root / "t5")
         for algo in ("grpo", "ppo"):
-            cfg = RLConfig(data=str(data), output_dir=str(root / f"t5-{algo}"), policy=str(root / "t5"), algo=algo,
-                           iterations=15, batch_size=4, samples_per_input=4, minibatch_size=8, lr=3e-3, save_every=5,
-                           dev_limit=8, kl_coef=0.01, hint_vocab="input", device=device)
+            cfg = RLConfig(
+                data=str(data),
+                output_dir=str(root / f"t5-{algo}"),
+                policy=str(root / "t5"),
+                algo=algo,
+                iterations=15,
+                batch_size=4,
+                samples_per_input=4,
+                minibatch_size=8,
+                lr=3e-3,
+                save_every=5,
+                dev_limit=8,
+                kl_coef=0.01,
+                hint_vocab="input",
+                device=device,
+            )
             reward = PieceReward(load_policy(str(root / "t5")).tokenizer)
-            res = asyncio.run(run_rl(cfg, reward, on_iteration=lambda it, p: on_gpu.append(next(p.parameters()).device.type == torch.device(device).type)))
+            res = asyncio.run(
+                run_rl(
+                    cfg,
+                    reward,
+                    on_iteration=lambda it, p: on_gpu.append(
+                        next(p.parameters()).device.type == torch.device(device).type
+                    ),
+                )
+            )
             rw = rewards(root / f"t5-{algo}")
             out[f"rl_t5_{algo}"] = {"first3": sum(rw[:3]) / 3, "last3": sum(rw[-3:]) / 3, "seconds": res["seconds"]}
             if not sum(rw[-3:]) / 3 > sum(rw[:3]) / 3 + 0.2:
@@ -179,8 +266,12 @@ def main(tok_dir: str, device: str = "cuda", only: str = "") -> int:
     if device != "cpu":
         gpu = sft_step_seconds(tok_dir, device)
         cpu = sft_step_seconds(tok_dir, "cpu", steps=3)
-        out["sft_step_minilm_8x512"] = {"cuda_s": gpu, "cpu_s": cpu, "cpu_threads": torch.get_num_threads(),
-                                        "speedup": cpu / gpu}
+        out["sft_step_minilm_8x512"] = {
+            "cuda_s": gpu,
+            "cpu_s": cpu,
+            "cpu_threads": torch.get_num_threads(),
+            "speedup": cpu / gpu,
+        }
     out["failures"] = failures
     print(json.dumps(out, indent=2))
     return 1 if failures else 0

@@ -40,8 +40,10 @@ MAX_TOKENS = 32
 # One call before the clock starts, in every worker: connection set-up and first-call
 # initialisation (DSPy's takes seconds) are a per-process cost, not a per-call one.
 WARM_UP = "Article: warm-up\nKeywords: warm-up\nSummary:"
-FILLER = ("the council said on monday that the new bridge would open next spring after two years of work "
-          "on the river crossing which had been delayed by floods and a shortage of steel ").split()
+FILLER = (
+    "the council said on monday that the new bridge would open next spring after two years of work "
+    "on the river crossing which had been delayed by floods and a shortage of steel "
+).split()
 
 
 def make_prompts(n: int, words: int = 200) -> list[str]:
@@ -56,13 +58,15 @@ def peak_rss_mb() -> float:
 
 # -- workers: each runs in its own process and prints one JSON line ------------------------------
 
+
 async def _dsp(url: str, prompts: list[str], concurrency: int, cache: str) -> dict:
     from dsp.llm.cache import LLMCache
     from dsp.llm.client import AsyncLLMClient
     from dsp.llm.types import LLMConfig, LLMRequest, LLMResult
 
-    client = AsyncLLMClient(LLMConfig(base_url=url, model=MODEL, api_key="bench", concurrency=concurrency),
-                            LLMCache(cache))
+    client = AsyncLLMClient(
+        LLMConfig(base_url=url, model=MODEL, api_key="bench", concurrency=concurrency), LLMCache(cache)
+    )
     requests = [LLMRequest(prompt=p, max_tokens=MAX_TOKENS) for p in prompts]
     await client.complete(LLMRequest(prompt=WARM_UP, max_tokens=MAX_TOKENS))
     t0 = time.perf_counter()
@@ -96,8 +100,16 @@ async def _dspy(url: str, prompts: list[str], concurrency: int, cache: str) -> d
     import dspy
 
     dspy.configure_cache(enable_disk_cache=True, enable_memory_cache=True, disk_cache_dir=cache)
-    lm = dspy.LM(f"openai/{MODEL}", api_base=url, api_key="bench", model_type="text", temperature=0.0,
-                 max_tokens=MAX_TOKENS, cache=True, num_retries=0)
+    lm = dspy.LM(
+        f"openai/{MODEL}",
+        api_base=url,
+        api_key="bench",
+        model_type="text",
+        temperature=0.0,
+        max_tokens=MAX_TOKENS,
+        cache=True,
+        num_retries=0,
+    )
     sem = asyncio.Semaphore(concurrency)
 
     async def one(p: str):
@@ -122,11 +134,16 @@ WORKERS = {"dsp": worker_dsp, "sequential": worker_sequential, "dspy": worker_ds
 
 # -- the orchestrator -------------------------------------------------------------------------------
 
+
 class Server:
     def __init__(self, latency: float):
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-        self.proc = subprocess.Popen([sys.executable, "-m", "dsp.llm.testserver", "--latency", str(latency)],
-                                     stdout=subprocess.PIPE, text=True, env=env)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "dsp.llm.testserver", "--latency", str(latency)],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
         self.url = self.proc.stdout.readline().strip()
 
     def requests(self) -> int:
@@ -186,7 +203,9 @@ def measure(args) -> dict:
             rows["table"].append(row)
             print(json.dumps(row), file=sys.stderr)
         if not args.no_sequential:
-            seq = [run_worker(sys.executable, "sequential", server.url, args.n, 1, "-")["wall"] for _ in range(args.runs)]
+            seq = [
+                run_worker(sys.executable, "sequential", server.url, args.n, 1, "-")["wall"] for _ in range(args.runs)
+            ]
             rows["sequential_calls_per_s"] = args.n / statistics.median(seq)
             rows["sequential_walls"] = seq
         # cached re-runs, each in a new process on the last run's cache at the highest concurrency
@@ -196,8 +215,11 @@ def measure(args) -> dict:
             walls, sent = [], []
             for _ in range(args.runs):
                 before = server.requests()
-                walls.append(run_worker(pythons[kind], kind, server.url, args.n, c,
-                                        str(tmp / f"{kind}-{c}-{args.runs - 1}"))["wall"])
+                walls.append(
+                    run_worker(pythons[kind], kind, server.url, args.n, c, str(tmp / f"{kind}-{c}-{args.runs - 1}"))[
+                        "wall"
+                    ]
+                )
                 sent.append(server.requests() - before)  # the warm-up prompt is cached too
             rows["cached"][kind] = {"calls_per_s": args.n / statistics.median(walls), "network_calls": max(sent)}
         if args.cache_entries:
@@ -224,15 +246,21 @@ def report(rows: dict) -> str:
             cells.append(f"{r['dsp_calls_per_s'] / r['dspy_calls_per_s']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
     if "sequential_calls_per_s" in rows:
-        lines.append(f"\nsequential one-call-at-a-time client: {rows['sequential_calls_per_s']:.1f} calls/s "
-                     f"(limit 1/L = {1 / rows['latency']:.0f})")
+        lines.append(
+            f"\nsequential one-call-at-a-time client: {rows['sequential_calls_per_s']:.1f} calls/s "
+            f"(limit 1/L = {1 / rows['latency']:.0f})"
+        )
     for k, v in rows["cached"].items():
-        lines.append(f"cached re-run, {k}: {v['calls_per_s']:.0f} calls/s, {v['network_calls']} calls reached the server")
+        lines.append(
+            f"cached re-run, {k}: {v['calls_per_s']:.0f} calls/s, {v['network_calls']} calls reached the server"
+        )
     peak = ", ".join(f"{k} {rows['table'][-1][f'{k}_peak_rss_mb']:.0f} MB" for k in kinds)
     lines.append(f"peak RSS of a worker at C={rows['table'][-1]['concurrency']}: {peak}")
     if "cache_bytes_per_10k" in rows:
-        lines.append(f"cache file per 10,000 entries: {rows['cache_bytes_per_10k'] / 1e6:.1f} MB "
-                     f"(prompts of {rows['prompt_chars']} characters)")
+        lines.append(
+            f"cache file per 10,000 entries: {rows['cache_bytes_per_10k'] / 1e6:.1f} MB "
+            f"(prompts of {rows['prompt_chars']} characters)"
+        )
     return "\n".join(lines)
 
 

@@ -39,8 +39,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--png", type=Path, default=Path("bench/rl_study.png"))
-    ap.add_argument("--probe", action="append", default=[], metavar="LABEL=EVAL_DIR@CALLS",
-                    help="another configuration's eval (relative to OUT) after CALLS calls, e.g. 'best of 4=eval-best@500'")
+    ap.add_argument(
+        "--probe",
+        action="append",
+        default=[],
+        metavar="LABEL=EVAL_DIR@CALLS",
+        help="another configuration's eval (relative to OUT) after CALLS calls, e.g. 'best of 4=eval-best@500'",
+    )
     args = ap.parse_args()
     probes = []
     for spec in args.probe:
@@ -59,7 +64,9 @@ def main() -> None:
         m, ci, d, dci, n = paired(scores(runs[calls], "policy"), sft)
         points.append((calls, m, ci))
         name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
-        rows.append(f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {n} |")
+        rows.append(
+            f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {n} |"
+        )
     probe_points = []
     for label, where, calls in probes:
         m, ci, d, dci, n = paired(scores(where, "policy"), sft)
@@ -67,7 +74,9 @@ def main() -> None:
         rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {n} |")
     lines = {}
     for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
-        vals = scores(runs[0], cond) or (scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {})
+        vals = scores(runs[0], cond) or (
+            scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {}
+        )
         if vals:
             lines[cond] = mean_ci(list(vals.values()))
     print("| policy | ROUGE-avg (95% CI) | RL − SFT, paired (95% CI) | n |\n|---|---:|---:|---:|")
@@ -82,9 +91,18 @@ def main() -> None:
 
     fig, ax = plt.subplots(figsize=(7, 5.5))
     xs = [p[0] for p in points]
-    ax.errorbar(xs, [p[1] for p in points], yerr=[p[2] for p in points], marker="o", capsize=4, label="policy (SFT, then the main GRPO run)")
+    ax.errorbar(
+        xs,
+        [p[1] for p in points],
+        yerr=[p[2] for p in points],
+        marker="o",
+        capsize=4,
+        label="policy (SFT, then the main GRPO run)",
+    )
     for j, (label, calls, m, ci) in enumerate(probe_points):  # side by side, so the CIs do not hide each other
-        ax.errorbar([calls + 25 * (j + 1)], [m], yerr=[ci], marker="s", linestyle="none", capsize=3, label=f"probe: {label}")
+        ax.errorbar(
+            [calls + 25 * (j + 1)], [m], yerr=[ci], marker="s", linestyle="none", capsize=3, label=f"probe: {label}"
+        )
     for cond, style in (("none", ":"), ("tfidf", "-."), ("oracle", "--")):
         if cond in lines:
             ax.axhline(lines[cond][0], linestyle=style, color="grey", label=f"{cond} hint")

@@ -19,8 +19,11 @@ from dsp.policy import load_policy
 
 
 def count_parameters(policy) -> int:
-    modules = [m for m in (getattr(policy, "encoder", None), getattr(policy, "head", None), getattr(policy, "model", None))
-               if isinstance(m, torch.nn.Module)]
+    modules = [
+        m
+        for m in (getattr(policy, "encoder", None), getattr(policy, "head", None), getattr(policy, "model", None))
+        if isinstance(m, torch.nn.Module)
+    ]
     return sum(p.numel() for m in modules for p in m.parameters())
 
 
@@ -33,8 +36,17 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
-    inputs = [e.input for e in load_examples(args.data, split="dev", limit=args.n, input_field=args.input_field,
-                                             target_field="highlights", need_target=False)]
+    inputs = [
+        e.input
+        for e in load_examples(
+            args.data,
+            split="dev",
+            limit=args.n,
+            input_field=args.input_field,
+            target_field="highlights",
+            need_target=False,
+        )
+    ]
     print(f"| policy | parameters | hints/s (median of {args.runs}, {len(inputs)} inputs, batch {args.batch_size}) |")
     print("|---|---:|---:|")
     for run in args.runs_:

@@ -35,15 +35,27 @@ def main() -> None:
         client = OpenAI(base_url=server.base_url, api_key="unused")
 
         def answers(order):
-            return {i: client.completions.create(model=MODEL_ALIAS, prompt=rows[i]["prompt"], max_tokens=rows[i]["max_tokens"],
-                                                 temperature=0, stop=rows[i]["stop"] or None,
-                                                 extra_body={"cache_prompt": cache_prompt}).choices[0].text for i in order}
+            return {
+                i: client.completions.create(
+                    model=MODEL_ALIAS,
+                    prompt=rows[i]["prompt"],
+                    max_tokens=rows[i]["max_tokens"],
+                    temperature=0,
+                    stop=rows[i]["stop"] or None,
+                    extra_body={"cache_prompt": cache_prompt},
+                )
+                .choices[0]
+                .text
+                for i in order
+            }
 
         first = answers(range(len(rows)))
         second = answers(reversed(range(len(rows))))
     same = sum(first[i] == second[i] for i in first)
-    print(f"cache_prompt={cache_prompt}, server {os.environ.get('DSP_EMBEDDED_SERVER', 'default')!r}: "
-          f"identical answers {same}/{len(first)}")
+    print(
+        f"cache_prompt={cache_prompt}, server {os.environ.get('DSP_EMBEDDED_SERVER', 'default')!r}: "
+        f"identical answers {same}/{len(first)}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,9 +22,30 @@ from tests.conftest import synthetic_rows
 
 def run(data: Path, out: Path, server: TestServer, cache: Path) -> tuple[int, float]:
     t0 = time.perf_counter()
-    r = CliRunner().invoke(app, ["eval", "--data", str(data), "--output-dir", str(out), "--conditions", "none,tfidf,oracle",
-                                 "--base-url", server.base_url, "--model", "m", "--cache", str(cache), "--concurrency",
-                                 "32", "--llm-timeout", "0.5", "--max-retries", "12"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--conditions",
+            "none,tfidf,oracle",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--cache",
+            str(cache),
+            "--concurrency",
+            "32",
+            "--llm-timeout",
+            "0.5",
+            "--max-retries",
+            "12",
+        ],
+    )
     return r.exit_code, time.perf_counter() - t0
 
 
@@ -41,14 +62,27 @@ def main(n: int = 200, rate: float = 0.3, seed: int = 7) -> None:
         b = [json.loads(l) for l in (root / "faulty" / "examples.jsonl").read_text().splitlines()]
         summary = json.loads((root / "faulty" / "summary.json").read_text())
         differ = sum(x["outputs"] != y["outputs"] or x["scores"] != y["scores"] for x, y in zip(a, b))
-        print(json.dumps({
-            "examples": n, "fault_rate": rate, "seed": seed, "exit_codes": [rc_clean, rc],
-            "fault_mix": dict(sorted(faulty.state.injected.items())), "faults_injected": sum(faulty.state.injected.values()),
-            "requests_clean": len(clean.state.requests), "requests_faulty": len(faulty.state.requests),
-            "retries": summary["llm"]["retries"], "failures": summary["llm"]["failures"],
-            "examples_missing": n - summary["complete"], "examples_differing": differ,
-            "wall_clean_s": round(wall_clean, 2), "wall_faulty_s": round(wall, 2),
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "examples": n,
+                    "fault_rate": rate,
+                    "seed": seed,
+                    "exit_codes": [rc_clean, rc],
+                    "fault_mix": dict(sorted(faulty.state.injected.items())),
+                    "faults_injected": sum(faulty.state.injected.values()),
+                    "requests_clean": len(clean.state.requests),
+                    "requests_faulty": len(faulty.state.requests),
+                    "retries": summary["llm"]["retries"],
+                    "failures": summary["llm"]["failures"],
+                    "examples_missing": n - summary["complete"],
+                    "examples_differing": differ,
+                    "wall_clean_s": round(wall_clean, 2),
+                    "wall_faulty_s": round(wall, 2),
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

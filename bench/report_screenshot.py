@@ -17,7 +17,9 @@ from dsp.report import write_report
 from dsp.report.browser import chromium
 
 
-def screenshot(run_dirs: list[Path], output: Path, width: int, height: int, full_page: bool, page_html: Path | None) -> int:
+def screenshot(
+    run_dirs: list[Path], output: Path, width: int, height: int, full_page: bool, page_html: Path | None
+) -> int:
     """Write the PNG; returns the number of requests the page tried beyond its own file (0 on success)."""
     html = write_report(run_dirs, page_html)
     url = html.resolve().as_uri()
@@ -50,7 +52,9 @@ def main() -> None:
     ap.add_argument("--page", type=Path, default=None, help="where the page goes (default: as `dsp report` puts it)")
     ap.add_argument("--width", type=int, default=1280)
     ap.add_argument("--height", type=int, default=1600, help="the window's height; with --no-full-page, the picture's")
-    ap.add_argument("--no-full-page", dest="full_page", action="store_false", help="only the window, not the whole page")
+    ap.add_argument(
+        "--no-full-page", dest="full_page", action="store_false", help="only the window, not the whole page"
+    )
     args = ap.parse_args()
     refused = screenshot(args.run_dirs, args.output, args.width, args.height, args.full_page, args.page)
     print(f"wrote {args.output}")

@@ -82,15 +82,19 @@ def main() -> None:
         for (h1, r1), (h2, r2) in itertools.combinations(g.items(), 2):
             w1, w2 = (set(h.lower().replace(";", " ").split()) for h in (h1, h2))
             bins.setdefault(min(4, int(5 * len(w1 & w2) / len(w1 | w2))), []).append(abs(r1 - r2))
-    print(f"articles with 2+ hints: {len(groups)}; hints: {sum(map(len, groups))}; "
-          f"mean within-article reward std: {st.mean(st.pstdev(g.values()) for g in groups):.2f}")
+    print(
+        f"articles with 2+ hints: {len(groups)}; hints: {sum(map(len, groups))}; "
+        f"mean within-article reward std: {st.mean(st.pstdev(g.values()) for g in groups):.2f}"
+    )
     print("| hint words shared (Jaccard) | pairs | mean abs reward difference | median |\n|---|---:|---:|---:|")
     for b in sorted(bins):
         print(f"| {b / 5:.1f}-{(b + 1) / 5:.1f} | {len(bins[b])} | {st.mean(bins[b]):.2f} | {st.median(bins[b]):.2f} |")
     if args.sampled:
         d = sampled_differences(answers)
-        print(f"\nprompts sampled twice: {len(d)}" + (f"; two draws' reward differs by {st.mean(d):.2f} on average "
-                                                        f"(median {st.median(d):.2f})" if d else ""))
+        print(
+            f"\nprompts sampled twice: {len(d)}"
+            + (f"; two draws' reward differs by {st.mean(d):.2f} on average (median {st.median(d):.2f})" if d else "")
+        )
 
 
 if __name__ == "__main__":

@@ -52,15 +52,26 @@ def main() -> None:
         mine = rows if args.twice else [r for r in rows if r[0].get("namespace") == namespace]
         if len(mine) < len(rows):
             print(f"skipped {len(rows) - len(mine)} prompts made for another server than {namespace!r}")
-        requests = [LLMRequest(prompt=q["prompt"], max_tokens=q["max_tokens"], temperature=q["temperature"],
-                               top_p=q["top_p"], stop=tuple(q["stop"] or ()), seed=q["seed"],
-                               sample_index=q["sample_index"]) for q, _, _ in mine]
+        requests = [
+            LLMRequest(
+                prompt=q["prompt"],
+                max_tokens=q["max_tokens"],
+                temperature=q["temperature"],
+                top_p=q["top_p"],
+                stop=tuple(q["stop"] or ()),
+                seed=q["seed"],
+                sample_index=q["sample_index"],
+            )
+            for q, _, _ in mine
+        ]
         first = await client.complete_many(requests, desc="llm")
         if not args.twice:
             return mine, first
         client.cache = None  # the second round is sent, not served from the first
         second = (await client.complete_many(requests[::-1], desc="llm"))[::-1]
-        return [(q, a.text if not isinstance(a, BaseException) else None, ref) for (q, _, ref), a in zip(mine, first)], second
+        return [
+            (q, a.text if not isinstance(a, BaseException) else None, ref) for (q, _, ref), a in zip(mine, first)
+        ], second
 
     with tempfile.TemporaryDirectory() as tmp:  # an empty cache: every prompt is sent again
         mine, results = run_with_llm(LLMConfig(concurrency=2), Path(tmp) / "cache.sqlite", work)
@@ -70,9 +81,11 @@ def main() -> None:
             continue
         same += now.text == before
         diffs.append(abs(rouge_scores(now.text, ref)["rouge_avg"] - rouge_scores(before, ref)["rouge_avg"]))
-    print(f"prompts: {len(diffs)}; identical answers: {same}; mean |reward difference| of the same prompt: "
-          f"{st.mean(diffs):.2f} (median {st.median(diffs):.2f}); over the prompts whose answer changed: "
-          f"{st.mean([d for d in diffs if d > 0] or [0]):.2f}")
+    print(
+        f"prompts: {len(diffs)}; identical answers: {same}; mean |reward difference| of the same prompt: "
+        f"{st.mean(diffs):.2f} (median {st.median(diffs):.2f}); over the prompts whose answer changed: "
+        f"{st.mean([d for d in diffs if d > 0] or [0]):.2f}"
+    )
 
 
 if __name__ == "__main__":

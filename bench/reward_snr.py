@@ -79,8 +79,17 @@ async def measure(client: AsyncLLMClient, args: argparse.Namespace) -> list[dict
         scores = await round_trip(client, task, examples, hints, shots, desc=f"sampled at {temperature}")
         for i, a in enumerate(articles):
             part = slice(i * args.group, (i + 1) * args.group)
-            rows.append({"temperature": temperature, "id": a.id, "greedy_hint": greedy[i], "greedy": first[i],
-                         "greedy_again": again[i], "hints": hints[part], "sampled": scores[part]})
+            rows.append(
+                {
+                    "temperature": temperature,
+                    "id": a.id,
+                    "greedy_hint": greedy[i],
+                    "greedy": first[i],
+                    "greedy_again": again[i],
+                    "hints": hints[part],
+                    "sampled": scores[part],
+                }
+            )
     return rows
 
 
@@ -96,13 +105,21 @@ def fresh(client: AsyncLLMClient) -> AsyncLLMClient:
 
 def table(rows: list[dict], group: int) -> str:
     ks = [k for k in (2, 4, 8) if k <= group]
-    lines = ["| policy temperature | signal (sd between hints) | noise (sd, same prompt again) | between articles (sd) | "
-             "distinct hints / group | greedy reward | samples above greedy | " + " | ".join(f"best of {k} - greedy" for k in ks)
-             + " |", "|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(ks)]
+    lines = [
+        "| policy temperature | signal (sd between hints) | noise (sd, same prompt again) | between articles (sd) | "
+        "distinct hints / group | greedy reward | samples above greedy | "
+        + " | ".join(f"best of {k} - greedy" for k in ks)
+        + " |",
+        "|---:|---:|---:|---:|---:|---:|---:|" + "---:|" * len(ks),
+    ]
     for t in sorted({r["temperature"] for r in rows}):
         s = summarize([r for r in rows if r["temperature"] == t], group)
-        lines.append(f"| {t:g} | {s['signal']:.2f} | {s['noise']:.2f} | {s['between']:.2f} | {s['distinct']:.1f} | "
-                     f"{s['greedy']:.2f} | {s['beat_greedy']:.0%} | " + " | ".join(f"{s[f'best_of_{k}']:+.2f}" for k in ks) + " |")
+        lines.append(
+            f"| {t:g} | {s['signal']:.2f} | {s['noise']:.2f} | {s['between']:.2f} | {s['distinct']:.1f} | "
+            f"{s['greedy']:.2f} | {s['beat_greedy']:.0%} | "
+            + " | ".join(f"{s[f'best_of_{k}']:+.2f}" for k in ks)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

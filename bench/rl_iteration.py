@@ -32,12 +32,41 @@ KEYS = ("time/sample", "time/logprobs", "time/llm_wait", "time/update")
 
 def one_run(args, url: str, overlap: bool, out: Path) -> list[dict]:
     dsp = Path(sys.executable).parent / "dsp"
-    cmd = [str(dsp), "rl", "--data", args.data, "--policy", args.policy, "--output-dir", str(out), "--algo", "ppo",
-           "--iterations", str(args.iterations), "--batch-size", str(args.batch_size),
-           "--samples-per-input", str(args.samples), "--eval-every", str(10**6), "--dev-limit", "4",
-           "--save-every", str(10**6), "--overlap" if overlap else "--no-overlap", "--base-url", url,
-           "--model", "test-model", "--api-key", "bench", "--concurrency", str(args.concurrency),
-           "--cache", str(out.with_suffix(".sqlite"))]
+    cmd = [
+        str(dsp),
+        "rl",
+        "--data",
+        args.data,
+        "--policy",
+        args.policy,
+        "--output-dir",
+        str(out),
+        "--algo",
+        "ppo",
+        "--iterations",
+        str(args.iterations),
+        "--batch-size",
+        str(args.batch_size),
+        "--samples-per-input",
+        str(args.samples),
+        "--eval-every",
+        str(10**6),
+        "--dev-limit",
+        "4",
+        "--save-every",
+        str(10**6),
+        "--overlap" if overlap else "--no-overlap",
+        "--base-url",
+        url,
+        "--model",
+        "test-model",
+        "--api-key",
+        "bench",
+        "--concurrency",
+        str(args.concurrency),
+        "--cache",
+        str(out.with_suffix(".sqlite")),
+    ]
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if p.returncode != 0:
         raise SystemExit(f"dsp rl failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -66,16 +95,20 @@ def main() -> None:
     finally:
         server.close()
     calls = args.batch_size * args.samples
-    print(f"PPO, {calls} LLM calls an iteration at L={args.latency} s, C={args.concurrency} "
-          f"(limit {calls * args.latency / args.concurrency:.1f} s); medians over {len(rows[True])} iterations")
+    print(
+        f"PPO, {calls} LLM calls an iteration at L={args.latency} s, C={args.concurrency} "
+        f"(limit {calls * args.latency / args.concurrency:.1f} s); medians over {len(rows[True])} iterations"
+    )
     print("| mode | sample s | logprobs s | LLM wait s | update s | iteration s |\n|---|---:|---:|---:|---:|---:|")
     totals = {}
     for overlap, name in ((False, "calls after the policy work"), (True, "calls overlap the log-probabilities")):
         med = {k: statistics.median(r[k] for r in rows[overlap]) for k in KEYS}
         totals[overlap] = statistics.median(sum(r[k] for k in KEYS) for r in rows[overlap])
         print(f"| {name} | " + " | ".join(f"{med[k]:.2f}" for k in KEYS) + f" | {totals[overlap]:.2f} |")
-    print(f"overlap saves {totals[False] - totals[True]:.2f} s an iteration "
-          f"({1 - totals[True] / totals[False]:.0%}); {os.cpu_count()} cores")
+    print(
+        f"overlap saves {totals[False] - totals[True]:.2f} s an iteration "
+        f"({1 - totals[True] / totals[False]:.0%}); {os.cpu_count()} cores"
+    )
 
 
 if __name__ == "__main__":

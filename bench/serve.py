@@ -58,9 +58,28 @@ def pct(values: list[float], q: float) -> float:
 
 
 def start_dsp_serve(policy: str, upstream: str, cache: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([str(Path(sys.executable).parent / "dsp"), "serve", "--policy", policy, "--base-url", upstream,
-                             "--model", "test-model", "--port", "0", "--cache", str(cache), "--device", "cpu", *extra],
-                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "dsp"),
+            "serve",
+            "--policy",
+            policy,
+            "--base-url",
+            upstream,
+            "--model",
+            "test-model",
+            "--port",
+            "0",
+            "--cache",
+            str(cache),
+            "--device",
+            "cpu",
+            *extra,
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
     for line in proc.stderr:
         if m := re.search(r"at (http://\S+/v1)", line):
             return proc, m.group(1)
@@ -155,10 +174,14 @@ def main() -> None:
         policy = str(tmp / "policy")
         ExtractivePolicy.from_encoder().save(policy)
     texts, burst = articles(args.requests + 4, args.words), articles(args.burst, args.words)
-    up = subprocess.Popen([sys.executable, "-m", "dsp.llm.testserver", "--latency", str(args.latency)],
-                          stdout=subprocess.PIPE, text=True)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dsp.llm.testserver", "--latency", str(args.latency)], stdout=subprocess.PIPE, text=True
+    )
     upstream = up.stdout.readline().strip()
-    configs = {"micro-batching (--max-batch 32, --batch-wait-ms 2)": (), "batch size 1 (--max-batch 1)": ("--max-batch", "1")}
+    configs = {
+        "micro-batching (--max-batch 32, --batch-wait-ms 2)": (),
+        "batch size 1 (--max-batch 1)": ("--max-batch", "1"),
+    }
     servers = []
     rounds: dict[str, list[dict]] = {name: [] for name in configs}
     try:
@@ -177,22 +200,28 @@ def main() -> None:
         up.wait()
     results = {name: merge(rs) for name, rs in rounds.items()}
     print(json.dumps(results))
-    print(f"\nupstream latency {args.latency * 1000:g} ms; {args.words}-word articles; {args.rounds} rounds of "
-          f"{args.requests} requests a level and a burst of {args.burst}; "
-          f"{os.cpu_count()} CPUs; load average before {load_before}, after {os.getloadavg()[0]:.1f}\n")
+    print(
+        f"\nupstream latency {args.latency * 1000:g} ms; {args.words}-word articles; {args.rounds} rounds of "
+        f"{args.requests} requests a level and a burst of {args.burst}; "
+        f"{os.cpu_count()} CPUs; load average before {load_before}, after {os.getloadavg()[0]:.1f}\n"
+    )
     print("| server | concurrency | upstream alone p50 | added p50 / p99 | hint p50 / p99 | overhead p50 / p99 |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, r in results.items():
         for c in ("c1", "c16"):
             x = r[c]
-            print(f"| {name} | {c[1:]} | {x['direct_p50']:.1f} ms | {x['added_p50']:.1f} / {x['added_p99']:.1f} ms "
-                  f"| {x['hint_p50']:.1f} / {x['hint_p99']:.1f} ms | {x['overhead_p50']:.1f} / {x['overhead_p99']:.1f} ms |")
+            print(
+                f"| {name} | {c[1:]} | {x['direct_p50']:.1f} ms | {x['added_p50']:.1f} / {x['added_p99']:.1f} ms "
+                f"| {x['hint_p50']:.1f} / {x['hint_p99']:.1f} ms | {x['overhead_p50']:.1f} / {x['overhead_p99']:.1f} ms |"
+            )
     print("\n| server | hints/s at concurrency 16 | mean batch |")
     print("|---|---:|---:|")
     for name, r in results.items():
         print(f"| {name} | {r['hints_per_s']:.1f} (rounds: {r['hints_per_s_rounds']}) | {r['mean_batch']:.1f} |")
     names = list(results)
-    print(f"\nmicro-batching: {results[names[0]]['hints_per_s'] / results[names[1]]['hints_per_s']:.2f}x the hints a second")
+    print(
+        f"\nmicro-batching: {results[names[0]]['hints_per_s'] / results[names[1]]['hints_per_s']:.2f}x the hints a second"
+    )
 
 
 if __name__ == "__main__":

@@ -53,13 +53,28 @@ def worker_dsp(model: Path, data: str, steps: int, batch_size: int, out: Path) -
     from dsp.train.sft import run_sft
 
     # the run starts from the saved model (the same weights the HF run loads)
-    cfg = SFTConfig(data=data, output_dir=str(out), policy=str(model), policy_type="seq2seq", max_steps=steps,
-                    batch_size=batch_size, lr=1e-3, eval_every=10**9, save_every=10**9, dev_limit=1,
-                    max_input_tokens=MAX_INPUT, max_hint_tokens=MAX_HINT)
+    cfg = SFTConfig(
+        data=data,
+        output_dir=str(out),
+        policy=str(model),
+        policy_type="seq2seq",
+        max_steps=steps,
+        batch_size=batch_size,
+        lr=1e-3,
+        eval_every=10**9,
+        save_every=10**9,
+        dev_limit=1,
+        max_input_tokens=MAX_INPUT,
+        max_hint_tokens=MAX_HINT,
+    )
     marks: dict[int, float] = {}
     run_sft(cfg, on_step=lambda step, policy: marks.setdefault(step, time.perf_counter()))
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
-    return {"seconds": marks[steps] - marks[1], "examples": (steps - 1) * batch_size, "last_loss": log[-1]["train/loss"]}
+    return {
+        "seconds": marks[steps] - marks[1],
+        "examples": (steps - 1) * batch_size,
+        "last_loss": log[-1]["train/loss"],
+    }
 
 
 def worker_hf(model: Path, data: str, steps: int, batch_size: int, out: Path) -> dict:
@@ -86,22 +101,44 @@ def worker_hf(model: Path, data: str, steps: int, batch_size: int, out: Path) ->
     t0 = time.perf_counter()
     ds = ds.map(encode, batched=True, remove_columns=["input", "hint"])
     pretokenize = time.perf_counter() - t0
-    args = Seq2SeqTrainingArguments(output_dir=str(out), per_device_train_batch_size=batch_size, max_steps=steps,
-                                    learning_rate=1e-3, weight_decay=0.01, warmup_steps=int(WARMUP * steps), max_grad_norm=1.0,
-                                    save_strategy="no", eval_strategy="no", logging_steps=1, report_to=[],
-                                    disable_tqdm=True, use_cpu=True, dataloader_num_workers=0, seed=0)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=batch_size,
+        max_steps=steps,
+        learning_rate=1e-3,
+        weight_decay=0.01,
+        warmup_steps=int(WARMUP * steps),
+        max_grad_norm=1.0,
+        save_strategy="no",
+        eval_strategy="no",
+        logging_steps=1,
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=True,
+        dataloader_num_workers=0,
+        seed=0,
+    )
     marks: dict[int, float] = {}
 
     class Marks(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             marks.setdefault(state.global_step, time.perf_counter())
 
-    trainer = Seq2SeqTrainer(model=net, args=args, train_dataset=ds, callbacks=[Marks()],
-                             data_collator=DataCollatorForSeq2Seq(tok, model=net))
+    trainer = Seq2SeqTrainer(
+        model=net,
+        args=args,
+        train_dataset=ds,
+        callbacks=[Marks()],
+        data_collator=DataCollatorForSeq2Seq(tok, model=net),
+    )
     trainer.train()
     loss = [h["loss"] for h in trainer.state.log_history if "loss" in h][-1]  # the last step's, as dsp's log gives
-    return {"seconds": marks[steps] - marks[1], "examples": (steps - 1) * batch_size, "last_loss": loss,
-            "pretokenize_seconds": pretokenize}
+    return {
+        "seconds": marks[steps] - marks[1],
+        "examples": (steps - 1) * batch_size,
+        "last_loss": loss,
+        "pretokenize_seconds": pretokenize,
+    }
 
 
 def main() -> None:
@@ -128,9 +165,22 @@ def main() -> None:
     results: dict[str, list[dict]] = {"dsp": [], "hf": []}
     for run in range(args.runs):
         for kind in ("dsp", "hf"):
-            cmd = [sys.executable, __file__, "--worker", kind, "--model", str(model),
-                   "--data", args.data, "--steps", str(args.steps), "--batch-size", str(args.batch_size),
-                   "--out", str(tmp / f"{kind}-{run}")]
+            cmd = [
+                sys.executable,
+                __file__,
+                "--worker",
+                kind,
+                "--model",
+                str(model),
+                "--data",
+                args.data,
+                "--steps",
+                str(args.steps),
+                "--batch-size",
+                str(args.batch_size),
+                "--out",
+                str(tmp / f"{kind}-{run}"),
+            ]
             p = subprocess.run(cmd, capture_output=True, text=True, env=env)
             if p.returncode != 0:
                 raise SystemExit(f"{kind} worker failed:\n{p.stderr[-3000:]}")
@@ -138,19 +188,25 @@ def main() -> None:
             print(kind, results[kind][-1], file=sys.stderr)
     rows = {}
     for kind, rs in results.items():
-        rows[kind] = {"examples_per_s": statistics.median(r["examples"] / r["seconds"] for r in rs),
-                      "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rs),
-                      "last_loss": statistics.median(r["last_loss"] for r in rs)}
+        rows[kind] = {
+            "examples_per_s": statistics.median(r["examples"] / r["seconds"] for r in rs),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in rs),
+            "last_loss": statistics.median(r["last_loss"] for r in rs),
+        }
     pre = statistics.median(r["pretokenize_seconds"] for r in results["hf"])
     print(f"| loop | examples/s (median of {args.runs}) | peak RSS MB | final loss | tokenizing before the loop |")
     print("|---|---:|---:|---:|---:|")
     for kind, name in (("dsp", "dsp sft"), ("hf", "HF Seq2SeqTrainer")):
         r = rows[kind]
-        print(f"| {name} | {r['examples_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['last_loss']:.3f} | "
-              f"{'-' if kind == 'dsp' else f'{pre:.1f} s'} |")
-    print(f"dsp / HF speed: {rows['dsp']['examples_per_s'] / rows['hf']['examples_per_s']:.2f}x; "
-          f"T5 {args.size}, batch {args.batch_size}, {args.steps} steps, {os.cpu_count()} cores, torch threads "
-          f"{__import__('torch').get_num_threads()}")
+        print(
+            f"| {name} | {r['examples_per_s']:.1f} | {r['peak_rss_mb']:.0f} | {r['last_loss']:.3f} | "
+            f"{'-' if kind == 'dsp' else f'{pre:.1f} s'} |"
+        )
+    print(
+        f"dsp / HF speed: {rows['dsp']['examples_per_s'] / rows['hf']['examples_per_s']:.2f}x; "
+        f"T5 {args.size}, batch {args.batch_size}, {args.steps} steps, {os.cpu_count()} cores, torch threads "
+        f"{__import__('torch').get_num_threads()}"
+    )
 
 
 if __name__ == "__main__":

@@ -36,15 +36,21 @@ from dsp.tasks.base import PromptTemplate, Task
 from dsp.tasks.config import load_task
 
 CONDITIONS = ("none", "tfidf", "oracle")
-HINT_LAST = ("Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences based on the hint.\n"
-             "Hint: {hint}\nA: {target}")
+HINT_LAST = (
+    "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences based on the hint.\n"
+    "Hint: {hint}\nA: {target}"
+)
 # The hint before the instruction line: the last tokens before the answer are the instruction, so a short
 # penalty window sees the answer's own tokens and not the hint.
-HINT_FIRST = ("Article: {input}\nHint: {hint}\nQ: Summarize the above article briefly in 2-3 sentences based on "
-              "the hint.\nA: {target}")
+HINT_FIRST = (
+    "Article: {input}\nHint: {hint}\nQ: Summarize the above article briefly in 2-3 sentences based on "
+    "the hint.\nA: {target}"
+)
 # The hint inside the instruction, as the words to use.
-KEYWORDS = ("Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences using these keywords: {hint}\n"
-            "A: {target}")
+KEYWORDS = (
+    "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences using these keywords: {hint}\n"
+    "A: {target}"
+)
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
@@ -70,8 +76,9 @@ CANDIDATES: dict[str, Candidate] = {
     "rp32-cut": Candidate(sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"),
     "hintfirst": Candidate(with_hint=HINT_FIRST),
     "hintfirst-rp24": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24}),
-    "hintfirst-rp24-cut": Candidate(with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24},
-                                    cut="repeat"),
+    "hintfirst-rp24-cut": Candidate(
+        with_hint=HINT_FIRST, sampling={"repeat_penalty": 1.1, "repeat_last_n": 24}, cut="repeat"
+    ),
     "greedy-64": Candidate(max_tokens=64),
     "0shot": Candidate(shots=0),
     "0shot-cut": Candidate(shots=0, cut="repeat"),
@@ -81,13 +88,24 @@ CANDIDATES: dict[str, Candidate] = {
     "0shot-q": Candidate(shots=0, stop=QA_STOPS),
     "0shot-q-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat"),
     "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
-    "0shot-q-rp32-cut": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32},
-                                  cut="repeat"),
+    "0shot-q-rp32-cut": Candidate(
+        shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"
+    ),
     "0shot-q-hf-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat"),
-    "0shot-q-hf-rp16-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
-                                     sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
-    "0shot-q-hf-rp16-13-cut": Candidate(with_hint=HINT_FIRST, shots=0, stop=QA_STOPS, cut="repeat",
-                                        sampling={"repeat_penalty": 1.3, "repeat_last_n": 16}),
+    "0shot-q-hf-rp16-cut": Candidate(
+        with_hint=HINT_FIRST,
+        shots=0,
+        stop=QA_STOPS,
+        cut="repeat",
+        sampling={"repeat_penalty": 1.1, "repeat_last_n": 16},
+    ),
+    "0shot-q-hf-rp16-13-cut": Candidate(
+        with_hint=HINT_FIRST,
+        shots=0,
+        stop=QA_STOPS,
+        cut="repeat",
+        sampling={"repeat_penalty": 1.3, "repeat_last_n": 16},
+    ),
     "hf-rp16-cut": Candidate(with_hint=HINT_FIRST, cut="repeat", sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
     "kw-cut": Candidate(with_hint=KEYWORDS, cut="repeat"),
     "2shot": Candidate(shots=2),
@@ -96,9 +114,15 @@ CANDIDATES: dict[str, Candidate] = {
 
 
 def make_task(base: Task, c: Candidate) -> Task:
-    return replace(base, with_hint=PromptTemplate(c.with_hint, "candidate with_hint"),
-                   plain=PromptTemplate(c.plain, "candidate plain"), max_tokens=c.max_tokens, sampling=dict(c.sampling),
-                   stop=base.stop + c.stop, _shot_blocks={})
+    return replace(
+        base,
+        with_hint=PromptTemplate(c.with_hint, "candidate with_hint"),
+        plain=PromptTemplate(c.plain, "candidate plain"),
+        max_tokens=c.max_tokens,
+        sampling=dict(c.sampling),
+        stop=base.stop + c.stop,
+        _shot_blocks={},
+    )
 
 
 def hints_for(task: Task, examples: list[Example], train: list[Example]) -> dict[str, list[str | None]]:
@@ -106,8 +130,16 @@ def hints_for(task: Task, examples: list[Example], train: list[Example]) -> dict
     return {"none": [None] * len(examples), "tfidf": tfidf, "oracle": [task.pseudo_label(e) for e in examples]}
 
 
-async def run_candidate(client: AsyncLLMClient, name: str, c: Candidate, base: Task, examples: list[Example],
-                        shots: list[Example], hints: dict[str, list[str | None]], out: Path) -> list[dict]:
+async def run_candidate(
+    client: AsyncLLMClient,
+    name: str,
+    c: Candidate,
+    base: Task,
+    examples: list[Example],
+    shots: list[Example],
+    hints: dict[str, list[str | None]],
+    out: Path,
+) -> list[dict]:
     task = make_task(base, c)
     keys = [(cond, i) for i in range(len(examples)) for cond in CONDITIONS]
     requests = [task.request(examples[i], hints[cond][i], shots[: c.shots]) for cond, i in keys]
@@ -122,9 +154,18 @@ async def run_candidate(client: AsyncLLMClient, name: str, c: Candidate, base: T
         text = cut_repeats(a.text) if c.cut == "repeat" else a.text
         # A cut answer's tokens: its share of the generated text's (streaming would stop the generation there).
         tokens = a.completion_tokens * len(text) / max(1, len(a.text))
-        rows.append({"candidate": name, "cond": cond, "id": examples[i].id, "text": text, "tokens": tokens,
-                     "at_cap": a.finish_reason == "length" and text == a.text, "cached": a.cached,
-                     "score": task.score(text, examples[i])[task.metric]})
+        rows.append(
+            {
+                "candidate": name,
+                "cond": cond,
+                "id": examples[i].id,
+                "text": text,
+                "tokens": tokens,
+                "at_cap": a.finish_reason == "length" and text == a.text,
+                "cached": a.cached,
+                "score": task.score(text, examples[i])[task.metric],
+            }
+        )
     sent = client.usage.requests - sent_before
     for r in rows:
         r["calls_per_s"] = sent / seconds if sent else None
@@ -132,8 +173,16 @@ async def run_candidate(client: AsyncLLMClient, name: str, c: Candidate, base: T
     return rows
 
 
-async def again(client: AsyncLLMClient, name: str, c: Candidate, base: Task, examples: list[Example],
-                shots: list[Example], hints: dict[str, list[str | None]], n: int) -> tuple[int, int]:
+async def again(
+    client: AsyncLLMClient,
+    name: str,
+    c: Candidate,
+    base: Task,
+    examples: list[Example],
+    shots: list[Example],
+    hints: dict[str, list[str | None]],
+    n: int,
+) -> tuple[int, int]:
     """(identical, sent): the first n prompts of each condition, cached answers against a fresh uncached ask."""
     task = make_task(base, c)
     keys = [(cond, i) for cond in CONDITIONS for i in range(min(n, len(examples)))]
@@ -160,8 +209,10 @@ def fresh(client: AsyncLLMClient) -> AsyncLLMClient:
 
 
 def table(out: Path, names: list[str]) -> str:
-    head = ("| candidate | none | TF-IDF | oracle | room (oracle - TF-IDF) | gap (oracle - none) | answer tokens | "
-            "at cap | calls/s | again identical |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    head = (
+        "| candidate | none | TF-IDF | oracle | room (oracle - TF-IDF) | gap (oracle - none) | answer tokens | "
+        "at cap | calls/s | again identical |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    )
     lines = [head]
     extra = json.loads((out / "again.json").read_text()) if (out / "again.json").exists() else {}
     for name in names:
@@ -178,9 +229,11 @@ def table(out: Path, names: list[str]) -> str:
         cap = sum(r["at_cap"] for r in rows) / len(rows)
         rate = rows[0]["calls_per_s"]
         same = extra.get(name)
-        lines.append(f"| {name} (n={len(ids)}) | {mean['none']:.2f} | {mean['tfidf']:.2f} | {mean['oracle']:.2f} | "
-                     f"{room[0]:+.2f} ± {room[1]:.2f} | {gap[0]:+.2f} ± {gap[1]:.2f} | {tokens:.0f} | {cap:.0%} | "
-                     f"{f'{rate:.3f}' if rate else 'cached'} | {f'{same[0]}/{same[1]}' if same else '-'} |")
+        lines.append(
+            f"| {name} (n={len(ids)}) | {mean['none']:.2f} | {mean['tfidf']:.2f} | {mean['oracle']:.2f} | "
+            f"{room[0]:+.2f} ± {room[1]:.2f} | {gap[0]:+.2f} ± {gap[1]:.2f} | {tokens:.0f} | {cap:.0%} | "
+            f"{f'{rate:.3f}' if rate else 'cached'} | {f'{same[0]}/{same[1]}' if same else '-'} |"
+        )
     return "\n".join(lines) + "\n"
 
 

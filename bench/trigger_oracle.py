@@ -37,16 +37,22 @@ def main() -> None:
     fields = dict(input_field=loaded.data.input_field, target_field=loaded.data.target_field)
     dev = load_examples(source, split="dev", limit=args.limit, **fields)
     triggers = load_triggers()
-    requests = [LLMRequest(prompt=task.prompt(e, t), max_tokens=task.max_tokens, stop=task.stop)
-                for e in dev for t in triggers]  # zero-shot: the same prompts as the trigger search and eval
+    requests = [
+        LLMRequest(prompt=task.prompt(e, t), max_tokens=task.max_tokens, stop=task.stop) for e in dev for t in triggers
+    ]  # zero-shot: the same prompts as the trigger search and eval
 
     async def work(client):
         return await client.complete_many(requests, desc="triggers x dev")
 
     config = LLMConfig(model=os.environ.get("OPENAI_MODEL"), base_url=os.environ.get("OPENAI_BASE_URL"))
     answers = run_with_llm(config, args.cache, work)
-    correct = [[isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0
-                for a in answers[i * len(triggers):(i + 1) * len(triggers)]] for i, e in enumerate(dev)]
+    correct = [
+        [
+            isinstance(a, LLMResult) and task.score(a.text, e)[task.metric] > 0
+            for a in answers[i * len(triggers) : (i + 1) * len(triggers)]
+        ]
+        for i, e in enumerate(dev)
+    ]
     print(f"| trigger | {task.metric} on {len(dev)} dev | 95% CI |\n|---|---:|---:|")
     for j, t in enumerate(triggers):
         m, ci = mean_ci([100.0 * row[j] for row in correct])

@@ -41,8 +41,13 @@ def field_docs(cls: type) -> dict[str, str]:
             continue
         body = tree.body[0].body  # type: ignore[attr-defined]
         for node, nxt in zip(body, body[1:]):
-            if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(nxt, ast.Expr)
-                    and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str)):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)
+                and isinstance(nxt.value.value, str)
+            ):
                 docs[node.target.id] = " ".join(nxt.value.value.split())
     return docs
 
@@ -80,20 +85,32 @@ def config_options(cls: type, skip: set[str], defaults: dict[str, Any], panel: s
         tp = _cli_type(hints[f.name])
         if required or default is None:
             tp = Optional[_base_type(tp)[0]]
-        help_text = docs.get(f.name, f.name.replace("_", " ")) + (" Required (here or in --config)." if required else "")
+        help_text = docs.get(f.name, f.name.replace("_", " ")) + (
+            " Required (here or in --config)." if required else ""
+        )
         allowed = choices(hints[f.name])
         if allowed is not None:
             help_text += f" One of: {', '.join(map(str, allowed))}."
-        option = typer.Option(help=_escape(help_text), rich_help_panel=panel, show_default=not required,
-                              metavar="|".join(map(str, allowed)) if allowed else None)
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default,
-                                        annotation=Annotated[tp, option]))
+        option = typer.Option(
+            help=_escape(help_text),
+            rich_help_panel=panel,
+            show_default=not required,
+            metavar="|".join(map(str, allowed)) if allowed else None,
+        )
+        params.append(
+            inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[tp, option])
+        )
     return params
 
 
-ConfigFile = Annotated[Optional[Path], typer.Option(
-    "--config", help="TOML file of this command's settings (or a run folder's config.json); flags given here win.",
-    rich_help_panel="Settings")]
+ConfigFile = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--config",
+        help="TOML file of this command's settings (or a run folder's config.json); flags given here win.",
+        rich_help_panel="Settings",
+    ),
+]
 
 
 # Settings a run folder's config.json keeps beside the config dataclass's fields (LLMOptions.run_settings),
@@ -139,7 +156,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return tuple(value)
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if base in (str, int, float, bool) and not (isinstance(value, base) and not (base is int and isinstance(value, bool))):
+    if base in (str, int, float, bool) and not (
+        isinstance(value, base) and not (base is int and isinstance(value, bool))
+    ):
         raise DSPError(f"{where} must be {'' if not optional else 'empty or '}{base.__name__}, got {value!r}")
     return value
 
@@ -150,8 +169,29 @@ def _given(ctx: Any, name: str) -> bool:
     return source is not None and source.name != "DEFAULT"
 
 
-def settings_command(cls: type, command: str, *, skip: set[str] = frozenset(), defaults: dict[str, Any] | None = None,
-                     panel: str | None = None) -> Callable[[Callable], Callable]:
+def _fill_from_file(
+    path: Path, cls: type, command: str, given: set[str], settings: dict[str, Any], own: dict[str, Any]
+) -> None:
+    """The --config file's values where the command line left a setting (generated, or one of the command's `own`
+    options) at its default."""
+    extras = {k: t for k, t in RUN_EXTRAS.items() if k in own}
+    for k, v in load_config_file(path, cls, command, extras).items():
+        if k in given:
+            continue
+        if k in settings:
+            settings[k] = v
+        elif k in own:
+            own[k] = v
+
+
+def settings_command(
+    cls: type,
+    command: str,
+    *,
+    skip: set[str] = frozenset(),
+    defaults: dict[str, Any] | None = None,
+    panel: str | None = None,
+) -> Callable[[Callable], Callable]:
     """Decorate a command whose first parameter is `settings: dict`: cls's fields become its options.
 
     The function's own parameters (task, LLM options, ...) stay as written; fields named in `skip`
@@ -168,35 +208,33 @@ def settings_command(cls: type, command: str, *, skip: set[str] = frozenset(), d
         generated = config_options(cls, skip | {p.name for p in own}, defaults, panel)
         names = [p.name for p in generated]
         own_names = {p.name for p in own}
-        required = {f.name for f in dataclasses.fields(cls)
-                    if f.name in names and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+        required = {
+            f.name
+            for f in dataclasses.fields(cls)
+            if f.name in names and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        }
 
         @functools.wraps(fn)
         def wrapper(**kwargs):
             config_path = kwargs.pop("config", None)
             ctx = kwargs.pop("_ctx")
             kwargs.update({name: ctx for name in wants_ctx})
-            given = {n for n in [*names, *own_names] if _given(ctx, n)}
             settings = {n: kwargs.pop(n) for n in names}
             if config_path is not None:
-                # the file fills what the command line left at its default, generated or declared by the command
-                extras = {k: t for k, t in RUN_EXTRAS.items() if k in own_names}
-                for k, v in load_config_file(config_path, cls, command, extras).items():
-                    if k in given:
-                        continue
-                    if k in names:
-                        settings[k] = v
-                    elif k in own_names:
-                        kwargs[k] = v
+                given = {n for n in [*names, *own_names] if _given(ctx, n)}
+                _fill_from_file(config_path, cls, command, given, settings, kwargs)
             missing = [n for n in sorted(required) if settings.get(n) is None]
             if missing:
-                raise DSPError(" and ".join(f"--{n.replace('_', '-')}" for n in missing)
-                               + " is required" + (" (give it as a flag or in the --config file)"))
+                flags = " and ".join(f"--{n.replace('_', '-')}" for n in missing)
+                raise DSPError(f"{flags} is required (give it as a flag or in the --config file)")
             return fn(settings, **kwargs)
 
-        params = [inspect.Parameter("_ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
-                  *own, *generated,
-                  inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFile)]
+        params = [
+            inspect.Parameter("_ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+            *own,
+            *generated,
+            inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ConfigFile),
+        ]
         wrapper.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         wrapper.__annotations__ = {p.name: p.annotation for p in params}
         del wrapper.__wrapped__  # typer must read the built signature, not fn's

@@ -30,8 +30,7 @@ def distill(
     """
     from dsp.train.distill import run_distill
 
-    _, data, input_field, target_field, data_config, _ = resolve_task(
-        task, data, input_field, target_field, settings.pop("data_config"))
-    cfg = DistillConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field)
+    _, data_settings, _ = resolve_task(task, data, input_field, target_field, settings)
+    cfg = DistillConfig(**settings, **data_settings)
     typer.echo(json.dumps(run_distill(cfg), indent=2))
     typer.echo(f"student saved to {cfg.output_dir}/policy", err=True)

@@ -22,6 +22,13 @@ from dsp.cli.config import settings_command
 from dsp.cli.root import app
 from dsp.eval import EvalConfig
 
+Policy = Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")]
+Conditions = Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")]
+Shots = Annotated[
+    Optional[int],
+    typer.Option(help="Few-shot examples per prompt from --shots-split; default: the task's, 1, or 0 for reasoning."),
+]
+
 
 @app.command("eval")
 @handle_errors
@@ -32,9 +39,9 @@ def eval_(
     ctx: typer.Context,
     task: TaskName = "cnndm",
     data: DataSource = None,
-    policy: Annotated[Optional[str], typer.Option(help="Policy: a `dsp sft` run folder or a model name.")] = None,
-    conditions: Annotated[str, typer.Option(help="Comma-separated hint sources: none, tfidf, policy, oracle.")] = "none,policy,oracle",
-    shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from --shots-split; default: the task's, 1, or 0 for reasoning.")] = None,
+    policy: Policy = None,
+    conditions: Conditions = "none,policy,oracle",
+    shots: Shots = None,
     input_field: InputField = None,
     target_field: TargetField = None,
     llm: LLMOptions = LLMOptions(),
@@ -54,14 +61,19 @@ def eval_(
     from dsp.policy import load_policy
     from dsp.policy.choose import resolve_device
 
-    the_task, data, input_field, target_field, data_config, task_ids = resolve_task(
-        task, data, input_field, target_field, settings.pop("data_config"))
+    the_task, data_settings, task_ids = resolve_task(task, data, input_field, target_field, settings)
     settings["id_field"] = settings["id_field"] or task_ids
     # a flag gives "none,policy"; a --config file may give a list
-    conds = tuple(c.strip() for c in (conditions.split(",") if isinstance(conditions, str) else conditions) if c.strip())
-    cfg = EvalConfig(**settings, data=data, data_config=data_config, conditions=conds,
-                     shots=the_task.shots if shots is None else shots, input_field=input_field, target_field=target_field,
-                     extra={"policy": policy, "task": the_task.name, "command": command_line(ctx)})
+    conds = tuple(
+        c.strip() for c in (conditions.split(",") if isinstance(conditions, str) else conditions) if c.strip()
+    )
+    cfg = EvalConfig(
+        **settings,
+        **data_settings,
+        conditions=conds,
+        shots=the_task.shots if shots is None else shots,
+        extra={"policy": policy, "task": the_task.name, "command": command_line(ctx)},
+    )
     output_dir = cfg.output_dir
     llm_config = llm.config()
     # Task, data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
@@ -69,7 +81,9 @@ def eval_(
     if "policy" in conds and not policy:
         raise DSPError("--conditions includes 'policy' but no --policy was given")
     hint_policy = load_policy(policy, device=resolve_device("auto")) if policy and "policy" in conds else None
-    summary = run_with_llm(llm_config, llm.cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data))
+    summary = run_with_llm(
+        llm_config, llm.cache, lambda client: run_eval(cfg, client, the_task, policy=hint_policy, data=eval_data)
+    )
     typer.echo(report_markdown(summary))
     typer.echo(f"wrote {output_dir}/report.md, summary.json, examples.jsonl", err=True)
     typer.echo(f"report: {Path(output_dir) / 'report.html'}")

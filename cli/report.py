@@ -14,8 +14,19 @@ from dsp.cli.root import app
 @app.command()
 @handle_errors
 def report(
-    run_dir: Annotated[list[Path], typer.Argument(help="One dsp eval or dsp rl run folder, or several dsp eval folders of one task to compare.", show_default=False)],
-    output: Annotated[Optional[Path], typer.Option(help="Where the page goes; default: RUN_DIR/report.html for one folder, comparison.html in the current folder for several.")] = None,
+    run_dir: Annotated[
+        list[Path],
+        typer.Argument(
+            help="One dsp eval or dsp rl run folder, or several dsp eval folders of one task to compare.",
+            show_default=False,
+        ),
+    ],
+    output: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Where the page goes; default: RUN_DIR/report.html for one folder, comparison.html in the current folder for several."
+        ),
+    ] = None,
 ) -> None:
     """Build the HTML report of run folders from their files alone (no LLM, no policy); print its path.
 

@@ -22,6 +22,14 @@ from dsp.cli.config import settings_command
 from dsp.cli.root import app
 from dsp.train.configs import RLConfig
 
+Shots = Annotated[
+    Optional[int],
+    typer.Option(
+        help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for "
+        "reasoning."
+    ),
+]
+
 
 @app.command()
 @handle_errors
@@ -33,7 +41,7 @@ def rl(
     data: DataSource = None,
     input_field: InputField = None,
     target_field: TargetField = None,
-    shots: Annotated[Optional[int], typer.Option(help="Few-shot examples per prompt from the train split, not rolled out; default: the task's, 1, or 0 for reasoning.")] = None,
+    shots: Shots = None,
     llm: LLMOptions = LLMOptions(),
 ) -> None:
     """Improve a policy by RL on rewards from the LLM (ROUGE of its output with the policy's hint).
@@ -50,28 +58,30 @@ def rl(
     from dsp.llm.session import run_with_llm
     from dsp.train.rl import run_rl_with_llm
 
-    the_task, data, input_field, target_field, data_config, _ = resolve_task(
-        task, data, input_field, target_field, settings.pop("data_config"))
-    cfg = RLConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field,
-                   shots=the_task.shots if shots is None else shots)
+    the_task, data_settings, _ = resolve_task(task, data, input_field, target_field, settings)
+    cfg = RLConfig(**settings, **data_settings, shots=the_task.shots if shots is None else shots)
     llm_options = llm.config()  # the flags first: a bad one is named before any file is read
-    # Data and policy are checked before the LLM is started or reached (their errors are the user's to fix).
-    from dsp.data import load_examples
-    from dsp.policy import check_policy_source
-    from dsp.train.state import check_run_folder
-
-    load_examples(cfg.data, split=cfg.train_split, input_field=cfg.input_field, target_field=cfg.target_field,
-                  config_name=cfg.data_config, limit=cfg.limit)
-    check_policy_source(cfg.policy)
-    check_run_folder(cfg, "rl")  # a refused resume costs no LLM start
+    _check_before_the_llm(cfg)
     from dsp.train.accel import share_budget  # torch: only when a run starts
 
     llm_config = share_budget(llm_options, cfg.device)  # the caps are the job's: each process gets its share
-    result = run_with_llm(llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task,
-                                                                                llm_settings=llm.run_settings()))
+    result = run_with_llm(
+        llm_config, llm.cache, lambda client: run_rl_with_llm(cfg, client, the_task, llm_settings=llm.run_settings())
+    )
     output_dir = Path(cfg.output_dir)
     typer.echo(json.dumps(result, indent=2))
     typer.echo(f"policy saved to {output_dir / 'policy'}; curves in {output_dir / 'curves.png'}", err=True)
     typer.echo(f"report: {output_dir / 'report.html'}", err=True)
     if result.get("stopped"):
         raise typer.Exit(BudgetExceeded.exit_code)
+
+
+def _check_before_the_llm(cfg: RLConfig) -> None:
+    """Data, policy and run folder are checked before the LLM is started or reached (their errors are the user's
+    to fix, and a refused resume costs no LLM start)."""
+    from dsp.policy import check_policy_source
+    from dsp.train.state import check_run_folder
+
+    cfg.examples(cfg.train_split, limit=cfg.limit)
+    check_policy_source(cfg.policy)
+    check_run_folder(cfg, "rl")

@@ -12,21 +12,42 @@ from dsp.cli.common import Device, LLMOptions, TaskName, handle_errors, llm_opti
 from dsp.cli.root import app
 from dsp.errors import DSPError
 
+Policy = Annotated[str, typer.Option(help="Policy: a `dsp sft`/`dsp rl` run folder or a model name.")]
+Host = Annotated[str, typer.Option(help="Address to listen on; loopback unless you mean otherwise.")]
+Port = Annotated[int, typer.Option(help="Port to listen on (0: a free one).")]
+MaxBatch = Annotated[
+    int,
+    typer.Option(help="Most inputs in one policy forward pass. On CPU with long inputs 1 is faster (BENCHMARKS.md)."),
+]
+BatchWaitMs = Annotated[float, typer.Option(help="How long the first waiting request holds the pass open for others.")]
+MaxInputChars = Annotated[int, typer.Option(help="Longer inputs get HTTP 400.")]
+Log = Annotated[
+    Optional[Path],
+    typer.Option(
+        help="Append one JSON line per answered request (input, hint, answer, latency, tokens), readable by "
+        "`dsp eval/sft --data`."
+    ),
+]
+ShotsData = Annotated[
+    Optional[str], typer.Option(help="Data whose train split gives the few-shot example(s) of the task's prompt.")
+]
+Shots = Annotated[Optional[int], typer.Option(help="Few-shot examples with --shots-data; default: the task's.")]
+
 
 @app.command()
 @handle_errors
 @llm_options
 def serve(
-    policy: Annotated[str, typer.Option(help="Policy: a `dsp sft`/`dsp rl` run folder or a model name.")] = ...,
+    policy: Policy = ...,
     task: TaskName = "cnndm",
-    host: Annotated[str, typer.Option(help="Address to listen on; loopback unless you mean otherwise.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 8000,
-    max_batch: Annotated[int, typer.Option(help="Most inputs in one policy forward pass. On CPU with long inputs 1 is faster (BENCHMARKS.md).")] = 32,
-    batch_wait_ms: Annotated[float, typer.Option(help="How long the first waiting request holds the pass open for others.")] = 2.0,
-    max_input_chars: Annotated[int, typer.Option(help="Longer inputs get HTTP 400.")] = 100_000,
-    log: Annotated[Optional[Path], typer.Option(help="Append one JSON line per answered request (input, hint, answer, latency, tokens), readable by `dsp eval/sft --data`.")] = None,
-    shots_data: Annotated[Optional[str], typer.Option(help="Data whose train split gives the few-shot example(s) of the task's prompt.")] = None,
-    shots: Annotated[Optional[int], typer.Option(help="Few-shot examples with --shots-data; default: the task's.")] = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    max_batch: MaxBatch = 32,
+    batch_wait_ms: BatchWaitMs = 2.0,
+    max_input_chars: MaxInputChars = 100_000,
+    log: Log = None,
+    shots_data: ShotsData = None,
+    shots: Shots = None,
     device: Device = "auto",
     llm: LLMOptions = LLMOptions(),
 ) -> None:
@@ -48,6 +69,36 @@ def serve(
     from dsp.serve.server import serve as run_server
     from dsp.tasks.config import load_task
 
+    options = _options(host, max_input_chars)
+    loaded = load_task(task)
+    options.input_field, options.target_field = loaded.data.input_field, loaded.data.target_field
+    options.shots = load_shots(loaded, shots_data, shots)
+    llm_config = llm.config()
+
+    def ready(url: str, server) -> None:
+        auth = f", bearer token from {TOKEN_ENV}" if options.token else ""
+        typer.echo(f"serving {options.model} with hints from {policy} at {url} (Ctrl-C stops{auth})", err=True)
+
+    the_policy = load_policy(policy, device=resolve_device(device))
+    run_server(
+        the_policy,
+        loaded.task,
+        llm_config,
+        llm.cache,
+        options,
+        Listen(host, port),
+        max_batch=max_batch,
+        batch_wait_s=batch_wait_ms / 1000,
+        log_path=log,
+        ready=ready,
+    )
+
+
+def _options(host: str, max_input_chars: int):
+    """The server's options that need no task: its input limit and the bearer token (from the environment only,
+    so it is never in `ps` or a shell's history)."""
+    from dsp.serve.server import TOKEN_ENV
+
     try:
         from dsp.serve.app import ServeOptions
     except ImportError:
@@ -58,18 +109,7 @@ def serve(
     if token is not None and not token.strip():  # set to "" it would turn authentication off without a word
         raise DSPError(f"{TOKEN_ENV} is set but empty: set it to a token, or unset it to serve without one")
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
-        typer.echo(f"warning: listening on {host} with no {TOKEN_ENV}: anyone who reaches it spends your LLM budget",
-                   err=True)
-    loaded = load_task(task)
-    the_task = loaded.task
-    examples = load_shots(loaded, shots_data, shots)
-    llm_config = llm.config()
-    options = ServeOptions(model=None, token=token, max_input_chars=max_input_chars, input_field=loaded.data.input_field,
-                           target_field=loaded.data.target_field, shots=examples)
-
-    def ready(url: str, server) -> None:
-        auth = f", bearer token from {TOKEN_ENV}" if token else ""
-        typer.echo(f"serving {options.model} with hints from {policy} at {url} (Ctrl-C stops{auth})", err=True)
-
-    run_server(load_policy(policy, device=resolve_device(device)), the_task, llm_config, llm.cache, options, Listen(host, port),
-               max_batch=max_batch, batch_wait_s=batch_wait_ms / 1000, log_path=log, ready=ready)
+        typer.echo(
+            f"warning: listening on {host} with no {TOKEN_ENV}: anyone who reaches it spends your LLM budget", err=True
+        )
+    return ServeOptions(model=None, token=token, max_input_chars=max_input_chars)

@@ -44,9 +44,8 @@ def sft(
     """
     from dsp.train.sft import run_sft
 
-    the_task, data, input_field, target_field, data_config, _ = resolve_task(
-        task, data, input_field, target_field, settings.pop("data_config"))
-    cfg = SFTConfig(**settings, data=data, data_config=data_config, input_field=input_field, target_field=target_field)
+    the_task, data_settings, _ = resolve_task(task, data, input_field, target_field, settings)
+    cfg = SFTConfig(**settings, **data_settings)
     hint_labels = None
     if cfg.labels == "llm":  # the LLM labels every input first (cached, capped), then training needs no LLM
         from dsp.llm.session import run_with_llm

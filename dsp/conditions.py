@@ -9,7 +9,12 @@ from typing import Any, Sequence
 from dsp.metrics import mean_ci
 
 CONDITIONS = ("none", "tfidf", "policy", "oracle")
-LABELS = {"none": "no hint", "tfidf": "TF-IDF keywords (lead)", "policy": "policy hint", "oracle": "oracle hint (pseudo-label)"}
+LABELS = {
+    "none": "no hint",
+    "tfidf": "TF-IDF keywords (lead)",
+    "policy": "policy hint",
+    "oracle": "oracle hint (pseudo-label)",
+}
 
 
 def stats(values: list[float]) -> dict[str, float]:
@@ -32,5 +37,7 @@ def complete_rows(rows: list[dict], conditions: Sequence[str]) -> list[dict]:
 def pair_summaries(rows: list[dict], conditions: Sequence[str], metric: str) -> dict[str, dict[str, Any]]:
     """{"a-b": a, b, and the mean of a - b with its 95% CI} for every pair of `condition_pairs`."""
     complete = complete_rows(rows, conditions)
-    return {f"{a}-{b}": {"a": a, "b": b, **stats([r["scores"][a][metric] - r["scores"][b][metric] for r in complete])}
-            for a, b in condition_pairs(conditions)}
+    return {
+        f"{a}-{b}": {"a": a, "b": b, **stats([r["scores"][a][metric] - r["scores"][b][metric] for r in complete])}
+        for a, b in condition_pairs(conditions)
+    }

@@ -42,12 +42,15 @@ def resolve_source(source: str, split: str) -> Path | None:
             candidate = path / f"{split}{suffix}"
             if candidate.exists():
                 return candidate
-        raise MissingSplit(f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)"
-                           + _splits_there(path))
+        raise MissingSplit(
+            f"{path}: no file for split '{split}' (looked for {split}.jsonl/.json/.csv/.parquet)" + _splits_there(path)
+        )
     if path.exists():
         if path.suffix not in SUFFIXES:
-            raise DSPError(f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv, .parquet, "
-                           "or a MultiWOZ .json.zip)")
+            raise DSPError(
+                f"{path}: unknown file type '{path.suffix}' (use .jsonl, .json, .csv, .parquet, "
+                "or a MultiWOZ .json.zip)"
+            )
         return path
     if path.suffix in SUFFIXES or source.startswith((".", "/", "~")) or source.count("/") != 1:
         raise DSPError(f"{path}: no such file or folder")
@@ -60,8 +63,10 @@ def _splits_there(folder: Path) -> str:
     if not names:
         return ""
     listed = ", ".join(f"'{n}'" for n in names)
-    return (f"; it holds split {listed}: name it with --split {names[0]} (dsp eval) or --train-split/--dev-split "
-            "(dsp sft, rl)")
+    return (
+        f"; it holds split {listed}: name it with --split {names[0]} (dsp eval) or --train-split/--dev-split "
+        "(dsp sft, rl)"
+    )
 
 
 def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
@@ -70,7 +75,9 @@ def _jsonl_records(path: Path) -> Iterator[tuple[int, Any]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as e:
-                raise InputError(path, lineno, None, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})")
+                raise InputError(
+                    path, lineno, None, f"not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})"
+                )
             if not line.strip():
                 continue
             try:
@@ -96,7 +103,7 @@ def _json_records(path: Path) -> Iterator[tuple[int, Any]]:
     if isinstance(obj, dict) and isinstance(obj.get("data"), list):
         obj = obj["data"]
     if not isinstance(obj, list):
-        raise InputError(path, None, None, "expected a JSON list of records (or {\"data\": [...]})")
+        raise InputError(path, None, None, 'expected a JSON list of records (or {"data": [...]})')
     # Records of a JSON list have no line of their own: number them from 1 as "record N".
     yield from enumerate(obj, start=1)
 
@@ -141,17 +148,22 @@ def _hub_records(source: str, split: str, config_name: str | None) -> Iterator[t
         ds = datasets.load_dataset(source, config_name, split=split)
     except Exception as e:  # network, unknown id, unknown split: all the user's to fix
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise DSPError(f"could not load '{source}' split '{split}' from the hub ({first}); offline? pass a local file") from None
+        raise DSPError(
+            f"could not load '{source}' split '{split}' from the hub ({first}); offline? pass a local file"
+        ) from None
     yield from enumerate(ds, start=1)
 
 
-def _field_text(record: dict, name: str, path: Any, line: int, *, required: bool = True,
-                allow_number: bool = False) -> str | None:
+def _field_text(
+    record: dict, name: str, path: Any, line: int, *, required: bool = True, allow_number: bool = False
+) -> str | None:
     if name not in record:
         if not required:
             return None
         have = ", ".join(sorted(map(str, record))[:8])
-        raise InputError(path, line, name, f"missing (this record has: {have}); map another field with --input-field/--target-field")
+        raise InputError(
+            path, line, name, f"missing (this record has: {have}); map another field with --input-field/--target-field"
+        )
     value = record[name]
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         value = "\n".join(value)
@@ -168,8 +180,12 @@ def _meta(rest: dict[str, Any]) -> str:
     try:
         return json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else ""
     except TypeError:  # values JSON cannot hold (hub datasets' images, dates): not for tasks to read
-        return json.dumps({k: v for k, v in rest.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
-                          ensure_ascii=False, sort_keys=True, default=str)
+        return json.dumps(
+            {k: v for k, v in rest.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))},
+            ensure_ascii=False,
+            sort_keys=True,
+            default=str,
+        )
 
 
 _PART = re.compile(r"^([^\[\],]+?)(?:\[(\d*):(\d*)\])?$")
@@ -183,8 +199,10 @@ def split_parts(split: str) -> list[tuple[str, slice]]:
     for part in split.split(","):
         m = _PART.match(part.strip())
         if m is None:
-            raise DSPError(f"split '{split}': each part is a name with an optional [start:end] of records, "
-                           "for example train,validation[200:]")
+            raise DSPError(
+                f"split '{split}': each part is a name with an optional [start:end] of records, "
+                "for example train,validation[200:]"
+            )
         start, end = (int(x) if x else None for x in m.group(2, 3))
         parts.append((m.group(1).strip(), slice(start, end)))
     return parts
@@ -208,21 +226,19 @@ def load_examples(
         raise DSPError(f"--limit must be positive, not {limit}")
     parts = split_parts(split)
     if len(parts) > 1 or parts[0][1] != slice(None):
-        fields = dict(input_field=input_field, target_field=target_field, id_field=id_field, config_name=config_name,
-                      need_target=need_target)
+        fields = dict(
+            input_field=input_field,
+            target_field=target_field,
+            id_field=id_field,
+            config_name=config_name,
+            need_target=need_target,
+        )
         examples = [e for name, cut in parts for e in load_examples(source, split=name, **fields)[cut]]
         if not examples:
             raise DSPError(f"{source}: split '{split}' holds no examples")
         return examples[:limit]
     path = resolve_source(source, split)
-    if path is None:
-        records, where = _hub_records(source, split, config_name), f"{source}[{split}]"
-    else:
-        if path.suffix == ".zip":
-            records, where = multiwoz_records(path, split), str(path)
-        else:
-            reader = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
-            records, where = reader[path.suffix](path), str(path)
+    records, where = _records(source, split, path, config_name)
     label = "record" if path is None or path.suffix in (".json", ".parquet", ".zip") else None
     examples: list[Example] = []
     for line, record in records:
@@ -233,13 +249,32 @@ def load_examples(
         target = _field_text(record, target_field, where, loc, required=need_target, allow_number=True) or ""
         rid = record.get(id_field)
         rest = {k: v for k, v in record.items() if k not in (input_field, target_field, id_field)}
-        examples.append(Example(id=str(rid) if rid is not None else f"{Path(where).name}:{line}",
-                                input=text, target=target, where=f"{where}:{loc}", meta=_meta(rest)))
+        examples.append(
+            Example(
+                id=str(rid) if rid is not None else f"{Path(where).name}:{line}",
+                input=text,
+                target=target,
+                where=f"{where}:{loc}",
+                meta=_meta(rest),
+            )
+        )
         if limit is not None and len(examples) >= limit:
             break
     if not examples:
         raise InputError(where, None, None, "no examples")
     return examples
+
+
+READERS = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}
+
+
+def _records(source: str, split: str, path: Path | None, config_name: str | None) -> tuple[Iterator, str]:
+    """(the (line, record) pairs of one split, the name its errors give): a hub dataset's when `path` is None."""
+    if path is None:
+        return _hub_records(source, split, config_name), f"{source}[{split}]"
+    if path.suffix == ".zip":
+        return multiwoz_records(path, split), str(path)
+    return READERS[path.suffix](path), str(path)
 
 
 @dataclass(kw_only=True)
@@ -257,5 +292,11 @@ class DataSpec:
 
     def examples(self, split: str, **options: Any) -> list[Example]:
         """The examples of `split` (`load_examples`' `limit`, `need_target`, `id_field` pass through)."""
-        return load_examples(self.data, split=split, input_field=self.input_field, target_field=self.target_field,
-                             config_name=self.data_config, **options)
+        return load_examples(
+            self.data,
+            split=split,
+            input_field=self.input_field,
+            target_field=self.target_field,
+            config_name=self.data_config,
+            **options,
+        )

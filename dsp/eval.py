@@ -21,7 +21,7 @@ from dsp.llm.types import OPENAI_URL, server_namespace
 from dsp.metrics import hint_f1, warm_up
 from dsp.policy.base import HintPolicy
 from dsp.policy.tfidf import TfidfPolicy
-from dsp.roundtrip import ask
+from dsp.roundtrip import Answers, ask
 from dsp.settings import above, at_least, check_settings
 from dsp.shots import shots_and_evaluated
 from dsp.tasks import SummarizationTask, Task
@@ -56,7 +56,9 @@ class EvalConfig(DataSpec):
         check_settings(self)
         unknown = [c for c in self.conditions if c not in CONDITIONS]
         if unknown or not self.conditions:
-            raise DSPError(f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}")
+            raise DSPError(
+                f"--conditions: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(CONDITIONS)}"
+            )
         twice = next((c for i, c in enumerate(self.conditions) if c in self.conditions[:i]), None)
         if twice is not None:
             raise DSPError(f"--conditions: '{twice}' twice; give each hint source once")
@@ -92,10 +94,17 @@ def summarize(cfg: EvalConfig, task: Task, rows: list[dict]) -> dict[str, Any]:
         if "none" in cfg.conditions and c != "none":
             entry["delta_vs_none"] = stats([r["scores"][c][metric] - r["scores"]["none"][metric] for r in complete])
         if c not in ("none", "oracle") and "oracle" in cfg.conditions:
-            entry["hint_f1_vs_oracle"] = stats([hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete])
+            entry["hint_f1_vs_oracle"] = stats(
+                [hint_f1(r["hints"][c] or "", r["hints"]["oracle"] or "") for r in complete]
+            )
         conditions[c] = entry
-    return {"metric": metric, "examples": len(rows), "complete": len(complete), "conditions": conditions,
-            "pairs": pair_summaries(rows, cfg.conditions, metric)}
+    return {
+        "metric": metric,
+        "examples": len(rows),
+        "complete": len(complete),
+        "conditions": conditions,
+        "pairs": pair_summaries(rows, cfg.conditions, metric),
+    }
 
 
 def report_markdown(summary: dict[str, Any]) -> str:
@@ -122,8 +131,10 @@ def report_markdown(summary: dict[str, Any]) -> str:
     if summary.get("stopped"):
         lines.append(f"Stopped early: {summary['stopped']}")
     if summary.get("failed_calls"):
-        lines.append(f"Failed for good: {summary['failed_calls']} LLM calls (their conditions are listed under "
-                     "\"failed\" in examples.jsonl; a re-run retries only them).")
+        lines.append(
+            f"Failed for good: {summary['failed_calls']} LLM calls (their conditions are listed under "
+            '"failed" in examples.jsonl; a re-run retries only them).'
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -140,8 +151,10 @@ def failure_error(summary: dict[str, Any]) -> LLMError | None:
     n = summary.get("failed_calls") or 0
     if not n:
         return None
-    return LLMError(f"{n} LLM call(s) failed for good; the report is written with those rows marked "
-                    f"(\"failed\" in examples.jsonl). First: {summary['first_failure']}")
+    return LLMError(
+        f"{n} LLM call(s) failed for good; the report is written with those rows marked "
+        f'("failed" in examples.jsonl). First: {summary["first_failure"]}'
+    )
 
 
 @dataclass
@@ -168,16 +181,22 @@ def load_eval_data(cfg: EvalConfig) -> EvalData:
     return EvalData(examples, shots, idf_texts)
 
 
-async def run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None = None, policy: HintPolicy | None = None,
-                   data: EvalData | None = None) -> dict[str, Any]:
+async def run_eval(
+    cfg: EvalConfig,
+    client: AsyncLLMClient,
+    task: Task | None = None,
+    policy: HintPolicy | None = None,
+    data: EvalData | None = None,
+) -> dict[str, Any]:
     """Run the comparison and write the report files; returns the summary. One process at a time per output folder.
     `data`: from `load_eval_data(cfg)`, when the caller read it first."""
     with RunLock(cfg.output_dir):
         return await _run_eval(cfg, client, task, policy, data)
 
 
-async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None,
-                    data: EvalData | None) -> dict[str, Any]:
+async def _run_eval(
+    cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, policy: HintPolicy | None, data: EvalData | None
+) -> dict[str, Any]:
     task = task or SummarizationTask()
     started = time.time()
     warm_up(task.metric)  # the scorer's imports overlap loading, hinting and the LLM calls
@@ -188,11 +207,55 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     # Example-major, so a run stopped by a cap leaves whole examples (all conditions) behind.
     order = [(c, i) for i in range(len(examples)) for c in cfg.conditions]
     answers = await ask(client, task, [examples[i] for _, i in order], [hints[c][i] for c, i in order], shots)
+    rows = scored_rows(cfg, task, examples, hints, order, answers)
+    # Calls that failed for good do not stop the run: the report is written with them marked (each
+    # row's "failed" lists its conditions), and the caller exits 4 after it (`failure_error`).
+    failures = [str(a) for a in answers.failures]
+    summary = summarize(cfg, task, rows)
+    summary.update(
+        task=task.name,
+        split=cfg.split,
+        data=cfg.data,
+        shots=cfg.shots,
+        model=client.config.model,
+        endpoint=client.config.endpoint,
+        base_url=_where(client),
+        cache_namespace=client.config.cache_namespace,  # the embedded LLM's names its llama.cpp and model file
+        date=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
+        llm=client.usage.as_dict(),
+        seconds=time.time() - started,
+        stopped=str(answers.stopped) if answers.stopped is not None else None,
+        failed_calls=len(failures),
+        first_failure=failures[0] if failures else None,
+        config={k: v for k, v in asdict(cfg).items() if k != "extra"},
+    )
+    summary.update(cfg.extra)  # the caller's task name, policy and command line
+    write_eval(Path(cfg.output_dir), rows, summary)
+    return summary
 
+
+def scored_rows(
+    cfg: EvalConfig,
+    task: Task,
+    examples: list[Example],
+    hints: dict[str, list[str | None]],
+    order: list[tuple[str, int]],
+    answers: Answers,
+) -> list[dict[str, Any]]:
+    """examples.jsonl's rows: each example's input as the prompts held it, its reference, and per condition its
+    hint, the LLM's output and its score (None, with the error, where the call failed)."""
     rows = [
         # the input as the prompts held it and the reference: `dsp report` rebuilds the page from this file alone
-        {"id": e.id, "input": task.prompt_input(e), "reference": e.target,
-         "hints": {c: hints[c][i] for c in cfg.conditions}, "outputs": {}, "scores": {}, "errors": {}, "failed": []}
+        {
+            "id": e.id,
+            "input": task.prompt_input(e),
+            "reference": e.target,
+            "hints": {c: hints[c][i] for c in cfg.conditions},
+            "outputs": {},
+            "scores": {},
+            "errors": {},
+            "failed": [],
+        }
         for i, e in enumerate(examples)
     ]
     for (c, i), (answer,) in zip(order, answers.rows):
@@ -205,23 +268,11 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
         else:
             row["outputs"][c] = answer.text
             row["scores"][c] = task.score(answer.text, examples[i])
-    # Calls that failed for good do not stop the run: the report is written with them marked (each
-    # row's "failed" lists its conditions), and the caller exits 4 after it (`failure_error`).
-    failures = [str(a) for a in answers.failures]
-    stopped = str(answers.stopped) if answers.stopped is not None else None
+    return rows
 
-    summary = summarize(cfg, task, rows)
-    summary.update(
-        task=task.name, split=cfg.split, data=cfg.data, shots=cfg.shots, model=client.config.model,
-        endpoint=client.config.endpoint, base_url=_where(client),
-        cache_namespace=client.config.cache_namespace,  # the embedded LLM's names its llama.cpp and model file
-        date=datetime.now(timezone.utc).astimezone().isoformat(timespec="seconds"),
-        llm=client.usage.as_dict(), seconds=time.time() - started, stopped=stopped,
-        failed_calls=len(failures), first_failure=failures[0] if failures else None,
-        config={k: v for k, v in asdict(cfg).items() if k != "extra"},
-    )
-    summary.update(cfg.extra)  # the caller's task name, policy and command line
-    out = Path(cfg.output_dir)
+
+def write_eval(out: Path, rows: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """The run folder: examples.jsonl, summary.json, report.md and report.html."""
     # a CI of one example, a mean of none: missing, written as null
     write_jsonl_atomic(out / "examples.jsonl", finite_or_none(rows))
     write_json_atomic(out / "summary.json", finite_or_none(summary))
@@ -229,4 +280,3 @@ async def _run_eval(cfg: EvalConfig, client: AsyncLLMClient, task: Task | None, 
     from dsp.report import write_report  # matplotlib and jinja2: loaded once the answers are in
 
     write_report([out])
-    return summary

@@ -15,14 +15,16 @@ import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import IO, Sequence
 
 from tqdm.auto import tqdm
 
 from dsp.data import Example
 from dsp.errors import DSPError
 from dsp.llm.client import AsyncLLMClient
+from dsp.policy.base import HintPolicy
 from dsp.roundtrip import ask
+from dsp.tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +53,10 @@ def written_ids(out: Path) -> Counter[str]:
         try:
             ids[str(json.loads(line)["id"])] += 1
         except (json.JSONDecodeError, KeyError, TypeError):
-            raise DSPError(f"{out}:{lineno}: not a row this command wrote (no JSON with an 'id'); "
-                           "move the file away or pass another --output") from None
+            raise DSPError(
+                f"{out}:{lineno}: not a row this command wrote (no JSON with an 'id'); "
+                "move the file away or pass another --output"
+            ) from None
     return ids
 
 
@@ -80,10 +84,19 @@ def not_written(examples: Sequence[Example], done: Counter[str]) -> list[Example
     return todo
 
 
-async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, batch_size: int = 16,
-                    client: AsyncLLMClient | None = None, shots: Sequence[Example] = (),
-                    input_field: str = "article", target_field: str = "highlights",
-                    progress: bool = True) -> HintFileResult:
+async def hint_file(
+    policy: HintPolicy,
+    task: Task,
+    examples: Sequence[Example],
+    out: Path,
+    *,
+    batch_size: int = 16,
+    client: AsyncLLMClient | None = None,
+    shots: Sequence[Example] = (),
+    input_field: str = "article",
+    target_field: str = "highlights",
+    progress: bool = True,
+) -> HintFileResult:
     """Write one JSON line per example: id, input, hint (and target, prompt and LLM output where there are)."""
     if batch_size < 1:
         raise DSPError(f"--batch-size must be positive, not {batch_size}")
@@ -97,40 +110,21 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
     def hints_of(batch: list[Example]) -> list[str]:
         return policy.generate([e.input for e in batch], batch_size=len(batch))
 
-    async def answers(batch: list[Example], hints: list[str]):
-        if client is None:
-            return [None] * len(batch), [None] * len(batch)
-        try:
-            got = await ask(client, task, batch, hints, shots, desc=None)
-        except DSPError:
-            raise
-        except Exception as e:  # not an LLM failure: said in one line, the rows written so far kept
-            raise DSPError(f"LLM call failed: {type(e).__name__}") from None
-        return [r.prompt for (r,) in got.requests], [a for (a,) in got.rows]
-
     out.parent.mkdir(parents=True, exist_ok=True)
     try:
         with out.open("a", encoding="utf-8") as f:
             next_hints = asyncio.create_task(asyncio.to_thread(hints_of, batches[0])) if batches else None
             for i, batch in enumerate(batches):
                 hints = await next_hints
-                calls = asyncio.create_task(answers(batch, hints))
+                calls = asyncio.create_task(_answers(client, task, batch, hints, shots))
                 if i + 1 < len(batches):  # the policy works on the next batch while the LLM answers this one
                     next_hints = asyncio.create_task(asyncio.to_thread(hints_of, batches[i + 1]))
                 prompts, results = await calls
-                for e, h, p, r in zip(batch, hints, prompts, results):
-                    if isinstance(r, DSPError):
-                        failure = failure or r
-                        continue  # not written: a re-run asks again
-                    row = {"id": e.id, input_field: e.input, "hint": h}
-                    if e.target:
-                        row[target_field] = e.target
-                    if client is not None:
-                        row.update(prompt=p, output=r.text.strip())
-                    f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    f.flush()
-                    written += 1
-                    bar.update(1)
+                done, failure = _write_rows(
+                    f, batch, hints, prompts, results, input_field, target_field, with_output=client is not None
+                )
+                written += done
+                bar.update(done)
                 if failure is not None:
                     if i + 1 < len(batches):
                         next_hints.cancel()
@@ -140,3 +134,46 @@ async def hint_file(policy, task, examples: Sequence[Example], out: Path, *, bat
     if failure is not None:
         raise failure
     return HintFileResult(written=written, skipped=len(examples) - len(todo))
+
+
+async def _answers(
+    client: AsyncLLMClient | None, task: Task, batch: list[Example], hints: list[str], shots: Sequence[Example]
+) -> tuple[list, list]:
+    """(the prompts, the LLM's answers) of one batch; Nones without an LLM."""
+    if client is None:
+        return [None] * len(batch), [None] * len(batch)
+    try:
+        got = await ask(client, task, batch, hints, shots, desc=None)
+    except DSPError:
+        raise
+    except Exception as e:  # not an LLM failure: said in one line, the rows written so far kept
+        raise DSPError(f"LLM call failed: {type(e).__name__}") from None
+    return [r.prompt for (r,) in got.requests], [a for (a,) in got.rows]
+
+
+def _write_rows(
+    f: IO[str],
+    batch: list[Example],
+    hints: list[str],
+    prompts: list,
+    results: list,
+    input_field: str,
+    target_field: str,
+    with_output: bool,
+) -> tuple[int, DSPError | None]:
+    """One line per example of a batch whose LLM call did not fail (a re-run asks again for those); returns how
+    many were written and the first failure."""
+    written, failure = 0, None
+    for e, h, p, r in zip(batch, hints, prompts, results):
+        if isinstance(r, DSPError):
+            failure = failure or r
+            continue
+        row = {"id": e.id, input_field: e.input, "hint": h}
+        if e.target:
+            row[target_field] = e.target
+        if with_output:
+            row.update(prompt=p, output=r.text.strip())
+        f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        f.flush()
+        written += 1
+    return written, failure

@@ -32,8 +32,9 @@ def json_text(obj: Any, where: str | os.PathLike, **kw) -> str:
     try:
         return json.dumps(obj, ensure_ascii=False, allow_nan=False, **kw)
     except ValueError as e:
-        raise ValueError(f"{where}: refusing to write NaN or infinity into JSON ({e}); "
-                         "pass missing values through finite_or_none") from None
+        raise ValueError(
+            f"{where}: refusing to write NaN or infinity into JSON ({e}); pass missing values through finite_or_none"
+        ) from None
 
 
 def finite_or_none(obj: Any) -> Any:
@@ -82,8 +83,10 @@ class RunLock:
             f.seek(0)
             holder = f.read().strip()
             f.close()
-            raise DSPError(f"{self.folder}: another dsp process{f' (pid {holder})' if holder else ''} is writing "
-                           "to this folder; wait for it to finish or choose another --output-dir") from None
+            raise DSPError(
+                f"{self.folder}: another dsp process{f' (pid {holder})' if holder else ''} is writing "
+                "to this folder; wait for it to finish or choose another --output-dir"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(str(os.getpid()))

@@ -12,6 +12,7 @@ from typing import Iterator, Mapping, Sequence
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _WORD = re.compile(r"\w+(?:[-'’]\w+)*")
 
+
 @lru_cache(maxsize=1)
 def _rouge_scorer():
     from rouge_score import rouge_scorer
@@ -106,7 +107,10 @@ def _betacf(a: float, b: float, x: float) -> float:
     h = d
     for m in range(1, 500):
         m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)), -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+        for num in (
+            m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+            -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1)),
+        ):
             d = 1.0 + num * d
             d = 1.0 / (d if abs(d) > tiny else tiny)
             c = 1.0 + num / c
@@ -162,6 +166,7 @@ def warm_up(metric: str) -> threading.Thread:
     rouge-score and BLEU import all of NLTK (about 1.5 s on 2 cores); an eval starts this first, so
     the import runs while the LLM answers instead of after (BENCHMARKS.md, eval overhead).
     """
+
     def load() -> None:
         if metric.startswith("rouge"):
             _rouge_scorer()

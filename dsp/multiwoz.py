@@ -67,7 +67,9 @@ def multiwoz_records(path: Path, split: str, context_turns: int = 4) -> Iterator
     ids = sorted(dialogues)
     cut = int(len(ids) * TRAIN_SHARE)
     if split not in ("train", "dev"):
-        raise DSPError(f"{path}: MultiWOZ splits are train and dev (a fixed {TRAIN_SHARE:.0%} / rest split), not '{split}'")
+        raise DSPError(
+            f"{path}: MultiWOZ splits are train and dev (a fixed {TRAIN_SHARE:.0%} / rest split), not '{split}'"
+        )
     chosen = set(ids[:cut] if split == "train" else ids[cut:])
     n = 0  # numbered over the whole file, so that "file:record n" names one turn whatever the split
     for did in ids:
@@ -80,7 +82,17 @@ def multiwoz_records(path: Path, split: str, context_turns: int = 4) -> Iterator
                 continue
             turn = log[i]
             acts = turn.get("dialog_act") or {}
-            history = [("User" if j % 2 == 0 else "System") + ": " + log[j]["text"].strip()
-                       for j in range(max(0, i - context_turns), i)]
-            yield n, {"id": f"{did}-{i}", "context": "\n".join(history), "response": turn["text"].strip(),
-                      "acts": act_hint(acts), "values": informed_values(acts)}
+            history = [
+                ("User" if j % 2 == 0 else "System") + ": " + log[j]["text"].strip()
+                for j in range(max(0, i - context_turns), i)
+            ]
+            yield (
+                n,
+                {
+                    "id": f"{did}-{i}",
+                    "context": "\n".join(history),
+                    "response": turn["text"].strip(),
+                    "acts": act_hint(acts),
+                    "values": informed_values(acts),
+                },
+            )

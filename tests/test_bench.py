@@ -25,8 +25,9 @@ def test_no_script_edits_sys_path():
 
 
 def _help(name: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", f"bench.{name}", "--help"], cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", f"bench.{name}", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,10 +23,26 @@ def trained(tmp_path_factory):
     data.mkdir()
     for split, n, seed in (("train", 40, 0), ("dev", 8, 1)):
         (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n, seed)))
-    r = runner.invoke(app, ["sft", "--data", str(data), "--output-dir", str(root / "run"), "--max-steps", "3",
-                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "4"])
+    r = runner.invoke(
+        app,
+        [
+            "sft",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(root / "run"),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--max-input-tokens",
+            "48",
+            "--dev-limit",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout[r.stdout.index("{"):])["steps"] == 3
+    assert json.loads(r.stdout[r.stdout.index("{") :])["steps"] == 3
     return data, root / "run"
 
 
@@ -42,8 +58,19 @@ def llm_args(server, tmp_path):
 
 def test_eval_writes_report_and_rerun_is_cached(trained, server, tmp_path):
     data, run = trained
-    args = ["eval", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "ev"),
-            "--conditions", "none,tfidf,policy,oracle", "--limit", "6"] + llm_args(server, tmp_path)
+    args = [
+        "eval",
+        "--data",
+        str(data),
+        "--policy",
+        str(run),
+        "--output-dir",
+        str(tmp_path / "ev"),
+        "--conditions",
+        "none,tfidf,policy,oracle",
+        "--limit",
+        "6",
+    ] + llm_args(server, tmp_path)
     r = runner.invoke(app, args, env={"OPENAI_API_KEY": SECRET})
     assert r.exit_code == 0, r.output
     assert "| oracle hint (pseudo-label) |" in r.stdout and "24 requests sent" in r.stdout
@@ -63,9 +90,25 @@ def test_eval_writes_report_and_rerun_is_cached(trained, server, tmp_path):
 
 def test_eval_call_cap_stops_cleanly(trained, server, tmp_path):
     data, _ = trained
-    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions",
-                            "none,oracle", "--limit", "5", "--max-llm-calls", "4", "--concurrency", "1"]
-                      + llm_args(server, tmp_path))
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--conditions",
+            "none,oracle",
+            "--limit",
+            "5",
+            "--max-llm-calls",
+            "4",
+            "--concurrency",
+            "1",
+        ]
+        + llm_args(server, tmp_path),
+    )
     assert r.exit_code == 3
     assert "2 of 5 examples scored" in r.stdout and "--max-llm-calls=4" in r.stdout
     assert len(server.state.requests) == 4
@@ -78,9 +121,15 @@ def test_eval_call_cap_stops_cleanly(trained, server, tmp_path):
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none,magic"], "unknown magic"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "oracle,none,oracle"], "'oracle' twice"),
         (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "policy"], "no --policy was given"),
-        (["eval", "--data", "BAD", "--output-dir", "o", "--conditions", "none"], "bad/dev.jsonl:2: field 'article': missing"),
+        (
+            ["eval", "--data", "BAD", "--output-dir", "o", "--conditions", "none"],
+            "bad/dev.jsonl:2: field 'article': missing",
+        ),
         (["sft", "--data", "DATA", "--output-dir", "o", "--batch-size", "0"], "--batch-size must be positive"),
-        (["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none", "--max-cost", "1"], "--max-cost needs the price"),
+        (
+            ["eval", "--data", "DATA", "--output-dir", "o", "--conditions", "none", "--max-cost", "1"],
+            "--max-cost needs the price",
+        ),
     ],
 )
 def test_bad_input_is_one_line_exit_2(trained, server, tmp_path, args, message):
@@ -98,15 +147,42 @@ def test_bad_input_is_one_line_exit_2(trained, server, tmp_path, args, message):
 
 def test_unreachable_endpoint(trained, tmp_path):
     data, _ = trained
-    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "o"), "--conditions", "none",
-                            "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--conditions",
+            "none",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+        ],
+    )
     assert r.exit_code == 2 and "cannot reach the LLM at http://127.0.0.1:9/v1" in r.stderr
 
 
 def test_missing_key_for_openai(trained, tmp_path):
     data, _ = trained
-    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "o"), "--conditions", "none",
-                            "--model", "gpt-4o-mini"], env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""})
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--conditions",
+            "none",
+            "--model",
+            "gpt-4o-mini",
+        ],
+        env={"OPENAI_API_KEY": "", "OPENAI_BASE_URL": ""},
+    )
     assert r.exit_code == 2 and "set OPENAI_API_KEY" in r.stderr
 
 
@@ -118,8 +194,11 @@ def test_hint_from_stdin_json_and_run(trained, server, tmp_path):
     assert set(json.loads(r.stdout)) == {"hint"}
     f = tmp_path / "a.txt"
     f.write_text(article)
-    r = runner.invoke(app, ["hint", "--policy", str(run), "--file", str(f), "--run", "--json", "--shots-data", str(data)]
-                      + llm_args(server, tmp_path))
+    r = runner.invoke(
+        app,
+        ["hint", "--policy", str(run), "--file", str(f), "--run", "--json", "--shots-data", str(data)]
+        + llm_args(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)
     assert out["prompt"].count("Article:") == 2 and out["prompt"].endswith("A:")
@@ -131,15 +210,34 @@ def test_hint_from_stdin_json_and_run(trained, server, tmp_path):
 
 def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path):
     data, run = trained
-    args = ["rl", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "rl"), "--iterations", "2",
-            "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--save-every", "1"] + llm_args(server, tmp_path)
+    args = [
+        "rl",
+        "--data",
+        str(data),
+        "--policy",
+        str(run),
+        "--output-dir",
+        str(tmp_path / "rl"),
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--samples-per-input",
+        "2",
+        "--dev-limit",
+        "2",
+        "--save-every",
+        "1",
+    ] + llm_args(server, tmp_path)
     r = runner.invoke(app, args, env={"OPENAI_API_KEY": SECRET})
     assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout[r.stdout.index("{"):])
+    result = json.loads(r.stdout[r.stdout.index("{") :])
     assert result["iterations"] == 2 and result["llm"]["requests"] == len(server.state.requests) <= 2 + 2 * 4 + 2
     assert "val/rouge_avg_first" in result and (tmp_path / "rl" / "curves.png").exists()
     page = (tmp_path / "rl" / "report.html").read_text()  # dsp rl's report: its curves and the dev hints it followed
-    assert "LLM calls (whole run)" in page and "LLM cache hit rate" in page and page.count('<details class="trail"') == 2
+    assert (
+        "LLM calls (whole run)" in page and "LLM cache hit rate" in page and page.count('<details class="trail"') == 2
+    )
     assert f"report: {tmp_path / 'rl' / 'report.html'}" in r.stderr
     for f in (tmp_path / "rl").rglob("*.json*"):
         assert SECRET not in f.read_text()
@@ -147,7 +245,7 @@ def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path)
     more = [a if a != "2" or i != args.index("--iterations") + 1 else "6" for i, a in enumerate(args)]
     r = runner.invoke(app, more + ["--resume", "--max-llm-calls", "3"])
     assert r.exit_code == 3, r.output
-    stopped = json.loads(r.stdout[r.stdout.index("{"):])["stopped"]
+    stopped = json.loads(r.stdout[r.stdout.index("{") :])["stopped"]
     assert "--max-llm-calls=3" in stopped and "after 2 iterations" in stopped
     assert "--resume goes on" in stopped and "higher cap" not in stopped  # the cap is per invocation
 
@@ -155,9 +253,33 @@ def test_rl_against_a_loopback_llm_then_capped_resume(trained, server, tmp_path)
 def test_rl_with_no_hint_baseline_two_llm_samples_and_hint_hit_shaping(trained, server, tmp_path):
     """The paper's reward options through one short run: every request is the one they call for."""
     data, run = trained
-    args = ["rl", "--data", str(data), "--policy", str(run), "--output-dir", str(tmp_path / "rl"), "--iterations", "2",
-            "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--shots", "0",
-            "--baseline", "no_hint", "--llm-samples", "2", "--llm-temperature", "0.7", "--hint-hit-coef", "0.5"]
+    args = [
+        "rl",
+        "--data",
+        str(data),
+        "--policy",
+        str(run),
+        "--output-dir",
+        str(tmp_path / "rl"),
+        "--iterations",
+        "2",
+        "--batch-size",
+        "2",
+        "--samples-per-input",
+        "2",
+        "--dev-limit",
+        "2",
+        "--shots",
+        "0",
+        "--baseline",
+        "no_hint",
+        "--llm-samples",
+        "2",
+        "--llm-temperature",
+        "0.7",
+        "--hint-hit-coef",
+        "0.5",
+    ]
     r = runner.invoke(app, args + llm_args(server, tmp_path))
     assert r.exit_code == 0, r.output
     reqs = server.state.requests
@@ -178,8 +300,21 @@ def test_the_progress_bar_ends_its_line_before_the_results_table(trained, server
     """stdout and stderr on one terminal (CliRunner's output interleaves them as a terminal shows them): the LLM
     progress bar's last line ends before the table starts, also where a carriage return is not honoured (CI logs)."""
     data, _ = trained
-    r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions",
-                            "none,oracle", "--limit", "3"] + llm_args(server, tmp_path))
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--conditions",
+            "none,oracle",
+            "--limit",
+            "3",
+        ]
+        + llm_args(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert "llm:" in r.output  # the bar was drawn
     before_table = r.output[: r.output.index("| hint |")]

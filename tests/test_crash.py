@@ -31,8 +31,13 @@ def dsp(*args) -> list[str]:
 
 def start(args, tmp_path) -> subprocess.Popen:
     log = open(tmp_path / f"log-{time.time_ns()}.txt", "w")
-    return subprocess.Popen(dsp(*args), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    return subprocess.Popen(
+        dsp(*args),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
 
 
 def kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
@@ -50,8 +55,14 @@ def kill_when(proc: subprocess.Popen, ready, timeout: float = 120.0) -> bool:
 
 
 def run(args, tmp_path) -> subprocess.CompletedProcess:
-    return subprocess.run(dsp(*args), cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
+    return subprocess.run(
+        dsp(*args),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
 
 
 def cached_prompts(cache: Path) -> set[str]:
@@ -85,8 +96,21 @@ def data(tmp_path_factory):
 def test_eval_killed_then_rerun_repeats_no_cached_call(data, tmp_path, kill_after):
     args = ["eval", "--data", data, "--conditions", "none,oracle", "--concurrency", "4", "--model", "m"]
     with TestServer(latency=0.01) as straight:
-        assert run(args + ["--base-url", straight.base_url, "--output-dir", tmp_path / "straight",
-                           "--cache", tmp_path / "c0.sqlite"], tmp_path).returncode == 0
+        assert (
+            run(
+                args
+                + [
+                    "--base-url",
+                    straight.base_url,
+                    "--output-dir",
+                    tmp_path / "straight",
+                    "--cache",
+                    tmp_path / "c0.sqlite",
+                ],
+                tmp_path,
+            ).returncode
+            == 0
+        )
     cache, out = tmp_path / "c.sqlite", tmp_path / "out"
     with TestServer(latency=0.01) as server:
         proc = start(args + ["--base-url", server.base_url, "--output-dir", out, "--cache", cache], tmp_path)
@@ -111,9 +135,29 @@ def weights(path):
 
 @pytest.mark.parametrize("kill_at_step", [2, 5])
 def test_sft_killed_then_resumed_matches_uninterrupted(data, tiny_encoder, tmp_path, kill_at_step):
-    args = ["sft", "--data", data, "--policy", tiny_encoder, "--policy-type", "extractive", "--max-steps", "8",
-            "--batch-size", "4", "--save-every", "1", "--eval-every", "4", "--dev-limit", "4", "--hint-words", "3",
-            "--lr", "1e-3"]
+    args = [
+        "sft",
+        "--data",
+        data,
+        "--policy",
+        tiny_encoder,
+        "--policy-type",
+        "extractive",
+        "--max-steps",
+        "8",
+        "--batch-size",
+        "4",
+        "--save-every",
+        "1",
+        "--eval-every",
+        "4",
+        "--dev-limit",
+        "4",
+        "--hint-words",
+        "3",
+        "--lr",
+        "1e-3",
+    ]
     assert run(args + ["--output-dir", tmp_path / "straight"], tmp_path).returncode == 0
     out = tmp_path / "killed"
     proc = start(args + ["--output-dir", out], tmp_path)
@@ -134,12 +178,35 @@ def test_rl_killed_then_resumed_matches_uninterrupted(data, tiny_encoder, tmp_pa
 
     torch.manual_seed(0)
     ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3).save(tmp_path / "start")
-    args = ["rl", "--data", data, "--policy", tmp_path / "start", "--iterations", "6", "--batch-size", "2",
-            "--samples-per-input", "2", "--save-every", "1", "--dev-limit", "2", "--lr", "1e-3", "--model", "m"]
+    args = [
+        "rl",
+        "--data",
+        data,
+        "--policy",
+        tmp_path / "start",
+        "--iterations",
+        "6",
+        "--batch-size",
+        "2",
+        "--samples-per-input",
+        "2",
+        "--save-every",
+        "1",
+        "--dev-limit",
+        "2",
+        "--lr",
+        "1e-3",
+        "--model",
+        "m",
+    ]
     with TestServer() as server:
         llm = ["--base-url", server.base_url]
-        assert run(args + llm + ["--output-dir", tmp_path / "straight", "--cache", tmp_path / "c0.sqlite"],
-                   tmp_path).returncode == 0
+        assert (
+            run(
+                args + llm + ["--output-dir", tmp_path / "straight", "--cache", tmp_path / "c0.sqlite"], tmp_path
+            ).returncode
+            == 0
+        )
         out, cache = tmp_path / "killed", tmp_path / "c.sqlite"
         proc = start(args + llm + ["--output-dir", out, "--cache", cache], tmp_path)
         log = out / "log.jsonl"
@@ -158,8 +225,19 @@ def test_rl_killed_then_resumed_matches_uninterrupted(data, tiny_encoder, tmp_pa
 def test_two_processes_share_one_cache_and_refuse_one_run_folder(data, tmp_path):
     cache = tmp_path / "shared.sqlite"
     with TestServer(latency=0.01) as server:
-        common = ["eval", "--data", data, "--concurrency", "4", "--model", "m", "--base-url", server.base_url,
-                  "--cache", cache]
+        common = [
+            "eval",
+            "--data",
+            data,
+            "--concurrency",
+            "4",
+            "--model",
+            "m",
+            "--base-url",
+            server.base_url,
+            "--cache",
+            cache,
+        ]
         # No completion is answered until the third process has tried folder a: a holds it all that time.
         server.state.gate.clear()
         a = start(common + ["--conditions", "none,oracle", "--output-dir", tmp_path / "a"], tmp_path)

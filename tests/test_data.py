@@ -21,11 +21,17 @@ def test_folder_split_and_limit(synth_dir):
     "content, match",
     [
         ('{"article": "a", "highlights": "b"}\n{"article": "a",\n', r"x\.jsonl:2: not valid JSON"),
-        ('{"article": "a", "highlights": "b"}\n{"text": "a", "highlights": "b"}\n', r"x\.jsonl:2: field 'article': missing"),
+        (
+            '{"article": "a", "highlights": "b"}\n{"text": "a", "highlights": "b"}\n',
+            r"x\.jsonl:2: field 'article': missing",
+        ),
         ('{"article": 3, "highlights": "b"}\n', r"x\.jsonl:1: field 'article': expected text, got int"),
         ('{"article": "  ", "highlights": "b"}\n', r"x\.jsonl:1: field 'article': empty text"),
-        ('[1, 2]\n', r"x\.jsonl:1: expected a JSON object, got list"),
-        (b'{"article": "ok", "highlights": "b"}\n{"article": "caf\xe9", "highlights": "b"}\n', r"x\.jsonl:2: not UTF-8 text \(byte 0xe9"),
+        ("[1, 2]\n", r"x\.jsonl:1: expected a JSON object, got list"),
+        (
+            b'{"article": "ok", "highlights": "b"}\n{"article": "caf\xe9", "highlights": "b"}\n',
+            r"x\.jsonl:2: not UTF-8 text \(byte 0xe9",
+        ),
         ("", r"x\.jsonl: no examples"),
     ],
 )
@@ -38,7 +44,9 @@ def test_field_mapping_json_and_csv(tmp_path):
     rows = [{"doc": "some text", "summary": "short", "id": 7}]
     ex = load_examples(write(tmp_path / "r.json", json.dumps(rows)), input_field="doc", target_field="summary")
     assert ex[0].input == "some text" and ex[0].id == "7"
-    ex = load_examples(write(tmp_path / "r.csv", "doc,summary\nhello world,hi\n"), input_field="doc", target_field="summary")
+    ex = load_examples(
+        write(tmp_path / "r.csv", "doc,summary\nhello world,hi\n"), input_field="doc", target_field="summary"
+    )
     assert ex[0].target == "hi" and ex[0].id == "r.csv:2"
     with pytest.raises(InputError, match=r"r\.json:record 1: field 'article': missing"):
         load_examples(str(tmp_path / "r.json"))
@@ -62,9 +70,11 @@ def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
     """Issue 29.3: a quoted field holding line breaks is read whole; ids and errors name the record's first line."""
     import csv
 
-    rows = [{"article": "Last year .\nAnd Jose came back .", "highlights": "Jose came back ."},
-            {"article": "One line .", "highlights": "Short ."},
-            {"article": "Two\r\nlines .", "highlights": "Two ."}]
+    rows = [
+        {"article": "Last year .\nAnd Jose came back .", "highlights": "Jose came back ."},
+        {"article": "One line .", "highlights": "Short ."},
+        {"article": "Two\r\nlines .", "highlights": "Two ."},
+    ]
     path = tmp_path / "t.csv"
     with path.open("w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=["article", "highlights"])
@@ -76,7 +86,7 @@ def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
     empty = write(tmp_path / "e.csv", 'article,highlights\n"a\nb",c\n\n"x\ny\nz",""\n')
     with pytest.raises(InputError, match=r"e\.csv:5: field 'highlights': empty text"):
         load_examples(empty)
-    bad = write(tmp_path / "b.csv", b"article,highlights\n\"a\nb\",c\n\"caf\xe9\",d\n")
+    bad = write(tmp_path / "b.csv", b'article,highlights\n"a\nb",c\n"caf\xe9",d\n')
     with pytest.raises(InputError, match=r"b\.csv:4: not UTF-8 text"):
         load_examples(bad)
 
@@ -90,8 +100,22 @@ def test_a_folder_without_the_split_names_the_splits_it_has(tmp_path):
     (tmp_path / "validation.jsonl").write_text('{"article": "a b", "highlights": "b"}\n')
     with pytest.raises(DSPError, match=r"no file for split 'dev'.*split 'validation'.*--split validation"):
         load_examples(str(tmp_path), split="dev")
-    r = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--output-dir", str(tmp_path / "o"), "--conditions",
-                                 "none", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(tmp_path),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--conditions",
+            "none",
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+        ],
+    )
     assert r.exit_code == 2 and "--split validation" in r.stderr and r.stderr.count("\n") == 1, r.output
 
 
@@ -101,8 +125,9 @@ def test_a_split_may_join_several_and_cut_each_to_a_range(tmp_path):
     from dsp.data import load_examples
 
     for split, n in (("train", 3), ("validation", 5)):
-        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps({"article": f"{split} {i}", "highlights": "s"}) + "\n"
-                                                         for i in range(n)))
+        (tmp_path / f"{split}.jsonl").write_text(
+            "".join(json.dumps({"article": f"{split} {i}", "highlights": "s"}) + "\n" for i in range(n))
+        )
     got = load_examples(str(tmp_path), split="train,validation[2:4]")
     assert [e.input for e in got] == ["train 0", "train 1", "train 2", "validation 2", "validation 3"]
     assert got[-1].where.endswith("validation.jsonl:4")  # lines are the file's own, not renumbered

@@ -36,8 +36,10 @@ def test_commands_without_a_policy_do_not_import_torch():
     import subprocess
     import sys
 
-    code = ("import sys, dsp.cli.commands, dsp.eval, dsp.llm.session, dsp.tasks.config, dsp.policy; "
-            "dsp.policy.TfidfPolicy; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    code = (
+        "import sys, dsp.cli.commands, dsp.eval, dsp.llm.session, dsp.tasks.config, dsp.policy; "
+        "dsp.policy.TfidfPolicy; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -51,9 +53,30 @@ def test_eval_with_some_calls_failed_for_good_writes_the_report_then_exits_4(syn
     with TestServer() as server:
         # concurrency 1: the first call gets the 400 (never retried), the other 7 are answered
         server.state.faults = [(400, {}, '{"error": {"message": "bad request"}}')]
-        r = CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "4",
-                                     "--conditions", "none,oracle", "--shots", "0", "--concurrency", "1",
-                                     "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")])
+        r = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--limit",
+                "4",
+                "--conditions",
+                "none,oracle",
+                "--shots",
+                "0",
+                "--concurrency",
+                "1",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
     assert r.exit_code == 4, r.output
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and "1 LLM call(s) failed for good" in errors[0] and "HTTP 400" in errors[0]
@@ -72,9 +95,29 @@ def test_cache_namespace_option_shares_answers_across_urls(synth_dir, tmp_path):
     from dsp.cli import app
 
     def ev(server, *extra):
-        return CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"),
-                                        "--limit", "2", "--conditions", "none", "--shots", "0", "--base-url",
-                                        server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite"), *extra])
+        return CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--limit",
+                "2",
+                "--conditions",
+                "none",
+                "--shots",
+                "0",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+                *extra,
+            ],
+        )
 
     with TestServer() as one, TestServer() as two:
         assert ev(one).exit_code == 0 and ev(two).exit_code == 0
@@ -85,16 +128,39 @@ def test_cache_namespace_option_shares_answers_across_urls(synth_dir, tmp_path):
         assert len(one.state.requests) == 4 and len(two.state.requests) == 2
 
 
-def test_chat_endpoint_sends_the_instruction_as_system_message_and_completions_stays_byte_identical(synth_dir, tmp_path):
+def test_chat_endpoint_sends_the_instruction_as_system_message_and_completions_stays_byte_identical(
+    synth_dir, tmp_path
+):
     from typer.testing import CliRunner
 
     import dsp.cli.commands  # noqa: F401  (registers the commands)
     from dsp.cli import app
 
     def ev(server, endpoint):
-        return CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / endpoint),
-                                        "--limit", "1", "--conditions", "oracle", "--shots", "1", "--endpoint", endpoint,
-                                        "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")])
+        return CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / endpoint),
+                "--limit",
+                "1",
+                "--conditions",
+                "oracle",
+                "--shots",
+                "1",
+                "--endpoint",
+                endpoint,
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
 
     train = load_examples(str(synth_dir), split="train", limit=1)[0]
     dev = load_examples(str(synth_dir), split="dev", limit=1)[0]
@@ -110,9 +176,12 @@ def test_chat_endpoint_sends_the_instruction_as_system_message_and_completions_s
     assert [m["role"] for m in chat["messages"]] == ["system", "user", "assistant", "user"]
     system, shot, shot_answer, query = (m["content"] for m in chat["messages"])
     assert system == instruction
-    assert query == f"Article: {dev.input}\nHint: {hint}\nA:" and shot == f"Article: {train.input}\nHint: {shot_hint}\nA:"
+    assert (
+        query == f"Article: {dev.input}\nHint: {hint}\nA:" and shot == f"Article: {train.input}\nHint: {shot_hint}\nA:"
+    )
     assert shot_answer == train.target
     # the completions prompt is the template whole, as it was before the chat split (its cache keys unchanged)
     assert completions["prompt"] == (
         f"Article: {train.input}\n{instruction}\nHint: {shot_hint}\nA: {train.target}\n\n"
-        f"Article: {dev.input}\n{instruction}\nHint: {hint}\nA:")
+        f"Article: {dev.input}\n{instruction}\nHint: {hint}\nA:"
+    )

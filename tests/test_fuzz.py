@@ -28,10 +28,23 @@ bad = st.one_of(
     st.builds(lambda s: ("json", b'{"article": "' + s.encode() + b'"'), text),  # cut off
     st.sampled_from([("object", b"[1, 2]"), ("object", b'"just a string"'), ("object", b"3")]),
     st.builds(lambda a: ("missing", json.dumps({"article": a}).encode()), text),
-    st.sampled_from([("type", b'{"article": 5, "highlights": "x"}'), ("type", b'{"article": null, "highlights": "x"}'),
-                     ("type", b'{"article": {"a": 1}, "highlights": "x"}'), ("type", b'{"article": "a", "highlights": [1]}')]),
-    st.sampled_from([("empty", b'{"article": "   ", "highlights": "x"}'), ("empty", b'{"article": "a", "highlights": ""}')]),
-    st.sampled_from([("utf8", b'{"article": "caf\xe9", "highlights": "x"}'), ("utf8", b'{"article": "\xff\xfe", "highlights": "x"}')]),
+    st.sampled_from(
+        [
+            ("type", b'{"article": 5, "highlights": "x"}'),
+            ("type", b'{"article": null, "highlights": "x"}'),
+            ("type", b'{"article": {"a": 1}, "highlights": "x"}'),
+            ("type", b'{"article": "a", "highlights": [1]}'),
+        ]
+    ),
+    st.sampled_from(
+        [("empty", b'{"article": "   ", "highlights": "x"}'), ("empty", b'{"article": "a", "highlights": ""}')]
+    ),
+    st.sampled_from(
+        [
+            ("utf8", b'{"article": "caf\xe9", "highlights": "x"}'),
+            ("utf8", b'{"article": "\xff\xfe", "highlights": "x"}'),
+        ]
+    ),
 )
 
 
@@ -70,10 +83,29 @@ def test_templates_are_checked_and_never_break_on_braces(body, placeholders):
 
 
 SIZES = {
-    "sft": ["--batch-size", "--epochs", "--max-steps", "--dev-limit", "--eval-every", "--save-every", "--hint-words",
-            "--max-input-tokens", "--limit"],
-    "rl": ["--iterations", "--batch-size", "--samples-per-input", "--update-epochs", "--minibatch-size", "--dev-limit",
-           "--save-every", "--concurrency", "--llm-timeout", "--limit"],
+    "sft": [
+        "--batch-size",
+        "--epochs",
+        "--max-steps",
+        "--dev-limit",
+        "--eval-every",
+        "--save-every",
+        "--hint-words",
+        "--max-input-tokens",
+        "--limit",
+    ],
+    "rl": [
+        "--iterations",
+        "--batch-size",
+        "--samples-per-input",
+        "--update-epochs",
+        "--minibatch-size",
+        "--dev-limit",
+        "--save-every",
+        "--concurrency",
+        "--llm-timeout",
+        "--limit",
+    ],
     "eval": ["--limit", "--concurrency", "--llm-timeout"],
 }
 
@@ -89,7 +121,7 @@ def tiny_data(tmp_path_factory):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(case=st.sampled_from([(c, o) for c, opts in SIZES.items() for o in opts]), value=st.integers(-10**6, 0))
+@given(case=st.sampled_from([(c, o) for c, opts in SIZES.items() for o in opts]), value=st.integers(-(10**6), 0))
 def test_zero_or_negative_sizes_are_one_line_errors(tiny_data, tmp_path_factory, case, value):
     from dsp.llm.testserver import TestServer
 

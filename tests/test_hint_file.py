@@ -39,8 +39,9 @@ def test_batched_through_the_policy(policy_dir, inputs, tmp_path):  # noqa: F811
     path, rows = inputs
     policy = CountingPolicy(load_policy(str(policy_dir)))
     examples = load_examples(str(path), need_target=False)
-    result = asyncio.run(hint_file(policy, load_task("cnndm").task, examples, tmp_path / "out.jsonl", batch_size=4,
-                                   progress=False))
+    result = asyncio.run(
+        hint_file(policy, load_task("cnndm").task, examples, tmp_path / "out.jsonl", batch_size=4, progress=False)
+    )
     assert result.written == 10 and policy.calls == [4, 4, 2]
     out = rows_of(tmp_path / "out.jsonl")
     assert [r["hint"] for r in out] == [policy.policy.generate([r["article"]])[0] for r in rows]
@@ -67,8 +68,20 @@ def test_cli_resumes_after_a_kill_and_reads_csv(policy_dir, inputs, tmp_path):  
         w = csv.DictWriter(f, fieldnames=["id", "text"])
         w.writeheader()
         w.writerows({"id": r["id"], "text": r["article"]} for r in rows)
-    r = runner.invoke(app, ["hint", "--policy", str(policy_dir), "--input-file", str(table), "--output",
-                            str(tmp_path / "csv.jsonl"), "--input-field", "text"])
+    r = runner.invoke(
+        app,
+        [
+            "hint",
+            "--policy",
+            str(policy_dir),
+            "--input-file",
+            str(table),
+            "--output",
+            str(tmp_path / "csv.jsonl"),
+            "--input-field",
+            "text",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert [x["hint"] for x in rows_of(tmp_path / "csv.jsonl")] == [json.loads(l)["hint"] for l in lines]
 
@@ -77,9 +90,26 @@ def test_cli_run_stops_at_the_cap_then_resumes(policy_dir, inputs, tmp_path):  #
     path, _ = inputs
     out = tmp_path / "out.jsonl"
     with TestServer() as server:
-        base = ["hint", "--policy", str(policy_dir), "--input-file", str(path), "--output", str(out), "--run",
-                "--batch-size", "4", "--base-url", server.base_url, "--model", "test-model",
-                "--cache", str(tmp_path / "c.sqlite"), "--concurrency", "1"]
+        base = [
+            "hint",
+            "--policy",
+            str(policy_dir),
+            "--input-file",
+            str(path),
+            "--output",
+            str(out),
+            "--run",
+            "--batch-size",
+            "4",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "test-model",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--concurrency",
+            "1",
+        ]
         r = runner.invoke(app, base + ["--max-llm-calls", "6"])
         assert r.exit_code == 3 and "--max-llm-calls=6" in r.stderr, r.output
         assert len(rows_of(out)) == 6  # the answered ones, each flushed as it came
@@ -92,12 +122,15 @@ def test_cli_run_stops_at_the_cap_then_resumes(policy_dir, inputs, tmp_path):  #
         assert f"Hint: {g['hint']}\nA:" in g["prompt"] and g["output"] == " ".join(g["hint"].split())
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--input-file", "IN"], "--input-file and --output go together"),
-    (["--input-file", "IN", "--output", "o.jsonl", "some text"], "not both"),
-    (["--input-file", "/no/such.jsonl", "--output", "o.jsonl"], "no such file"),
-    (["--input-file", "IN", "--output", "o.jsonl", "--batch-size", "0"], "--batch-size must be positive"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--input-file", "IN"], "--input-file and --output go together"),
+        (["--input-file", "IN", "--output", "o.jsonl", "some text"], "not both"),
+        (["--input-file", "/no/such.jsonl", "--output", "o.jsonl"], "no such file"),
+        (["--input-file", "IN", "--output", "o.jsonl", "--batch-size", "0"], "--batch-size must be positive"),
+    ],
+)
 def test_bad_batch_arguments_are_one_line(policy_dir, inputs, tmp_path, args, message):  # noqa: F811
     path, _ = inputs
     args = [str(path) if a == "IN" else str(tmp_path / a) if a == "o.jsonl" else a for a in args]
@@ -134,9 +167,25 @@ def test_readme_batch_hint_example_on_the_shipped_dev_file(policy_dir, cnndm_dir
     records = dev.read_text().splitlines()
     out = tmp_path / "hints.jsonl"
     with TestServer() as server:
-        r = runner.invoke(app, ["hint", "--policy", str(policy_dir), "--input-file", str(dev), "--output", str(out),
-                                "--run", "--base-url", server.base_url, "--model", "test-model",
-                                "--cache", str(tmp_path / "c.sqlite")])
+        r = runner.invoke(
+            app,
+            [
+                "hint",
+                "--policy",
+                str(policy_dir),
+                "--input-file",
+                str(dev),
+                "--output",
+                str(out),
+                "--run",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "test-model",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
         assert r.exit_code == 0, r.output
         assert f"{len(records)} rows written" in r.stdout
     got = rows_of(out)

@@ -96,8 +96,9 @@ def test_the_import_graph_has_no_circle():
     graph = {name: imported(name, path, known) for name, path in known.items()}
     assert len(known) > 60 and graph["dsp.train.rl"] >= {"dsp.train.configs", "dsp.train.phases"}
     found = circles(graph)
-    detail = ["  " + " <-> ".join(c) + ": " + "; ".join(f"{a} -> {sorted(graph[a] & set(c))}" for a in c)
-              for c in found]
+    detail = [
+        "  " + " <-> ".join(c) + ": " + "; ".join(f"{a} -> {sorted(graph[a] & set(c))}" for a in c) for c in found
+    ]
     assert not found, "import circles:\n" + "\n".join(detail)
 
 

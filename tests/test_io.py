@@ -15,7 +15,10 @@ def test_json_writers_refuse_nan_and_infinity_naming_the_file(tmp_path, value):
             write(tmp_path / "out.json", obj)
         assert not (tmp_path / "out.json").exists()
     write_json_atomic(tmp_path / "out.json", finite_or_none({"a": {"b": [1.0, value]}, "c": (2, value)}))
-    assert (tmp_path / "out.json").read_text() == '{\n  "a": {\n    "b": [\n      1.0,\n      null\n    ]\n  },\n  "c": [\n    2,\n    null\n  ]\n}\n'
+    assert (
+        (tmp_path / "out.json").read_text()
+        == '{\n  "a": {\n    "b": [\n      1.0,\n      null\n    ]\n  },\n  "c": [\n    2,\n    null\n  ]\n}\n'
+    )
 
 
 def test_an_eval_of_one_example_writes_strict_json_and_its_report(synth_dir, tmp_path):
@@ -30,9 +33,26 @@ def test_an_eval_of_one_example_writes_strict_json_and_its_report(synth_dir, tmp
     from dsp.llm.testserver import TestServer
 
     with TestServer() as server:
-        r = CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "1",
-                                     "--conditions", "none,oracle", "--base-url", server.base_url, "--model", "m",
-                                     "--cache", str(tmp_path / "c.sqlite")])
+        r = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--limit",
+                "1",
+                "--conditions",
+                "none,oracle",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
     assert r.exit_code == 0, r.output
 
     def refuse(constant):

@@ -30,8 +30,20 @@ def test_mean_ci_known_values():
     assert mean == 5.0 and math.isnan(ci)
 
 
-@pytest.mark.parametrize("df, table", [(1, 12.706), (2, 4.303), (5, 2.571), (30, 2.042), (31, 2.040), (32, 2.037),
-                                       (40, 2.021), (100, 1.984), (1000, 1.962)])
+@pytest.mark.parametrize(
+    "df, table",
+    [
+        (1, 12.706),
+        (2, 4.303),
+        (5, 2.571),
+        (30, 2.042),
+        (31, 2.040),
+        (32, 2.037),
+        (40, 2.021),
+        (100, 1.984),
+        (1000, 1.962),
+    ],
+)
 def test_t_quantile_matches_the_table(df, table):
     from dsp.metrics import t_quantile
 
@@ -82,7 +94,9 @@ def test_final_number_and_exact_match():
 def test_slot_recall():
     from dsp.metrics import slot_recall
 
-    assert slot_recall("The Golden Wok serves Chinese food in the centre.", ["golden wok", "chinese", "north"]) == pytest.approx(2 / 3)
+    assert slot_recall(
+        "The Golden Wok serves Chinese food in the centre.", ["golden wok", "chinese", "north"]
+    ) == pytest.approx(2 / 3)
     assert slot_recall("anything", []) == 1.0
     assert slot_recall("cheapest", ["cheap"]) == 0.0  # whole words only
 
@@ -91,9 +105,11 @@ def test_warm_up_loads_the_metrics_library_in_the_background():
     import subprocess
     import sys
 
-    code = ("import sys; from dsp.metrics import warm_up; names = {}; "
-            "[warm_up(m).join() or names.update({m: 'nltk' in sys.modules}) for m in ('exact_match', 'rouge_avg')]; "
-            "print(names, 'rouge_score.rouge_scorer' in sys.modules)")
+    code = (
+        "import sys; from dsp.metrics import warm_up; names = {}; "
+        "[warm_up(m).join() or names.update({m: 'nltk' in sys.modules}) for m in ('exact_match', 'rouge_avg')]; "
+        "print(names, 'rouge_score.rouge_scorer' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "{'exact_match': False, 'rouge_avg': True} True"  # nothing for exact match, ROUGE's for ROUGE
 

@@ -22,17 +22,32 @@ def test_eval_missing_data_does_not_start_the_embedded_llm(monkeypatch, tmp_path
     monkeypatch.setenv("DSP_EMBEDDED_SERVER", "llama-server --port {port} --mystery {nope}")
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     monkeypatch.delenv("OPENAI_MODEL", raising=False)
-    r = runner.invoke(app, ["eval", "--data", str(tmp_path / "missing-folder"), "--output-dir", str(tmp_path / "o"),
-                            "--conditions", "none", "--cache", str(tmp_path / "c.sqlite")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(tmp_path / "missing-folder"),
+            "--output-dir",
+            str(tmp_path / "o"),
+            "--conditions",
+            "none",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     one_line(r, 2, "missing-folder: no such file or folder")
     assert "DSP_EMBEDDED_SERVER" not in r.stderr
 
 
-@pytest.mark.parametrize("command", [
-    ["eval", "--data", "MISSING", "--output-dir", "OUT", "--conditions", "none"],
-    ["rl", "--data", "MISSING", "--policy", "DATA", "--output-dir", "OUT"],
-    ["sft", "--data", "MISSING", "--output-dir", "OUT", "--labels", "llm"],
-])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["eval", "--data", "MISSING", "--output-dir", "OUT", "--conditions", "none"],
+        ["rl", "--data", "MISSING", "--policy", "DATA", "--output-dir", "OUT"],
+        ["sft", "--data", "MISSING", "--output-dir", "OUT", "--labels", "llm"],
+    ],
+)
 def test_missing_data_is_reported_before_an_unreachable_llm(command, synth_dir, tmp_path):
     subs = {"MISSING": str(tmp_path / "missing-folder"), "OUT": str(tmp_path / "o"), "DATA": str(synth_dir)}
     r = runner.invoke(app, [subs.get(a, a) for a in command] + UNREACHABLE + ["--cache", str(tmp_path / "c.sqlite")])
@@ -40,11 +55,25 @@ def test_missing_data_is_reported_before_an_unreachable_llm(command, synth_dir, 
 
 
 def test_missing_policy_is_reported_before_an_unreachable_llm(synth_dir, tmp_path):
-    r = runner.invoke(app, ["rl", "--data", str(synth_dir), "--policy", str(tmp_path / "runs" / "nothing"),
-                            "--output-dir", str(tmp_path / "o")] + UNREACHABLE)
+    r = runner.invoke(
+        app,
+        [
+            "rl",
+            "--data",
+            str(synth_dir),
+            "--policy",
+            str(tmp_path / "runs" / "nothing"),
+            "--output-dir",
+            str(tmp_path / "o"),
+        ]
+        + UNREACHABLE,
+    )
     one_line(r, 2, "no policy found at", "dsp sft --data DATA --output-dir runs/sft")
-    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--conditions", "none,policy", "--output-dir",
-                            str(tmp_path / "o")] + UNREACHABLE)
+    r = runner.invoke(
+        app,
+        ["eval", "--data", str(synth_dir), "--conditions", "none,policy", "--output-dir", str(tmp_path / "o")]
+        + UNREACHABLE,
+    )
     one_line(r, 2, "no --policy was given")
 
 

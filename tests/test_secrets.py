@@ -35,11 +35,32 @@ def test_key_is_in_no_file_and_no_output_of_eval_and_rl(data, tiny_encoder, tmp_
     ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3).save(tmp_path / "p")
     with TestServer() as server:
         llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "cache.sqlite")]
-        r1 = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions",
-                                 "none,oracle"] + llm, env={"OPENAI_API_KEY": KEY})
-        r2 = runner.invoke(app, ["rl", "--data", str(data), "--policy", str(tmp_path / "p"), "--output-dir",
-                                 str(tmp_path / "rl"), "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2",
-                                 "--api-key", KEY] + llm)
+        r1 = runner.invoke(
+            app,
+            ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions", "none,oracle"] + llm,
+            env={"OPENAI_API_KEY": KEY},
+        )
+        r2 = runner.invoke(
+            app,
+            [
+                "rl",
+                "--data",
+                str(data),
+                "--policy",
+                str(tmp_path / "p"),
+                "--output-dir",
+                str(tmp_path / "rl"),
+                "--iterations",
+                "1",
+                "--batch-size",
+                "2",
+                "--samples-per-input",
+                "2",
+                "--api-key",
+                KEY,
+            ]
+            + llm,
+        )
         assert r1.exit_code == 0 and r2.exit_code == 0, r1.output + r2.output
         assert server.state.auth_headers[0] == f"Bearer {KEY}"  # it was sent where it belongs
     for r in (r1, r2):
@@ -52,9 +73,29 @@ def test_errors_that_echo_the_key_are_redacted(data, tmp_path, status):
     body = json.dumps({"error": {"message": f"Incorrect API key provided: {KEY}. Authorization: Bearer {KEY}"}})
     with TestServer() as server:
         server.state.faults = [(status, {}, body)] * 20
-        r = runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions", "none",
-                                "--limit", "1", "--base-url", server.base_url, "--model", "m", "--max-retries", "1",
-                                "--cache", str(tmp_path / "c.sqlite")], env={"OPENAI_API_KEY": KEY})
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(data),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--conditions",
+                "none",
+                "--limit",
+                "1",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--max-retries",
+                "1",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+            env={"OPENAI_API_KEY": KEY},
+        )
     assert r.exit_code in (2, 4), r.output
     assert f"HTTP {status}" in r.output
     assert KEY not in r.output and KEY[-4:] not in r.output and "***" in r.output

@@ -28,8 +28,10 @@ from dsp.tasks.config import load_task
 
 UPSTREAM_KEY = "sk-upstream-SECRET0123456789abcdef"
 TOKEN = "serve-token-XYZ987654321"
-ARTICLE = ("Grace Okafor opened a new museum in Quito on Monday . The museum in Quito cost millions . "
-           "Officials declined to comment further .")
+ARTICLE = (
+    "Grace Okafor opened a new museum in Quito on Monday . The museum in Quito cost millions . "
+    "Officials declined to comment further ."
+)
 
 
 class CountingPolicy:
@@ -68,8 +70,9 @@ def upstream():
 @contextlib.contextmanager
 def running(policy, upstream_url, tmp_path, token=None, log=None, max_retries=0, **llm):
     """`dsp serve`'s library entry point in a thread; yields its base URL, stops it on exit."""
-    cfg = LLMConfig(model="test-model", base_url=upstream_url, api_key=UPSTREAM_KEY, max_retries=max_retries,
-                    timeout=5.0, **llm)
+    cfg = LLMConfig(
+        model="test-model", base_url=upstream_url, api_key=UPSTREAM_KEY, max_retries=max_retries, timeout=5.0, **llm
+    )
     options = ServeOptions(model=None, token=token)
     started, box = threading.Event(), {}
 
@@ -79,8 +82,16 @@ def running(policy, upstream_url, tmp_path, token=None, log=None, max_retries=0,
 
     def target():
         try:
-            serve(policy, load_task("cnndm").task, cfg, tmp_path / "cache.sqlite", options, Listen("127.0.0.1", 0),
-                  log_path=log, ready=ready)
+            serve(
+                policy,
+                load_task("cnndm").task,
+                cfg,
+                tmp_path / "cache.sqlite",
+                options,
+                Listen("127.0.0.1", 0),
+                log_path=log,
+                ready=ready,
+            )
         except BaseException as e:  # noqa: BLE001  (shown by the test that waits)
             box["error"] = e
             started.set()
@@ -117,15 +128,21 @@ def test_completions_and_chat_carry_the_same_hint_as_dsp_hint(policy, policy_dir
         assert done.choices[0].text == " ".join(cli_hint.split())
         assert done.usage.prompt_tokens > 0 and done.model == "test-model"
 
-        chat = client.chat.completions.create(model="test-model", messages=[
-            {"role": "system", "content": "You summarize."}, {"role": "user", "content": ARTICLE}])
+        chat = client.chat.completions.create(
+            model="test-model",
+            messages=[{"role": "system", "content": "You summarize."}, {"role": "user", "content": ARTICLE}],
+        )
         assert chat.dsp["hint"] == cli_hint and chat.choices[0].message.content == done.choices[0].text
         assert chat.dsp["cached"] is True  # the same prompt: the client's cache answered
         assert [m.id for m in client.models.list().data] == ["test-model"]
 
         # The app's own template with a {hint} slot, the raw input in extra_body.
-        own = client.completions.create(model="test-model", prompt="Notes: {hint}\nWrite one line:",
-                                        extra_body={"dsp": {"input": ARTICLE}}, max_tokens=5)
+        own = client.completions.create(
+            model="test-model",
+            prompt="Notes: {hint}\nWrite one line:",
+            extra_body={"dsp": {"input": ARTICLE}},
+            max_tokens=5,
+        )
         assert upstream.state.requests[-1]["prompt"] == f"Notes: {cli_hint}\nWrite one line:"
         assert own.dsp["hint"] == cli_hint and own.choices[0].text == " ".join(cli_hint.split()[:5])
         with pytest.raises(openai.BadRequestError, match=r"\{hint\} slot"):
@@ -134,13 +151,22 @@ def test_completions_and_chat_carry_the_same_hint_as_dsp_hint(policy, policy_dir
 
 def test_a_chat_upstream_keeps_the_conversation(policy, upstream, tmp_path):
     with running(policy, upstream.base_url, tmp_path, endpoint="chat") as url:
-        r = sdk(url).chat.completions.create(model="test-model", messages=[
-            {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier question"},
-            {"role": "assistant", "content": "Earlier answer"}, {"role": "user", "content": ARTICLE}])
+        r = sdk(url).chat.completions.create(
+            model="test-model",
+            messages=[
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Earlier question"},
+                {"role": "assistant", "content": "Earlier answer"},
+                {"role": "user", "content": ARTICLE},
+            ],
+        )
     sent = upstream.state.requests[-1]["messages"]
     assert [m["role"] for m in sent] == ["system", "user", "assistant", "user"]
-    assert sent[:3] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Earlier question"},
-                        {"role": "assistant", "content": "Earlier answer"}]
+    assert sent[:3] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Earlier question"},
+        {"role": "assistant", "content": "Earlier answer"},
+    ]
     assert sent[3]["content"].startswith("Article: " + ARTICLE) and f"Hint: {r.dsp['hint']}" in sent[3]["content"]
 
 
@@ -148,16 +174,20 @@ def test_streaming_passes_the_upstream_pieces_through(policy, upstream, tmp_path
     with running(policy, upstream.base_url, tmp_path) as url:
         client = sdk(url)
         whole = client.completions.create(model="test-model", prompt=ARTICLE, temperature=0.5)  # not cached
-        chunks = list(client.completions.create(model="test-model", prompt=ARTICLE + " More.", stream=True,
-                                                temperature=0.5))
+        chunks = list(
+            client.completions.create(model="test-model", prompt=ARTICLE + " More.", stream=True, temperature=0.5)
+        )
         texts = [c.choices[0].text for c in chunks if c.choices]
         assert len(texts) > 2  # word by word, as the upstream sent them, plus the closing chunk
         assert upstream.state.requests[-1]["stream"] is True
         assert chunks[-1].dsp["hint"] == whole.dsp["hint"]
         assert "".join(texts).rsplit(" #", 1)[0] == whole.choices[0].text.rsplit(" #", 1)[0]
 
-        chat = list(client.chat.completions.create(model="test-model", stream=True,
-                                                   messages=[{"role": "user", "content": ARTICLE}]))
+        chat = list(
+            client.chat.completions.create(
+                model="test-model", stream=True, messages=[{"role": "user", "content": ARTICLE}]
+            )
+        )
         assert chat[0].choices[0].delta.role == "assistant"
         text = "".join(c.choices[0].delta.content or "" for c in chat if c.choices)
         assert text == " ".join(whole.dsp["hint"].split())
@@ -168,13 +198,18 @@ def test_an_upstream_that_ignores_stream_true_is_passed_through_as_one_piece(pol
     with running(policy, upstream.base_url, tmp_path) as url:
         client = sdk(url)
         chunks = list(client.completions.create(model="test-model", prompt=ARTICLE, stream=True))
-        chat = list(client.chat.completions.create(model="test-model", stream=True,
-                                                   messages=[{"role": "user", "content": ARTICLE + " Chat."}]))
+        chat = list(
+            client.chat.completions.create(
+                model="test-model", stream=True, messages=[{"role": "user", "content": ARTICLE + " Chat."}]
+            )
+        )
     assert upstream.state.requests[0]["stream"] is True
     texts = [c.choices[0].text for c in chunks if c.choices]
     hint = chunks[-1].dsp["hint"]
     assert texts[0] == " ".join(hint.split()) and texts[1:] == [""]  # the whole answer, then the closing chunk
-    assert "".join(c.choices[0].delta.content or "" for c in chat if c.choices) == " ".join(chat[-1].dsp["hint"].split())
+    assert "".join(c.choices[0].delta.content or "" for c in chat if c.choices) == " ".join(
+        chat[-1].dsp["hint"].split()
+    )
 
 
 def test_32_concurrent_requests_share_forward_passes(policy, upstream, tmp_path):
@@ -186,8 +221,9 @@ def test_32_concurrent_requests_share_forward_passes(policy, upstream, tmp_path)
         async def all_at_once():
             client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0, timeout=60)
             try:
-                return await asyncio.gather(*(client.completions.create(model="test-model", prompt=a)
-                                              for a in articles))
+                return await asyncio.gather(
+                    *(client.completions.create(model="test-model", prompt=a) for a in articles)
+                )
             finally:
                 await client.close()
 
@@ -202,17 +238,23 @@ def test_32_concurrent_requests_share_forward_passes(policy, upstream, tmp_path)
     assert "dsp_llm_requests_total 32" in text and len(upstream.state.requests) == 32
 
 
-@pytest.mark.parametrize("body, message", [
-    ({"model": "test-model"}, "prompt: Field required"),
-    ({"model": "test-model", "prompt": 7}, "prompt: Input should be a valid string"),
-    ({"model": "gpt-5", "prompt": ARTICLE}, "unknown model 'gpt-5'"),
-    ({"model": "test-model", "prompt": "x" * 100_001}, "longer than this server's limit"),
-    ({"model": "test-model", "prompt": "   "}, "the input is empty"),
-    ({"model": "test-model", "prompt": ARTICLE, "n": 2}, "n: Input should be less than or equal to 1"),
-    ({"model": "test-model", "prompt": ARTICLE, "max_tokens": "many"}, "max_tokens: Input should be a valid integer"),
-    ({"model": "test-model", "messages": []}, "messages: List should have at least 1 item"),
-    ({"model": "test-model", "messages": [{"role": "system", "content": "hi"}]}, "no user message"),
-])
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"model": "test-model"}, "prompt: Field required"),
+        ({"model": "test-model", "prompt": 7}, "prompt: Input should be a valid string"),
+        ({"model": "gpt-5", "prompt": ARTICLE}, "unknown model 'gpt-5'"),
+        ({"model": "test-model", "prompt": "x" * 100_001}, "longer than this server's limit"),
+        ({"model": "test-model", "prompt": "   "}, "the input is empty"),
+        ({"model": "test-model", "prompt": ARTICLE, "n": 2}, "n: Input should be less than or equal to 1"),
+        (
+            {"model": "test-model", "prompt": ARTICLE, "max_tokens": "many"},
+            "max_tokens: Input should be a valid integer",
+        ),
+        ({"model": "test-model", "messages": []}, "messages: List should have at least 1 item"),
+        ({"model": "test-model", "messages": [{"role": "system", "content": "hi"}]}, "no user message"),
+    ],
+)
 def test_bad_requests_get_400_in_openai_shape(policy, upstream, tmp_path, body, message):
     path = "/chat/completions" if "messages" in body else "/completions"
     with running(policy, upstream.base_url, tmp_path) as url:
@@ -249,8 +291,9 @@ def test_token_is_required_and_never_shown(policy, upstream, tmp_path):
 @contextlib.contextmanager
 def upstream_process(port=0):
     """The test server in its own process: killing it drops its connections too, as a real outage does."""
-    proc = subprocess.Popen([sys.executable, "-m", "dsp.llm.testserver", "--port", str(port)], stdout=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsp.llm.testserver", "--port", str(port)], stdout=subprocess.PIPE, text=True
+    )
     try:
         yield proc.stdout.readline().strip()
     finally:
@@ -309,8 +352,9 @@ def test_log_is_data_that_eval_and_sft_read(policy, upstream, tmp_path):
 def test_cli_without_the_extra_says_how_to_install(policy_dir, monkeypatch):
     monkeypatch.setitem(sys.modules, "dsp.serve.app", None)  # as if FastAPI were not installed
     monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
-    r = CliRunner().invoke(app, ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1",
-                                 "--model", "m"])
+    r = CliRunner().invoke(
+        app, ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+    )
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "pip install -e '.[serve]'" in r.stderr
     assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"  # set before torch could load: idle threads do not spin
 
@@ -347,12 +391,18 @@ def test_a_taken_port_is_one_line(tmp_path):
 def test_llm_params_reach_the_upstream(policy, upstream, tmp_path):
     with running(policy, upstream.base_url, tmp_path, extra_params={"min_p": 0.05, "repeat_last_n": 16}) as url:
         sdk(url).completions.create(model="test-model", prompt=ARTICLE, max_tokens=8)
-    assert {k: upstream.state.requests[-1].get(k) for k in ("min_p", "repeat_last_n")} == {"min_p": 0.05, "repeat_last_n": 16}
+    assert {k: upstream.state.requests[-1].get(k) for k in ("min_p", "repeat_last_n")} == {
+        "min_p": 0.05,
+        "repeat_last_n": 16,
+    }
 
 
 def test_an_empty_token_is_refused_not_taken_for_no_token(policy_dir):  # noqa: F811
-    r = CliRunner().invoke(app, ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1",
-                                 "--model", "m"], env={"DSP_SERVE_TOKEN": ""})
+    r = CliRunner().invoke(
+        app,
+        ["serve", "--policy", str(policy_dir), "--base-url", "http://127.0.0.1:9/v1", "--model", "m"],
+        env={"DSP_SERVE_TOKEN": ""},
+    )
     assert r.exit_code == 2 and r.stderr.count("\n") == 1, r.output
     assert "DSP_SERVE_TOKEN is set but empty" in r.stderr
 
@@ -366,8 +416,9 @@ def test_a_successful_models_call_is_counted_in_metrics(policy, upstream, tmp_pa
 
 def test_a_body_that_is_not_json_names_no_param(policy, upstream, tmp_path):
     with running(policy, upstream.base_url, tmp_path) as url:
-        request = urllib.request.Request(url + "/completions", data=b"prompt=not json", method="POST",
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            url + "/completions", data=b"prompt=not json", method="POST", headers={"Content-Type": "application/json"}
+        )
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(request)
         error = json.loads(e.value.read())["error"]

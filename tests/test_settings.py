@@ -47,8 +47,13 @@ def test_every_field_becomes_an_option_with_its_docstring_as_help():
     toy, _ = toy_app()
     r = runner.invoke(toy, ["--help"], env={"COLUMNS": "200"})
     assert r.exit_code == 0
-    for flag, text in (("--out", "Where it goes."), ("--steps", "Steps to take [in units]."), ("--rate", "A rate"),
-                       ("--loud", "Shout."), ("--config", "TOML file")):
+    for flag, text in (
+        ("--out", "Where it goes."),
+        ("--steps", "Steps to take [in units]."),
+        ("--rate", "A rate"),
+        ("--loud", "Shout."),
+        ("--config", "TOML file"),
+    ):
         assert flag in r.stdout and text in r.stdout, flag
 
 
@@ -66,12 +71,15 @@ def test_file_then_flags_override_and_required_fields(tmp_path):
     assert r.exit_code == 2 and "--out is required" in r.stderr
 
 
-@pytest.mark.parametrize("text, message", [
-    ('out = "o"\nstepz = 1\n', "unknown setting 'stepz'"),
-    ('out = "o"\nsteps = "many"\n', "setting 'steps' must be int"),
-    ('out = "o"\nloud = 1\n', "setting 'loud' must be bool"),
-    ('out = "o\n', "not valid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('out = "o"\nstepz = 1\n', "unknown setting 'stepz'"),
+        ('out = "o"\nsteps = "many"\n', "setting 'steps' must be int"),
+        ('out = "o"\nloud = 1\n', "setting 'loud' must be bool"),
+        ('out = "o\n', "not valid TOML"),
+    ],
+)
 def test_bad_config_files_are_one_line_errors_naming_file_and_key(tmp_path, text, message):
     toy, _ = toy_app()
     f = tmp_path / "bad.toml"
@@ -99,8 +107,24 @@ def _data_and_sft_run(tmp_path):
     data.mkdir()
     for split, n, seed in (("train", 24, 0), ("dev", 4, 1)):
         (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(n, seed)))
-    r = runner.invoke(app, ["sft", "--data", str(data), "--output-dir", str(tmp_path / "sft"), "--max-steps", "1",
-                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "sft",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "sft"),
+            "--max-steps",
+            "1",
+            "--batch-size",
+            "4",
+            "--max-input-tokens",
+            "48",
+            "--dev-limit",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     return data
 
@@ -112,15 +136,28 @@ def test_rl_run_folder_config_loads_back_and_flags_win(tmp_path):
 
     data = _data_and_sft_run(tmp_path)
     toml = tmp_path / "rl.toml"
-    toml.write_text(f'policy = "{tmp_path / "sft"}"\noutput-dir = "{tmp_path / "rl1"}"\niterations = 1\n'
-                    f'batch_size = 2\nsamples_per_input = 2\ndev_limit = 1\nclip = 0.3\nent_coef = 0.01\n')
+    toml.write_text(
+        f'policy = "{tmp_path / "sft"}"\noutput-dir = "{tmp_path / "rl1"}"\niterations = 1\n'
+        f"batch_size = 2\nsamples_per_input = 2\ndev_limit = 1\nclip = 0.3\nent_coef = 0.01\n"
+    )
     with TestServer() as server:
         r = runner.invoke(app, ["rl", "--data", str(data), "--config", str(toml)] + llm_args(server, tmp_path))
         assert r.exit_code == 0, r.output
         first = json.loads((tmp_path / "rl1" / "config.json").read_text())
         assert (first["clip"], first["ent_coef"], first["iterations"], first["data"]) == (0.3, 0.01, 1, str(data))
-        r = runner.invoke(app, ["rl", "--config", str(tmp_path / "rl1" / "config.json"), "--output-dir",
-                                str(tmp_path / "rl2"), "--clip", "0.1"] + llm_args(server, tmp_path))
+        r = runner.invoke(
+            app,
+            [
+                "rl",
+                "--config",
+                str(tmp_path / "rl1" / "config.json"),
+                "--output-dir",
+                str(tmp_path / "rl2"),
+                "--clip",
+                "0.1",
+            ]
+            + llm_args(server, tmp_path),
+        )
         assert r.exit_code == 0, r.output
     second = json.loads((tmp_path / "rl2" / "config.json").read_text())
     assert second == {**first, "output_dir": str(tmp_path / "rl2"), "clip": 0.1}
@@ -136,13 +173,19 @@ def test_dsp_eval_takes_its_settings_from_a_config_file_and_flags_win(synth_dir,
 
     r = runner.invoke(app, ["eval", "--help"], env={"COLUMNS": "250"})
     flags = set(re.findall(r"--[a-z][a-z0-9-]*", r.stdout))
-    assert [f.name for f in dataclasses.fields(EvalConfig)
-            if f.name != "extra" and "--" + f.name.replace("_", "-") not in flags] == []
+    assert [
+        f.name
+        for f in dataclasses.fields(EvalConfig)
+        if f.name != "extra" and "--" + f.name.replace("_", "-") not in flags
+    ] == []
     toml = tmp_path / "eval.toml"
-    toml.write_text(f'output_dir = "{tmp_path / "ev"}"\nlimit = 3\nconditions = ["none", "oracle"]\ntfidf_split = "dev"\n')
+    toml.write_text(
+        f'output_dir = "{tmp_path / "ev"}"\nlimit = 3\nconditions = ["none", "oracle"]\ntfidf_split = "dev"\n'
+    )
     with TestServer() as server:
-        r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--config", str(toml), "--limit", "2"]
-                          + llm_args(server, tmp_path))
+        r = runner.invoke(
+            app, ["eval", "--data", str(synth_dir), "--config", str(toml), "--limit", "2"] + llm_args(server, tmp_path)
+        )
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["config"]["limit"] == 2 and summary["config"]["conditions"] == ["none", "oracle"]
@@ -157,18 +200,53 @@ def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
     data = _data_and_sft_run(tmp_path)
     key = "sk-run-config-SECRET-4242"
     with TestServer() as server:
-        r = runner.invoke(app, ["rl", "--data", str(data), "--policy", str(tmp_path / "sft"), "--output-dir",
-                                str(tmp_path / "rl1"), "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2",
-                                "--dev-limit", "1", "--base-url", server.base_url, "--model", "test-model",
-                                "--cache", str(tmp_path / "c.sqlite")], env={"OPENAI_API_KEY": key})
+        r = runner.invoke(
+            app,
+            [
+                "rl",
+                "--data",
+                str(data),
+                "--policy",
+                str(tmp_path / "sft"),
+                "--output-dir",
+                str(tmp_path / "rl1"),
+                "--iterations",
+                "1",
+                "--batch-size",
+                "2",
+                "--samples-per-input",
+                "2",
+                "--dev-limit",
+                "1",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "test-model",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+            env={"OPENAI_API_KEY": key},
+        )
         assert r.exit_code == 0, r.output
         text = (tmp_path / "rl1" / "config.json").read_text()
         saved = json.loads(text)
         assert (saved["base_url"], saved["model"]) == (server.base_url, "test-model") and key not in text
         sent = len(server.state.requests)
-        r = runner.invoke(app, ["rl", "--config", str(tmp_path / "rl1" / "config.json"), "--output-dir",
-                                str(tmp_path / "rl2"), "--seed", "1", "--cache", str(tmp_path / "c2.sqlite")],
-                          env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "", "OPENAI_MODEL": ""})
+        r = runner.invoke(
+            app,
+            [
+                "rl",
+                "--config",
+                str(tmp_path / "rl1" / "config.json"),
+                "--output-dir",
+                str(tmp_path / "rl2"),
+                "--seed",
+                "1",
+                "--cache",
+                str(tmp_path / "c2.sqlite"),
+            ],
+            env={"OPENAI_API_KEY": key, "OPENAI_BASE_URL": "", "OPENAI_MODEL": ""},
+        )
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) > sent  # the same server answered the repeat
     assert json.loads((tmp_path / "rl2" / "config.json").read_text())["base_url"] == server.base_url
@@ -189,16 +267,19 @@ def test_closed_choices_agree_with_what_they_choose_from():
     assert set(get_args(field_types(SFTConfig)["scratch_size"])) == set(SIZES)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"batch_size": 0}, "--batch-size must be positive, not 0"),
-    ({"clip": 1.0}, "--clip must be in (0, 1), not 1.0"),
-    ({"reset_prob": 1.5}, "--reset-prob must be in [0, 1], not 1.5"),
-    ({"kl_coef": -0.1}, "--kl-coef must be 0 or more, not -0.1"),
-    ({"policy_temperature": 0.0}, "--policy-temperature must be above 0, not 0.0"),
-    ({"lr_schedule": "cosine"}, "--lr-schedule must be one of linear, constant, not 'cosine'"),
-    ({"hint_vocab": "some"}, "--hint-vocab must be one of all, input, not 'some'"),
-    ({"algo": "grpo", "samples_per_input": 1}, "--algo grpo needs --samples-per-input 2 or more"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"batch_size": 0}, "--batch-size must be positive, not 0"),
+        ({"clip": 1.0}, "--clip must be in (0, 1), not 1.0"),
+        ({"reset_prob": 1.5}, "--reset-prob must be in [0, 1], not 1.5"),
+        ({"kl_coef": -0.1}, "--kl-coef must be 0 or more, not -0.1"),
+        ({"policy_temperature": 0.0}, "--policy-temperature must be above 0, not 0.0"),
+        ({"lr_schedule": "cosine"}, "--lr-schedule must be one of linear, constant, not 'cosine'"),
+        ({"hint_vocab": "some"}, "--hint-vocab must be one of all, input, not 'some'"),
+        ({"algo": "grpo", "samples_per_input": 1}, "--algo grpo needs --samples-per-input 2 or more"),
+    ],
+)
 def test_declared_checks_name_the_flag_in_one_line(change, message):
     from dsp.errors import DSPError
     from dsp.train.configs import RLConfig

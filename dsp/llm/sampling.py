@@ -14,8 +14,25 @@ from dsp.errors import DSPError
 
 # Request fields the client sets itself: a sampling field passed through (a task's [generation], --llm-param)
 # may not name one, or it would silently fight the setting that the command chose.
-OWN_FIELDS = frozenset({"model", "prompt", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
-                        "stop", "seed", "stream", "stream_options", "n", "sample_index", "extra_body", "extra_headers"})
+OWN_FIELDS = frozenset(
+    {
+        "model",
+        "prompt",
+        "messages",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "stream",
+        "stream_options",
+        "n",
+        "sample_index",
+        "extra_body",
+        "extra_headers",
+    }
+)
 
 
 def check_sampling_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
@@ -23,11 +40,15 @@ def check_sampling_fields(fields: dict[str, Any], where: str) -> dict[str, Any]:
     body: JSON values, none of the fields the client sets itself. Returns them; raises DSPError naming `where`."""
     for key, value in fields.items():
         if key in OWN_FIELDS:
-            raise DSPError(f"{where}: '{key}' is set by dsp itself (the task's generation settings or the command); "
-                           "it cannot be passed through as a sampling field")
+            raise DSPError(
+                f"{where}: '{key}' is set by dsp itself (the task's generation settings or the command); "
+                "it cannot be passed through as a sampling field"
+            )
         if not _is_json(value):
-            raise DSPError(f"{where}: '{key}' must be a JSON value (number, string, true/false, list or table), "
-                           f"not {type(value).__name__}")
+            raise DSPError(
+                f"{where}: '{key}' must be a JSON value (number, string, true/false, list or table), "
+                f"not {type(value).__name__}"
+            )
     return dict(fields)
 
 
@@ -61,5 +82,4 @@ def refused_field_note(status: int | None, detail: str, extra: dict[str, Any] | 
     named = [k for k in (extra or {}) if k in detail] if status == 400 else []
     if not named:
         return ""
-    return (f" (the server refuses the sampling field '{named[0]}': drop it from --llm-param or the task's "
-            "[generation])")
+    return f" (the server refuses the sampling field '{named[0]}': drop it from --llm-param or the task's [generation])"

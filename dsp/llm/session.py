@@ -35,7 +35,9 @@ def load_prices(path: str | Path, model: str | None) -> tuple[float, float]:
     return float(entry["input"]), float(entry["output"])
 
 
-def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callable[[AsyncLLMClient], Awaitable[Any]]) -> Any:
+def run_with_llm(
+    config: LLMConfig, cache_path: str | Path | None, work: Callable[[AsyncLLMClient], Awaitable[Any]]
+) -> Any:
     """Run `work(client)` with an open client. With no endpoint set, the client's backend is the embedded LLM,
     whose processes start on the first answer the cache does not hold (none for a fully cached run) and stop
     however we leave."""
@@ -49,8 +51,13 @@ def run_with_llm(config: LLMConfig, cache_path: str | Path | None, work: Callabl
             pool = stack.enter_context(embedded_pool(spec))
             # More calls in flight than slots only queue at the servers, but one queued per slot keeps each
             # process busy between answers.
-            config = replace(config, base_url="http://embedded.invalid/v1", model=MODEL_ALIAS,
-                             cache_namespace=spec.cache_namespace, concurrency=min(config.concurrency, 2 * spec.capacity))
+            config = replace(
+                config,
+                base_url="http://embedded.invalid/v1",
+                model=MODEL_ALIAS,
+                cache_namespace=spec.cache_namespace,
+                concurrency=min(config.concurrency, 2 * spec.capacity),
+            )
         else:
             config.check_remote()
 

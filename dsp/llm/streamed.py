@@ -91,5 +91,6 @@ class StreamedAnswer:
         return self.usage if self.usage is not None else (len(sent) // 4, len(self.text) // 4)
 
     def result(self, tokens: tuple[int, int]) -> LLMResult:
-        return LLMResult(text=self.text, prompt_tokens=tokens[0], completion_tokens=tokens[1],
-                         finish_reason=self.finish)
+        return LLMResult(
+            text=self.text, prompt_tokens=tokens[0], completion_tokens=tokens[1], finish_reason=self.finish
+        )

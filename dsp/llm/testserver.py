@@ -163,15 +163,35 @@ class _Handler(BaseHTTPRequestHandler):
     def _refused(self, state: ServerState, body: dict[str, Any]) -> bool:
         """Answer 400 to a field this server was told to refuse; False if it takes them all."""
         if state.reject_max_tokens and "max_tokens" in body:
-            self._send(400, json.dumps({"error": {
-                "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
-                           "Use 'max_completion_tokens' instead.",
-                "type": "invalid_request_error", "param": "max_tokens", "code": "unsupported_parameter"}}).encode())
+            self._send(
+                400,
+                json.dumps(
+                    {
+                        "error": {
+                            "message": "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                            "Use 'max_completion_tokens' instead.",
+                            "type": "invalid_request_error",
+                            "param": "max_tokens",
+                            "code": "unsupported_parameter",
+                        }
+                    }
+                ).encode(),
+            )
             return True
         if refused := [f for f in state.refuse_fields if f in body]:
-            self._send(400, json.dumps({"error": {
-                "message": f"Unrecognized request argument supplied: {refused[0]}",
-                "type": "invalid_request_error", "param": None, "code": None}}).encode())
+            self._send(
+                400,
+                json.dumps(
+                    {
+                        "error": {
+                            "message": f"Unrecognized request argument supplied: {refused[0]}",
+                            "type": "invalid_request_error",
+                            "param": None,
+                            "code": None,
+                        }
+                    }
+                ).encode(),
+            )
             return True
         return False
 
@@ -265,13 +285,22 @@ class TestServer:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, latency: float = 0.0, fault_rate: float = 0.0, fault_kinds: tuple[str, ...] = (), seed: int = 0,
-                 slow_seconds: float = 2.0, port: int = 0, keep_requests: bool = True):
+    def __init__(
+        self,
+        latency: float = 0.0,
+        fault_rate: float = 0.0,
+        fault_kinds: tuple[str, ...] = (),
+        seed: int = 0,
+        slow_seconds: float = 2.0,
+        port: int = 0,
+        keep_requests: bool = True,
+    ):
         unknown = set(fault_kinds) - set(FAULT_KINDS)
         if unknown:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; known: {FAULT_KINDS}")
-        self.state = ServerState(latency=latency, fault_rate=fault_rate, fault_kinds=fault_kinds, seed=seed,
-                                 slow_seconds=slow_seconds)
+        self.state = ServerState(
+            latency=latency, fault_rate=fault_rate, fault_kinds=fault_kinds, seed=seed, slow_seconds=slow_seconds
+        )
         self.keep_requests = keep_requests
         self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.state = self.state  # type: ignore[attr-defined]
@@ -296,8 +325,13 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m dsp.llm.testserver", description=main.__doc__)
     ap.add_argument("--latency", type=float, default=0.0, help="seconds each answer waits")
     ap.add_argument("--port", type=int, default=0, help="0 picks a free one")
-    ap.add_argument("--die-after", type=int, default=None, metavar="N",
-                    help="kill this process with --die-signal on completion N+1 (a stand-in for a crashing server)")
+    ap.add_argument(
+        "--die-after",
+        type=int,
+        default=None,
+        metavar="N",
+        help="kill this process with --die-signal on completion N+1 (a stand-in for a crashing server)",
+    )
     ap.add_argument("--die-signal", default="SIGILL", help="signal name for --die-after")
     args = ap.parse_args(argv)
     # a long benchmark would otherwise hold every request body in memory

@@ -150,5 +150,3 @@ class Usage:
         looked_up = self.answers + self.cache_hits + self.dedup_hits
         d["cache_hit_rate"] = (self.cache_hits + self.dedup_hits) / looked_up if looked_up else 0.0
         return d
-
-

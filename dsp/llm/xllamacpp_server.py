@@ -19,7 +19,7 @@ import signal
 import threading
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True, help="GGUF file")
     ap.add_argument("--alias", required=True, help="the model name the server reports")
@@ -27,22 +27,42 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--threads", type=int, required=True, help="CPU threads for generation and prompt processing")
     ap.add_argument("--parallel", type=int, default=2, help="slots: requests decoded together")
     ap.add_argument("--ctx", type=int, default=4096, help="context tokens per slot")
-    ap.add_argument("--repeat-penalty", type=float, default=1.0,
-                    help="default repetition penalty (1.0: none, llama.cpp's default; the window holds the prompt's "
-                         "tail too, so a penalty also pushes the answer away from the hint's words)")
-    ap.add_argument("--swa-full", action="store_true",
-                    help="full-size sliding-window KV cache, so a slot can reuse a prompt prefix on SWA models (Gemma 3)")
-    ap.add_argument("--no-cache-prompt", action="store_true",
-                    help="evaluate every prompt whole (no reuse of a slot's cached prefix): the same prompt then "
-                         "gives the same greedy answer whatever was sent before it")
-    ap.add_argument("--no-repack", action="store_true",
-                    help="keep the weights in the file's layout (llama.cpp's --no-repack); for benchmarks: it did not make "
-                         "two slots reproducible (BENCHMARKS.md)")
-    ap.add_argument("--poll", type=int, default=50,
-                    help="how hard idle worker threads poll for work, 0-100 (llama.cpp's default 50 spins; 0 sleeps, "
-                         "so a CPU job beside the server does not slow it many times over)")
-    args = ap.parse_args(argv)
+    ap.add_argument(
+        "--repeat-penalty",
+        type=float,
+        default=1.0,
+        help="default repetition penalty (1.0: none, llama.cpp's default; the window holds the prompt's "
+        "tail too, so a penalty also pushes the answer away from the hint's words)",
+    )
+    ap.add_argument(
+        "--swa-full",
+        action="store_true",
+        help="full-size sliding-window KV cache, so a slot can reuse a prompt prefix on SWA models (Gemma 3)",
+    )
+    ap.add_argument(
+        "--no-cache-prompt",
+        action="store_true",
+        help="evaluate every prompt whole (no reuse of a slot's cached prefix): the same prompt then "
+        "gives the same greedy answer whatever was sent before it",
+    )
+    ap.add_argument(
+        "--no-repack",
+        action="store_true",
+        help="keep the weights in the file's layout (llama.cpp's --no-repack); for benchmarks: it did not make "
+        "two slots reproducible (BENCHMARKS.md)",
+    )
+    ap.add_argument(
+        "--poll",
+        type=int,
+        default=50,
+        help="how hard idle worker threads poll for work, 0-100 (llama.cpp's default 50 spins; 0 sleeps, "
+        "so a CPU job beside the server does not slow it many times over)",
+    )
+    return ap
 
+
+def params(args: argparse.Namespace):
+    """llama.cpp's server settings from the flags."""
     import xllamacpp
 
     p = xllamacpp.CommonParams()
@@ -63,7 +83,13 @@ def main(argv: list[str] | None = None) -> None:
         p.cache_ram_mib = 0  # nor a prompt cache in host memory to restore a prefix from
     p.no_extra_bufts = args.no_repack
     p.warmup = False  # the parent checks the server with a real completion instead
+    return p
 
+
+def main(argv: list[str] | None = None) -> None:
+    import xllamacpp
+
+    p = params(parser().parse_args(argv))
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())

@@ -52,13 +52,15 @@ class TrainablePolicy(HintPolicy, Protocol):
         """Width of the state `action_logprobs` returns (a value head reads it)."""
         ...
 
-    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    def sample_actions(
+        self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
         """(actions (N, T), valid (N, T), generated (N, T), hints (N,)) for num_samples per input."""
         ...
 
-    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def action_logprobs(
+        self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(logprob (N, T), entropy (N, T), state (N, T, H)) of the given actions, with gradients."""
         ...
 
@@ -69,8 +71,7 @@ def write_marker(path: Path, kind: str, **extra) -> None:
 
 # `dsp sft`'s defaults (--policy-type auto: the extractive policy on the packaged all-MiniLM-L6-v2 offline,
 # Flan-T5 where the hub is reachable): what a user with no policy yet should run.
-TRAIN_ONE = ("train one with the defaults: `dsp sft --data DATA --output-dir runs/sft`, then pass "
-             "--policy runs/sft")
+TRAIN_ONE = "train one with the defaults: `dsp sft --data DATA --output-dir runs/sft`, then pass --policy runs/sft"
 _HUB_ID = re.compile(r"^(?![.-])[\w.-]{1,96}(?<![.-])(/(?![.-])[\w.-]{1,96}(?<![.-]))?$")
 
 

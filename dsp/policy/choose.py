@@ -66,16 +66,32 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def new_policy(policy_type: str, policy: str | None, *, train_texts: Sequence[str] = (), scratch_size: str = "tiny",
-               max_input_tokens: int | None = None, max_hint_tokens: int = 48, separator: str = "; ",
-               hint_words: int | None = None, device: str = "cpu"):
+def new_policy(
+    policy_type: str,
+    policy: str | None,
+    *,
+    train_texts: Sequence[str] = (),
+    scratch_size: str = "tiny",
+    max_input_tokens: int | None = None,
+    max_hint_tokens: int = 48,
+    separator: str = "; ",
+    hint_words: int | None = None,
+    device: str = "cpu",
+):
     """A fresh policy to fine-tune."""
     if policy_type == "extractive":
         from dsp.policy.extractive import ExtractivePolicy
 
-        return ExtractivePolicy.from_encoder(policy, max_input_tokens=max_input_tokens or 512,
-                                             separator=separator, hint_words=hint_words or 12, device=device)
-    kw = dict(max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens, separator=separator, device=device)
+        return ExtractivePolicy.from_encoder(
+            policy,
+            max_input_tokens=max_input_tokens or 512,
+            separator=separator,
+            hint_words=hint_words or 12,
+            device=device,
+        )
+    kw = dict(
+        max_input_tokens=max_input_tokens or 256, max_hint_tokens=max_hint_tokens, separator=separator, device=device
+    )
     if policy == "scratch":
         from dsp.policy.scratch import build_scratch_policy
 

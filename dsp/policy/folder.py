@@ -13,8 +13,11 @@ from dsp.errors import DSPError
 MARKER = "dsp_policy.json"  # written beside the weights: which class loads this folder
 RUN_COMMANDS = ("sft", "rl", "distill")
 # the files each kind's save writes (model weights: model.safetensors, or its shards' index)
-NEEDS = {"extractive": ("config.json", "tokenizer.json", "head.safetensors"), "seq2seq": ("config.json",),
-         "tfidf": ("tfidf.json",)}
+NEEDS = {
+    "extractive": ("config.json", "tokenizer.json", "head.safetensors"),
+    "seq2seq": ("config.json",),
+    "tfidf": ("tfidf.json",),
+}
 AGAIN = "the folder is damaged or half-written: save or train the policy again"
 
 
@@ -63,7 +66,9 @@ def _run_command(path: Path) -> str | None:
 def _finished_policy(run: Path, command: str) -> Path:
     if (run / "policy").is_dir():
         return run / "policy"
-    checkpoint = next((run / c / "policy" for c in ("checkpoint", "checkpoint.old") if (run / c / "policy").is_dir()), None)
+    checkpoint = next(
+        (run / c / "policy" for c in ("checkpoint", "checkpoint.old") if (run / c / "policy").is_dir()), None
+    )
     use = f", or use its checkpoint: --policy {checkpoint}" if checkpoint else ""
     raise DSPError(f"{run}: no policy/: training did not finish: resume it with `dsp {command} --resume`{use}")
 
@@ -73,13 +78,17 @@ def _check_plain_model(path: Path) -> None:
     try:
         config = json.loads((path / "config.json").read_text(encoding="utf-8"))
     except OSError:
-        raise DSPError(f"{path}: not a policy folder (no {MARKER} or config.json); pass a `dsp sft` run folder") from None
+        raise DSPError(
+            f"{path}: not a policy folder (no {MARKER} or config.json); pass a `dsp sft` run folder"
+        ) from None
     except ValueError as e:
         raise DSPError(f"{path}: config.json is damaged (not valid JSON: {e})") from None
     if not (isinstance(config, dict) and config.get("is_encoder_decoder")):
         kind = config.get("model_type", "?") if isinstance(config, dict) else "?"
-        raise DSPError(f"{path}: no {MARKER} (which says how to load a dsp policy), and config.json is not a seq2seq "
-                       f"model ('{kind}'); {AGAIN}")
+        raise DSPError(
+            f"{path}: no {MARKER} (which says how to load a dsp policy), and config.json is not a seq2seq "
+            f"model ('{kind}'); {AGAIN}"
+        )
 
 
 def _weight_files(path: Path) -> list[Path]:

@@ -29,9 +29,13 @@ def kept_token_ids(tokenizer, texts: Sequence[str], batch_size: int = 256) -> li
         raise DSPError(f"--prune-vocab supports WordPiece (BERT-style) tokenizers, not {model.get('type')}")
     prefix = model.get("continuing_subword_prefix", "##")
     keep = set(tokenizer.all_special_ids)
-    keep.update(i for t, i in model["vocab"].items() if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1))
+    keep.update(
+        i for t, i in model["vocab"].items() if len(t) == 1 or (t.startswith(prefix) and len(t) == len(prefix) + 1)
+    )
     for start in range(0, len(texts), batch_size):
-        for ids in tokenizer(list(texts[start : start + batch_size]), add_special_tokens=False, verbose=False)["input_ids"]:
+        for ids in tokenizer(list(texts[start : start + batch_size]), add_special_tokens=False, verbose=False)[
+            "input_ids"
+        ]:
             keep.update(ids)
     return sorted(keep)
 
@@ -50,10 +54,14 @@ def _pruned_tokenizer(tokenizer, kept: list[int]) -> PreTrainedTokenizerFast:
         for key in ("cls", "sep"):  # BertProcessing spells them [token, id]
             if isinstance(processor.get(key), list):
                 processor[key][1] = remap[processor[key][1]]
-    specials = {k: getattr(tokenizer, k) for k in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-                if getattr(tokenizer, k, None) is not None}
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(blob)),
-                                   model_max_length=tokenizer.model_max_length, **specials)
+    specials = {
+        k: getattr(tokenizer, k)
+        for k in ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+        if getattr(tokenizer, k, None) is not None
+    }
+    return PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(blob)), model_max_length=tokenizer.model_max_length, **specials
+    )
 
 
 def prune_vocab(policy, texts: Sequence[str]) -> tuple[int, int]:

@@ -45,8 +45,9 @@ class Seq2SeqPolicy:
         # The task's phrase separator stays writable under hint_vocab "input" (it need not occur in the
         # input). A whitespace separator needs no token of its own: the phrases' tokens carry the spaces.
         self.separator = separator
-        self.separator_ids: list[int] = (self.tokenizer(separator.strip(), add_special_tokens=False)["input_ids"]
-                                         if separator.strip() else [])
+        self.separator_ids: list[int] = (
+            self.tokenizer(separator.strip(), add_special_tokens=False)["input_ids"] if separator.strip() else []
+        )
         self.device = device
         # RL's sampling temperature: it divides the logits both when sampling and when taking
         # log-probabilities, so PPO's ratios stay exact. Greedy decoding ignores it; it is not saved.
@@ -65,9 +66,15 @@ class Seq2SeqPolicy:
             if not Path(name_or_path).expanduser().exists():
                 # not a folder, so it was looked up on the hub; the hub library's own text says little here
                 offline = os.environ.get("HF_HUB_OFFLINE") or "connect" in str(e)
-                raise no_policy_at(name_or_path, "no such folder, and " + (
-                    "the Hugging Face hub is not reachable to look it up as a model name" if offline
-                    else "no Hugging Face model by that name")) from None
+                raise no_policy_at(
+                    name_or_path,
+                    "no such folder, and "
+                    + (
+                        "the Hugging Face hub is not reachable to look it up as a model name"
+                        if offline
+                        else "no Hugging Face model by that name"
+                    ),
+                ) from None
             first = str(e).splitlines()[0]
             raise DSPError(f"could not load policy '{name_or_path}' ({first}); {TRAIN_ONE}") from None
         return cls(model, tokenizer, device=device, **kw)
@@ -77,7 +84,9 @@ class Seq2SeqPolicy:
         if not self._warned_truncation:
             lengths = [len(ids) for ids in self.tokenizer(list(inputs), truncation=False, verbose=False)["input_ids"]]
             if max(lengths, default=0) > self.max_input_tokens:
-                log.warning("some inputs are longer than %d tokens and are cut to fit the policy", self.max_input_tokens)
+                log.warning(
+                    "some inputs are longer than %d tokens and are cut to fit the policy", self.max_input_tokens
+                )
                 self._warned_truncation = True
         batch = self.tokenizer(
             list(inputs), truncation=True, max_length=self.max_input_tokens, padding=True, return_tensors="pt"
@@ -137,11 +146,20 @@ class Seq2SeqPolicy:
         return allowed
 
     def _texts(self, actions: torch.Tensor, valid: torch.Tensor) -> list[str]:
-        return [h.strip() for h in self.tokenizer.batch_decode(torch.where(valid, actions, self.tokenizer.pad_token_id),
-                                                               skip_special_tokens=True)]
+        return [
+            h.strip()
+            for h in self.tokenizer.batch_decode(
+                torch.where(valid, actions, self.tokenizer.pad_token_id), skip_special_tokens=True
+            )
+        ]
 
-    def _decode(self, batch: dict[str, torch.Tensor], k: int, greedy: bool = False,
-                prefixes: Sequence[Sequence[int] | None] | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _decode(
+        self,
+        batch: dict[str, torch.Tensor],
+        k: int,
+        greedy: bool = False,
+        prefixes: Sequence[Sequence[int] | None] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Our own decoding loop: k samples per input (or greedy), optionally forced to start with a prefix.
 
         Returns actions (N, T), valid (N, T) (up to and including end-of-sequence) and
@@ -159,13 +177,22 @@ class Seq2SeqPolicy:
         # transformers 5.x renamed past_key_values to cache (the old name warns); take what forward accepts
         cache_arg = "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
         for t in range(self.max_hint_tokens):
-            out = self.model(encoder_outputs=encoder_outputs, attention_mask=attn, decoder_input_ids=dec[:, -1:],
-                             use_cache=True, **{cache_arg: past})
+            out = self.model(
+                encoder_outputs=encoder_outputs,
+                attention_mask=attn,
+                decoder_input_ids=dec[:, -1:],
+                use_cache=True,
+                **{cache_arg: past},
+            )
             past = out.get(cache_arg)
             logits = out.logits[:, -1].float()  # (N, V)
             if allowed is not None:
                 logits = logits.masked_fill(~allowed, float("-inf"))
-            tok = logits.argmax(-1) if greedy else torch.multinomial((logits / self.temperature).softmax(-1), 1).squeeze(1)
+            tok = (
+                logits.argmax(-1)
+                if greedy
+                else torch.multinomial((logits / self.temperature).softmax(-1), 1).squeeze(1)
+            )
             is_forced = torch.zeros(n, dtype=torch.bool, device=self.device)
             if prefixes is not None:
                 for row, prefix in enumerate(prefixes):
@@ -185,8 +212,9 @@ class Seq2SeqPolicy:
         return actions, valid, generated
 
     @torch.no_grad()
-    def sample_actions(self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
-                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
+    def sample_actions(
+        self, inputs: Sequence[str], num_samples: int, reset_hints: Sequence[str | None] | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[str]]:
         """`num_samples` sampled hints per input (input-major): actions, valid, generated (N, T), texts.
 
         `reset_hints` (one per rollout row, or None) starts a row from that hint's tokens, which
@@ -195,18 +223,24 @@ class Seq2SeqPolicy:
         batch = self.encode_inputs(inputs)
         prefixes = None
         if reset_hints is not None:
-            prefixes = [None if h is None else self.tokenizer(h, add_special_tokens=False)["input_ids"][: self.max_hint_tokens - 1]
-                        for h in reset_hints]
+            prefixes = [
+                None
+                if h is None
+                else self.tokenizer(h, add_special_tokens=False)["input_ids"][: self.max_hint_tokens - 1]
+                for h in reset_hints
+            ]
         actions, valid, generated = self._decode(batch, num_samples, prefixes=prefixes)
         return actions, valid, generated, self._texts(actions, valid)
 
-    def action_logprobs(self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def action_logprobs(
+        self, inputs: Sequence[str], actions: torch.Tensor, valid: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per-token log-probabilities and entropies (N, T) by teacher forcing, and decoder states (N, T, H)."""
         batch = self.encode_inputs(inputs)
         actions = actions.to(self.device)
-        start = torch.full((actions.shape[0], 1), self.model.config.decoder_start_token_id, dtype=torch.long,
-                           device=self.device)
+        start = torch.full(
+            (actions.shape[0], 1), self.model.config.decoder_start_token_id, dtype=torch.long, device=self.device
+        )
         dec = torch.cat([start, actions[:, :-1]], 1)  # (N, T): the decoder is causal, so padding after EOS is harmless
         out = self.model(**batch, decoder_input_ids=dec, output_hidden_states=True)
         logits = out.logits.float() / self.temperature  # (N, T, V)
@@ -224,8 +258,14 @@ class Seq2SeqPolicy:
         path.mkdir(parents=True, exist_ok=True)
         self.model.save_pretrained(path)  # safetensors
         self.tokenizer.save_pretrained(path)
-        write_marker(path, self.kind, max_input_tokens=self.max_input_tokens, max_hint_tokens=self.max_hint_tokens,
-                     hint_vocab=self.hint_vocab, separator=self.separator)
+        write_marker(
+            path,
+            self.kind,
+            max_input_tokens=self.max_input_tokens,
+            max_hint_tokens=self.max_hint_tokens,
+            hint_vocab=self.hint_vocab,
+            separator=self.separator,
+        )
 
     def parameters(self):
         return self.model.parameters()

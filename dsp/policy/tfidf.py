@@ -26,7 +26,9 @@ class TfidfPolicy:
 
     kind = "tfidf"
 
-    def __init__(self, idf: dict[str, float], default_idf: float, k: int = 10, lead_sentences: int = 3, separator: str = "; "):
+    def __init__(
+        self, idf: dict[str, float], default_idf: float, k: int = 10, lead_sentences: int = 3, separator: str = "; "
+    ):
         self.idf, self.default_idf = idf, default_idf
         self.k, self.lead_sentences, self.separator = k, lead_sentences, separator
 
@@ -56,8 +58,16 @@ class TfidfPolicy:
     def save(self, path: str | Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path / "tfidf.json", {"idf": self.idf, "default_idf": self.default_idf, "k": self.k,
-                                                 "lead_sentences": self.lead_sentences, "separator": self.separator})
+        write_json_atomic(
+            path / "tfidf.json",
+            {
+                "idf": self.idf,
+                "default_idf": self.default_idf,
+                "k": self.k,
+                "lead_sentences": self.lead_sentences,
+                "separator": self.separator,
+            },
+        )
         write_marker(path, self.kind)
 
     @classmethod

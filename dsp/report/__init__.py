@@ -31,7 +31,9 @@ def write_report(paths: Sequence[str | Path], output: str | Path | None = None) 
     if len({p.resolve() for p in paths}) < len(paths):
         raise DSPError("a run folder is named twice; name each once")
     if "rl" in kinds and len(paths) > 1:
-        raise DSPError(f"{paths[kinds.index('rl')]} is a dsp rl folder: an RL run is reported alone (compare eval folders)")
+        raise DSPError(
+            f"{paths[kinds.index('rl')]} is a dsp rl folder: an RL run is reported alone (compare eval folders)"
+        )
     html = _rl_html(paths[0]) if kinds[0] == "rl" else _eval_html(paths)
     out = Path(output) if output is not None else paths[0] / REPORT if len(paths) == 1 else Path(COMPARISON)
     if out.is_dir():

@@ -42,7 +42,9 @@ def _figure(width: float, height: float):
     return fig, fig.subplots()
 
 
-def pair_chart(rows: Sequence[tuple[str, float, float]], metric: str, name: str = "paired-differences") -> Markup | None:
+def pair_chart(
+    rows: Sequence[tuple[str, float, float]], metric: str, name: str = "paired-differences"
+) -> Markup | None:
     """One row per pair: (label, mean difference, half-width of its 95% CI), a line at zero."""
     rows = [r for r in rows if not math.isnan(r[1])]
     if not rows:
@@ -89,8 +91,11 @@ def example_chart(diffs: Sequence[tuple[int, float]], label: str, metric: str, n
     return to_svg(fig, name)
 
 
-def curves_chart(panels: Sequence[tuple[str, Sequence[tuple[int, float]]]], stacked: dict[str, Sequence[tuple[int, float]]],
-                 name: str = "curves") -> Markup | None:
+def curves_chart(
+    panels: Sequence[tuple[str, Sequence[tuple[int, float]]]],
+    stacked: dict[str, Sequence[tuple[int, float]]],
+    name: str = "curves",
+) -> Markup | None:
     """Small panels of (step, value) curves, and one of the time split (seconds per iteration, stacked)."""
     count = len(panels) + bool(stacked)
     if not count:
@@ -102,8 +107,13 @@ def curves_chart(panels: Sequence[tuple[str, Sequence[tuple[int, float]]]], stac
     fig = Figure(figsize=(3.4 * cols, 2.5 * rows), layout="constrained")
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
     for ax, (title, points) in zip(axes, panels):
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o" if len(points) < 30 else None,
-                markersize=3, color="#264653")
+        ax.plot(
+            [p[0] for p in points],
+            [p[1] for p in points],
+            marker="o" if len(points) < 30 else None,
+            markersize=3,
+            color="#264653",
+        )
         ax.set_title(title, fontsize=9)
     if stacked:
         ax = axes[len(panels)]

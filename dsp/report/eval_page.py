@@ -182,8 +182,11 @@ def _cards(runs: list[EvalRun], columns: list[Column]) -> list[Card]:
         first = next((r for r in rows if r is not None and "input" in r), {})
         cells = [_cell(col, rows[col.run], metric) for col in columns]
         hints = {cell.column.key: hint_words(cell.hint) for cell in cells if cell.column.hinted and cell.hint}
-        cards.append(Card(index, id_, segments(first.get("input", ""), hints), segments(first.get("reference", ""), hints),
-                          cells))
+        cards.append(
+            Card(
+                index, id_, segments(first.get("input", ""), hints), segments(first.get("reference", ""), hints), cells
+            )
+        )
     return cards
 
 
@@ -272,12 +275,26 @@ def build_eval_page(runs: list[EvalRun]) -> EvalPage:
     pairs = _run_pairs(runs[0], columns, cards) if len(runs) == 1 else _cross_pairs(runs, columns, cards)
     default = _default_pair(pairs)
     metric = runs[0].metric
-    for p in ([default] if default and len(pairs) > MAX_EXAMPLE_CHARTS else pairs):
+    for p in [default] if default and len(pairs) > MAX_EXAMPLE_CHARTS else pairs:
         p.chart = charts.example_chart(list(p.diffs.items()), p.label, metric, f"examples-{p.key}")
     pair_chart = charts.pair_chart([(p.label, p.mean, p.ci) for p in pairs], metric)
     highlight = default.a.key if default and default.a.hinted else next((c.key for c in columns if c.hinted), "")
     task = runs[0].task or "task not recorded"
-    title = (f"dsp eval · {task} · {labels[0]}" if len(runs) == 1
-             else f"dsp eval comparison · {task} · {' vs '.join(labels)}")
-    return EvalPage(title, metric, [_run_view(r, lab) for r, lab in zip(runs, labels)], columns, pairs, default,
-                    highlight, cards, _lacking(runs, labels, cards), pair_chart, len(cards) > COLLAPSE_AFTER)
+    title = (
+        f"dsp eval · {task} · {labels[0]}"
+        if len(runs) == 1
+        else f"dsp eval comparison · {task} · {' vs '.join(labels)}"
+    )
+    return EvalPage(
+        title,
+        metric,
+        [_run_view(r, lab) for r, lab in zip(runs, labels)],
+        columns,
+        pairs,
+        default,
+        highlight,
+        cards,
+        _lacking(runs, labels, cards),
+        pair_chart,
+        len(cards) > COLLAPSE_AFTER,
+    )

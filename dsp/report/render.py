@@ -22,8 +22,13 @@ def fmt(value: Any, digits: int = 2, sign: bool = False) -> str:
 def environment():
     from jinja2 import Environment, PackageLoader, StrictUndefined
 
-    env = Environment(loader=PackageLoader("dsp.report", "templates"), autoescape=True, undefined=StrictUndefined,
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=PackageLoader("dsp.report", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters["fmt"] = fmt
     return env
 
@@ -43,5 +48,8 @@ def render(template: str, **context: Any) -> str:
     from dsp import __version__
 
     script, script_hash = _script()
-    return environment().get_template(template).render(script=script, script_hash=script_hash, version=__version__,
-                                                       **context)
+    return (
+        environment()
+        .get_template(template)
+        .render(script=script, script_hash=script_hash, version=__version__, **context)
+    )

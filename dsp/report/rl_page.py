@@ -14,9 +14,14 @@ from dsp.report import charts
 from dsp.report.highlight import Segment, hint_words, segments
 from dsp.report.runs import RLRun
 
-CURVES = (("charts/reward", "reward (batch mean)"), ("val/", "dev score (greedy hints)"),
-          ("objective/kl", "KL to the start policy (nats)"), ("objective/entropy", "entropy"),
-          ("charts/llm_calls", "LLM calls (whole run)"), ("charts/cache_hit_rate", "LLM cache hit rate"))
+CURVES = (
+    ("charts/reward", "reward (batch mean)"),
+    ("val/", "dev score (greedy hints)"),
+    ("objective/kl", "KL to the start policy (nats)"),
+    ("objective/entropy", "entropy"),
+    ("charts/llm_calls", "LLM calls (whole run)"),
+    ("charts/cache_hit_rate", "LLM cache hit rate"),
+)
 DEV_HINTS = "dev/hints"
 
 
@@ -84,7 +89,9 @@ def _trails(run: RLRun, vk: str | None) -> list[Trail]:
                 h = shown[article["id"]]
                 hint = h.get("hint") or ""
                 marks = segments(hint, {"ref": hint_words(ref)})
-                evals.append(Evaluation(row["step"], _number(row.get(vk)) if vk else None, _number(h.get("score")), marks))
+                evals.append(
+                    Evaluation(row["step"], _number(row.get(vk)) if vk else None, _number(h.get("score")), marks)
+                )
         trails.append(Trail(article["id"], article.get("input", ""), ref, evals))
     return trails
 
@@ -94,17 +101,31 @@ def _state(run: RLRun) -> list[tuple[str, Any]]:
     r = run.result
     state: list[tuple[str, Any]] = [
         ("iterations", f"{max(steps, default=0)} of {run.config.get('iterations', '?')}"),
-        ("status", "finished" if r and not r.get("stopped") else f"stopped: {r['stopped']}" if r
-         else "running, or ended before writing result.json"),
-        ("algorithm", run.config.get("algo")), ("start policy", run.config.get("policy")), ("data", run.config.get("data")),
-        ("folder", run.path)]
+        (
+            "status",
+            "finished"
+            if r and not r.get("stopped")
+            else f"stopped: {r['stopped']}"
+            if r
+            else "running, or ended before writing result.json",
+        ),
+        ("algorithm", run.config.get("algo")),
+        ("start policy", run.config.get("policy")),
+        ("data", run.config.get("data")),
+        ("folder", run.path),
+    ]
     if r:
         state.append(("seconds", r.get("seconds")))
         llm = r.get("llm") or {}
         if llm:
-            state.append(("LLM", f"{llm.get('requests', 0)} requests, {llm.get('cache_hits', 0)} cache hits, "
-                                 f"{llm.get('prompt_tokens', 0)} / {llm.get('completion_tokens', 0)} tokens in / out"
-                                 + (f", USD {llm['cost']:.4f}" if llm.get("cost") else "")))
+            state.append(
+                (
+                    "LLM",
+                    f"{llm.get('requests', 0)} requests, {llm.get('cache_hits', 0)} cache hits, "
+                    f"{llm.get('prompt_tokens', 0)} / {llm.get('completion_tokens', 0)} tokens in / out"
+                    + (f", USD {llm['cost']:.4f}" if llm.get("cost") else ""),
+                )
+            )
     return state
 
 

@@ -61,8 +61,9 @@ def run_kind(path: Path) -> str:
         if command == "rl":
             return "rl"
         raise DSPError(f"{path}: a `dsp {command}` run folder; reports are made of dsp eval and dsp rl run folders")
-    raise DSPError(f"{path}: not a run folder of dsp eval (summary.json and examples.jsonl) "
-                   "or dsp rl (config.json and log.jsonl)")
+    raise DSPError(
+        f"{path}: not a run folder of dsp eval (summary.json and examples.jsonl) or dsp rl (config.json and log.jsonl)"
+    )
 
 
 @dataclass
@@ -152,9 +153,14 @@ def _fill_missing_inputs(run: EvalRun) -> None:
         if not data or not Path(data).exists():
             raise DSPError("not a local file or folder")
         task = load_task(s.get("task") or None).task
-        examples = load_examples(data, split=s.get("split", "dev"), limit=cfg.get("limit"),
-                                 input_field=cfg.get("input_field", "article"),
-                                 target_field=cfg.get("target_field", "highlights"), config_name=cfg.get("data_config"))
+        examples = load_examples(
+            data,
+            split=s.get("split", "dev"),
+            limit=cfg.get("limit"),
+            input_field=cfg.get("input_field", "article"),
+            target_field=cfg.get("target_field", "highlights"),
+            config_name=cfg.get("data_config"),
+        )
     except DSPError as e:
         run.note = f"the inputs are not recorded in this run folder, and its data {data} could not be read ({e})"
         return
@@ -170,8 +176,9 @@ def check_comparable(runs: list[EvalRun]) -> None:
     first = runs[0]
     for run in runs[1:]:
         if run.task != first.task:
-            raise DSPError(f"{run.path} is an eval of task '{run.task}', {first.path} of '{first.task}': "
-                           "compare evals of one task")
+            raise DSPError(
+                f"{run.path} is an eval of task '{run.task}', {first.path} of '{first.task}': compare evals of one task"
+            )
         if run.metric != first.metric:
             raise DSPError(f"{run.path} scores {run.metric}, {first.path} {first.metric}: compare evals of one metric")
         if not {r["id"] for r in run.rows} & {r["id"] for r in first.rows}:
@@ -198,6 +205,8 @@ def read_rl_run(path: Path) -> RLRun:
         log.append(row)
     result = read_json(path / "result.json") if (path / "result.json").is_file() else None
     articles = read_json(path / DEV_ARTICLES) if (path / DEV_ARTICLES).is_file() else []
-    if not isinstance(articles, list) or not all(isinstance(a, dict) and isinstance(a.get("id"), str) for a in articles):
+    if not isinstance(articles, list) or not all(
+        isinstance(a, dict) and isinstance(a.get("id"), str) for a in articles
+    ):
         raise InputError(path / DEV_ARTICLES, None, "id", "expected a list of articles, each with a string id")
     return RLRun(path, config, log, result if isinstance(result, dict) else None, articles)

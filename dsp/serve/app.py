@@ -87,8 +87,14 @@ class ChatBody(Sampling):
 
 
 class OpenAIError(Exception):
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", code: str | None = None,
-                 param: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.message, self.type, self.code, self.param = status, message, type, code, param
 
@@ -97,8 +103,9 @@ class OpenAIError(Exception):
         return JSONResponse(body, status_code=self.status)
 
 
-def build_app(batcher: HintBatcher, client: AsyncLLMClient, task: Task, options: ServeOptions,
-              log: IO[str] | None = None) -> FastAPI:
+def build_app(
+    batcher: HintBatcher, client: AsyncLLMClient, task: Task, options: ServeOptions, log: IO[str] | None = None
+) -> FastAPI:
     """The app: its routes and error handlers; each request's work is `Handler`'s. Everything it uses is passed
     in (nothing global), so tests and benchmarks build their own.
 
@@ -178,8 +185,12 @@ class Exchange:
 
     def info(self, upstream_s: float, **extra: Any) -> dict[str, Any]:
         """The `dsp` field of an answer: the hint and where the time went."""
-        return {"hint": self.hint, "hint_ms": round(self.hint_s * 1000, 3), "upstream_ms": round(upstream_s * 1000, 3),
-                **extra}
+        return {
+            "hint": self.hint,
+            "hint_ms": round(self.hint_s * 1000, 3),
+            "upstream_ms": round(upstream_s * 1000, 3),
+            **extra,
+        }
 
 
 class Handler:
@@ -187,8 +198,15 @@ class Handler:
     `stream` it, and `write_log`. Holds what every request shares: the batcher, the LLM client, the task, the
     options, the metrics and the log."""
 
-    def __init__(self, batcher: HintBatcher, client: AsyncLLMClient, task: Task, options: ServeOptions,
-                 metrics: ServerMetrics, log: IO[str] | None):
+    def __init__(
+        self,
+        batcher: HintBatcher,
+        client: AsyncLLMClient,
+        task: Task,
+        options: ServeOptions,
+        metrics: ServerMetrics,
+        log: IO[str] | None,
+    ):
         self.batcher, self.client, self.task, self.options = batcher, client, task, options
         self.metrics, self.log = metrics, log
 
@@ -198,16 +216,20 @@ class Handler:
         header = request.headers.get("authorization", "")
         given = header[7:] if header[:7].lower() == "bearer " else ""
         if not hmac.compare_digest(given.encode(), self.options.token.encode()):
-            raise OpenAIError(401, "missing or wrong bearer token (Authorization: Bearer <DSP_SERVE_TOKEN>)",
-                              code="invalid_api_key")
+            raise OpenAIError(
+                401, "missing or wrong bearer token (Authorization: Bearer <DSP_SERVE_TOKEN>)", code="invalid_api_key"
+            )
 
     async def answer(self, path: str, body: Sampling, kind: str, text: str, chat: tuple | None) -> Response:
         x = Exchange(path, kind, text, time.perf_counter())
         own_template = self.check(body, x, text)
         await self.hint(x)
         req = self.upstream_request(body, x, text, own_template, chat)
-        x.ids = {"id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-dsp-{uuid.uuid4().hex[:24]}",
-                 "created": int(time.time()), "model": self.options.model}
+        x.ids = {
+            "id": f"{'chatcmpl' if kind == 'chat' else 'cmpl'}-dsp-{uuid.uuid4().hex[:24]}",
+            "created": int(time.time()),
+            "model": self.options.model,
+        }
         headers = {HINT_HEADER: quote(x.hint, safe=" ;,")}
         if body.stream:
             return StreamingResponse(await self.stream(x, req), headers=headers, media_type="text/event-stream")
@@ -218,8 +240,12 @@ class Handler:
         `x.raw` becomes its dsp.input)."""
         options = self.options
         if body.model != options.model:
-            raise OpenAIError(400, f"unknown model '{body.model}': this server serves '{options.model}'",
-                              param="model", code="model_not_found")
+            raise OpenAIError(
+                400,
+                f"unknown model '{body.model}': this server serves '{options.model}'",
+                param="model",
+                code="model_not_found",
+            )
         # With dsp.input, the request's text is the app's own template and dsp.input the raw input.
         own_template = body.dsp is not None and body.dsp.input is not None
         if own_template:
@@ -227,11 +253,16 @@ class Handler:
         if not x.raw.strip():
             raise OpenAIError(400, "the input is empty", param="dsp.input" if own_template else x.text_param)
         if len(x.raw) > options.max_input_chars or len(text) > options.max_input_chars:
-            raise OpenAIError(400, f"the input is longer than this server's limit of {options.max_input_chars} "
-                                   "characters (--max-input-chars)", param=x.text_param)
+            raise OpenAIError(
+                400,
+                f"the input is longer than this server's limit of {options.max_input_chars} "
+                "characters (--max-input-chars)",
+                param=x.text_param,
+            )
         if own_template and "{hint}" not in text:
-            raise OpenAIError(400, "with dsp.input the prompt is your template and needs a {hint} slot",
-                              param=x.text_param)
+            raise OpenAIError(
+                400, "with dsp.input the prompt is your template and needs a {hint} slot", param=x.text_param
+            )
         return own_template
 
     async def hint(self, x: Exchange) -> None:
@@ -242,14 +273,18 @@ class Handler:
         x.hint_s = time.perf_counter() - x.start
         self.metrics.hint_seconds.observe(x.hint_s)
 
-    def upstream_request(self, body: Sampling, x: Exchange, text: str, own_template: bool,
-                         chat: tuple | None) -> LLMRequest:
+    def upstream_request(
+        self, body: Sampling, x: Exchange, text: str, own_template: bool, chat: tuple | None
+    ) -> LLMRequest:
         """The LLM call: the task's prompt (or the request's template) with the hint, the request's sampling."""
         task = self.task
         if own_template:
             prompt, stop = text.replace("{hint}", x.hint), ()
         else:
-            prompt, stop = task.prompt(Example(id="request", input=x.raw, target=""), x.hint, self.options.shots), task.stop
+            prompt, stop = (
+                task.prompt(Example(id="request", input=x.raw, target=""), x.hint, self.options.shots),
+                task.stop,
+            )
         if body.stop:
             stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop)
         messages = None
@@ -257,9 +292,16 @@ class Handler:
             msgs, last = chat
             messages = tuple((m.role, prompt if i == last else m.text()) for i, m in enumerate(msgs))
         max_tokens = getattr(body, "max_completion_tokens", None) or body.max_tokens or task.max_tokens
-        return LLMRequest(prompt=None if messages else prompt, messages=messages, max_tokens=max_tokens,
-                          temperature=body.temperature, top_p=body.top_p, stop=stop, seed=body.seed,
-                          extra=tuple(sorted(task.sampling.items())))
+        return LLMRequest(
+            prompt=None if messages else prompt,
+            messages=messages,
+            max_tokens=max_tokens,
+            temperature=body.temperature,
+            top_p=body.top_p,
+            stop=stop,
+            seed=body.seed,
+            extra=tuple(sorted(task.sampling.items())),
+        )
 
     async def complete(self, x: Exchange, req: LLMRequest) -> dict[str, Any]:
         """The whole answer, in OpenAI's completion shape plus the `dsp` field."""
@@ -272,12 +314,20 @@ class Handler:
             choice["message"] = {"role": "assistant", "content": result.text}
         else:
             choice["text"] = result.text
-        usage = {"prompt_tokens": result.prompt_tokens, "completion_tokens": result.completion_tokens,
-                 "total_tokens": result.prompt_tokens + result.completion_tokens}
+        usage = {
+            "prompt_tokens": result.prompt_tokens,
+            "completion_tokens": result.completion_tokens,
+            "total_tokens": result.prompt_tokens + result.completion_tokens,
+        }
         self.write_log(x, result.text, upstream_s, usage, result.cached)
         self.metrics.requests[(x.path, 200)] += 1
-        return {**x.ids, "object": "chat.completion" if x.kind == "chat" else "text_completion", "choices": [choice],
-                "usage": usage, "dsp": x.info(upstream_s, cached=result.cached)}
+        return {
+            **x.ids,
+            "object": "chat.completion" if x.kind == "chat" else "text_completion",
+            "choices": [choice],
+            "usage": usage,
+            "dsp": x.info(upstream_s, cached=result.cached),
+        }
 
     async def stream(self, x: Exchange, req: LLMRequest) -> AsyncIterator[str]:
         """The events of a streamed answer. The first piece is awaited here, so a spent budget or a dead upstream
@@ -315,20 +365,30 @@ class Handler:
         try:
             return await call
         except BudgetExceeded as e:
-            raise OpenAIError(429, f"this server's LLM budget is spent: {e}", "insufficient_quota",
-                              code="dsp_budget_exceeded") from None
+            raise OpenAIError(
+                429, f"this server's LLM budget is spent: {e}", "insufficient_quota", code="dsp_budget_exceeded"
+            ) from None
         except LLMError as e:
-            raise OpenAIError(502, f"upstream LLM failed: {str(e).replace(self.client.where, 'the upstream')}",
-                              "upstream_error") from None
+            raise OpenAIError(
+                502, f"upstream LLM failed: {str(e).replace(self.client.where, 'the upstream')}", "upstream_error"
+            ) from None
 
     def write_log(self, x: Exchange, answer: str, upstream_s: float, usage: dict, cached: bool | None) -> None:
         """One line per answered request, in the fields `dsp eval`/`dsp sft --data` read (the task's)."""
         if self.log is None:
             return
-        row = {"id": f"req-{uuid.uuid4().hex[:16]}", self.options.input_field: x.raw, self.options.target_field: answer,
-               "hint": x.hint, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "latency_ms": round((time.perf_counter() - x.start) * 1000, 3), "hint_ms": round(x.hint_s * 1000, 3),
-               "upstream_ms": round(upstream_s * 1000, 3), **usage, "cached": cached}
+        row = {
+            "id": f"req-{uuid.uuid4().hex[:16]}",
+            self.options.input_field: x.raw,
+            self.options.target_field: answer,
+            "hint": x.hint,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "latency_ms": round((time.perf_counter() - x.start) * 1000, 3),
+            "hint_ms": round(x.hint_s * 1000, 3),
+            "upstream_ms": round(upstream_s * 1000, 3),
+            **usage,
+            "cached": cached,
+        }
         self.log.write(json.dumps(row, ensure_ascii=False) + "\n")
         self.log.flush()  # a killed server loses no answered request
 

@@ -85,7 +85,9 @@ class HintBatcher:
             start = time.perf_counter()
             try:
                 # batch_size=len(texts): the whole batch in one forward pass
-                hints = await loop.run_in_executor(self._pool, lambda: self.policy.generate(texts, batch_size=len(texts)))
+                hints = await loop.run_in_executor(
+                    self._pool, lambda: self.policy.generate(texts, batch_size=len(texts))
+                )
             except Exception as e:  # one bad batch fails its requests, not the server
                 for _, f in batch:
                     if not f.done():

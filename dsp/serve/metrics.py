@@ -48,14 +48,23 @@ class ServerMetrics:
     upstream_seconds: Histogram = field(default_factory=lambda: Histogram(SECONDS))
 
     def render(self, usage: Usage, batches: BatchStats) -> str:
-        lines = ["# HELP dsp_requests_total HTTP requests answered, by route and status.",
-                 "# TYPE dsp_requests_total counter"]
+        lines = [
+            "# HELP dsp_requests_total HTTP requests answered, by route and status.",
+            "# TYPE dsp_requests_total counter",
+        ]
         lines += [f'dsp_requests_total{{route="{r}",status="{s}"}} {n}' for (r, s), n in sorted(self.requests.items())]
         errors = sum(n for (_, s), n in self.requests.items() if s >= 400)
-        lines += ["# HELP dsp_errors_total Requests answered with an HTTP error status.",
-                  "# TYPE dsp_errors_total counter", f"dsp_errors_total {errors}"]
-        lines += self.hint_seconds.lines("dsp_hint_seconds", "Time from a request asking for its hint to getting it (batch wait + forward pass).")
-        lines += self.upstream_seconds.lines("dsp_upstream_seconds", "Time of the call through the LLM client (cache, retries included).")
+        lines += [
+            "# HELP dsp_errors_total Requests answered with an HTTP error status.",
+            "# TYPE dsp_errors_total counter",
+            f"dsp_errors_total {errors}",
+        ]
+        lines += self.hint_seconds.lines(
+            "dsp_hint_seconds", "Time from a request asking for its hint to getting it (batch wait + forward pass)."
+        )
+        lines += self.upstream_seconds.lines(
+            "dsp_upstream_seconds", "Time of the call through the LLM client (cache, retries included)."
+        )
         sizes = Histogram(SIZES)
         for size, times in batches.sizes.items():
             sizes.observe(size, times)
@@ -63,8 +72,11 @@ class ServerMetrics:
         counters = [
             ("dsp_policy_forward_calls_total", "Policy forward passes.", batches.forward_calls),
             ("dsp_llm_requests_total", "HTTP requests sent to the upstream LLM (retries count).", usage.requests),
-            ("dsp_llm_cache_hits_total", "Upstream answers served from the cache or a request already in flight.",
-             usage.cache_hits + usage.dedup_hits),
+            (
+                "dsp_llm_cache_hits_total",
+                "Upstream answers served from the cache or a request already in flight.",
+                usage.cache_hits + usage.dedup_hits,
+            ),
             ("dsp_llm_retries_total", "Upstream calls retried.", usage.retries),
             ("dsp_llm_failures_total", "Upstream calls that failed for good.", usage.failures),
             ("dsp_prompt_tokens_total", "Prompt tokens the upstream reported.", usage.prompt_tokens),
@@ -72,6 +84,9 @@ class ServerMetrics:
         ]
         for name, help, value in counters:
             lines += [f"# HELP {name} {help}", f"# TYPE {name} counter", f"{name} {value}"]
-        lines += ["# HELP dsp_llm_cost_usd_total Spend by the prices file (0 without one).",
-                  "# TYPE dsp_llm_cost_usd_total counter", f"dsp_llm_cost_usd_total {usage.cost:.6f}"]
+        lines += [
+            "# HELP dsp_llm_cost_usd_total Spend by the prices file (0 without one).",
+            "# TYPE dsp_llm_cost_usd_total counter",
+            f"dsp_llm_cost_usd_total {usage.cost:.6f}",
+        ]
         return "\n".join(lines) + "\n"

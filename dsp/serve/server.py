@@ -40,9 +40,19 @@ def bind(listen: Listen) -> socket.socket:
     return sock
 
 
-def serve(policy: HintPolicy, task, llm: LLMConfig, cache_path: str | Path | None, options, listen: Listen, *,
-          max_batch: int = 32, batch_wait_s: float = 0.002, log_path: Path | None = None,
-          ready: Callable[[str, "object"], None] | None = None) -> None:
+def serve(
+    policy: HintPolicy,
+    task,
+    llm: LLMConfig,
+    cache_path: str | Path | None,
+    options,
+    listen: Listen,
+    *,
+    max_batch: int = 32,
+    batch_wait_s: float = 0.002,
+    log_path: Path | None = None,
+    ready: Callable[[str, "object"], None] | None = None,
+) -> None:
     """Serve until stopped (Ctrl-C, SIGTERM, or `server.should_exit = True` from `ready`'s second argument).
 
     `ready(url, server)` is called once the port listens, with the base URL (…/v1) and uvicorn's server.
@@ -66,8 +76,11 @@ def serve(policy: HintPolicy, task, llm: LLMConfig, cache_path: str | Path | Non
             log = stack.enter_context(log_path.open("a", encoding="utf-8")) if log_path else None
             app = build_app(batcher, client, task, options, log=log)
             # access_log off: a request line is not secret, but nothing per request goes to the log unasked
-            server = uvicorn.Server(uvicorn.Config(app, host=listen.host, port=listen.port, log_level="warning",
-                                                   access_log=False, lifespan="off"))
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    app, host=listen.host, port=listen.port, log_level="warning", access_log=False, lifespan="off"
+                )
+            )
             sock = stack.enter_context(bind(listen))
             if ready is not None:  # the socket is bound: connections wait in its backlog until uvicorn accepts
                 ready(f"http://{listen.host}:{sock.getsockname()[1]}/v1", server)

@@ -87,8 +87,7 @@ class Task(ABC):
     def score(self, output: str, example: Example) -> dict[str, float]:
         """The LLM's answer scored against the example's reference: every name of `metrics`."""
 
-    async def llm_labels(self, examples: Sequence[Example], client: AsyncLLMClient,
-                         template: str) -> dict[str, str]:
+    async def llm_labels(self, examples: Sequence[Example], client: AsyncLLMClient, template: str) -> dict[str, str]:
         """{example.where: hint} written with the LLM's help (`dsp sft --labels llm`): by default the key phrases
         the LLM lists for the input in a labelling prompt (`template`) that occur in it."""
         from dsp.tasks.labelling import llm_labels
@@ -99,7 +98,9 @@ class Task(ABC):
         """The input as a prompt holds it: its first `words` words (default `max_input_words`), single-spaced."""
         return " ".join(example.input.split()[: self.max_input_words if words is None else words])
 
-    def _block(self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None) -> str:
+    def _block(
+        self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None
+    ) -> str:
         return template.fill(self.prompt_input(example, words), hint, target)
 
     def _shot_block(self, shot: Example, hinted: bool) -> str:
@@ -107,8 +108,13 @@ class Task(ABC):
         key = (shot, hinted)
         if key not in self._shot_blocks:
             template = self.with_hint if hinted else self.plain
-            self._shot_blocks[key] = self._block(template, shot, self.pseudo_label(shot) if hinted else None,
-                                                 self.shot_input_words, " ".join(shot.target.split()))
+            self._shot_blocks[key] = self._block(
+                template,
+                shot,
+                self.pseudo_label(shot) if hinted else None,
+                self.shot_input_words,
+                " ".join(shot.target.split()),
+            )
         return self._shot_blocks[key]
 
     def prompt(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> str:
@@ -118,7 +124,9 @@ class Task(ABC):
         blocks.append(self._block(template, example, hint, self.max_input_words, None))
         return "\n\n".join(blocks)
 
-    def messages(self, example: Example, hint: str | None, shots: Sequence[Example] = ()) -> tuple[tuple[str, str], ...]:
+    def messages(
+        self, example: Example, hint: str | None, shots: Sequence[Example] = ()
+    ) -> tuple[tuple[str, str], ...]:
         """The same prompt for a chat endpoint: the template's instruction as the system message, each shot
         as a user turn (its example lines) and an assistant turn (its target), the input as the last user
         turn (see PromptTemplate.instruction)."""
@@ -126,17 +134,37 @@ class Task(ABC):
         part = template.example_part
         out: list[tuple[str, str]] = [("system", template.instruction)] if template.instruction else []
         for s in shots:
-            out.append(("user", self._block(part, s, self.pseudo_label(s) if hint is not None else None,
-                                            self.shot_input_words, None).strip()))
+            out.append(
+                (
+                    "user",
+                    self._block(
+                        part, s, self.pseudo_label(s) if hint is not None else None, self.shot_input_words, None
+                    ).strip(),
+                )
+            )
             out.append(("assistant", " ".join(s.target.split())))
         out.append(("user", self._block(part, example, hint, self.max_input_words, None).strip()))
         return tuple(out)
 
-    def request(self, example: Example, hint: str | None, shots: Sequence[Example] = (), *, temperature: float = 0.0,
-                sample_index: int = 0) -> LLMRequest:
+    def request(
+        self,
+        example: Example,
+        hint: str | None,
+        shots: Sequence[Example] = (),
+        *,
+        temperature: float = 0.0,
+        sample_index: int = 0,
+    ) -> LLMRequest:
         """The one LLM call for (input, hint): the completions prompt and the chat messages (the client sends
         the one its endpoint takes; the cache key is the prompt's), with this task's length and stop strings.
         Every command builds its requests here."""
-        return LLMRequest(prompt=self.prompt(example, hint, shots), messages=self.messages(example, hint, shots),
-                          max_tokens=self.max_tokens, stop=self.stop, temperature=temperature, sample_index=sample_index,
-                          extra=tuple(sorted(self.sampling.items())), stop_repeats=self.stop_repeats)
+        return LLMRequest(
+            prompt=self.prompt(example, hint, shots),
+            messages=self.messages(example, hint, shots),
+            max_tokens=self.max_tokens,
+            stop=self.stop,
+            temperature=temperature,
+            sample_index=sample_index,
+            extra=tuple(sorted(self.sampling.items())),
+            stop_repeats=self.stop_repeats,
+        )

@@ -55,17 +55,36 @@ DEFAULT_TASK = "cnndm"
 # key -> (type, required); sections are checked key by key so a typo is named
 SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "": {"name": (str, True), "kind": (str, False), "description": (str, False)},
-    "data": {"source": (str, False), "config": (str, False), "input_field": (str, False), "target_field": (str, False),
-             "id_field": (str, False)},
-    "prompt": {"with_hint": (str, False), "plain": (str, False), "with_hint_text": (str, False), "plain_text": (str, False),
-               "max_input_words": (int, False), "shot_input_words": (int, False), "shots": (int, False)},
+    "data": {
+        "source": (str, False),
+        "config": (str, False),
+        "input_field": (str, False),
+        "target_field": (str, False),
+        "id_field": (str, False),
+    },
+    "prompt": {
+        "with_hint": (str, False),
+        "plain": (str, False),
+        "with_hint_text": (str, False),
+        "plain_text": (str, False),
+        "max_input_words": (int, False),
+        "shot_input_words": (int, False),
+        "shots": (int, False),
+    },
     "hint": {"labeller": (str, False), "separator": (str, False), "max_phrase_words": (int, False)},
     "generation": {"max_tokens": (int, False), "stop": (list, False), "stop_repeats": (bool, False)},
     "reward": {"metric": (str, False)},
 }
 # (section, key) of a task file that sets the Task field of the same name
-FIELDS = (("hint", "separator"), ("prompt", "max_input_words"), ("prompt", "shot_input_words"), ("prompt", "shots"),
-          ("hint", "max_phrase_words"), ("generation", "max_tokens"), ("generation", "stop_repeats"))
+FIELDS = (
+    ("hint", "separator"),
+    ("prompt", "max_input_words"),
+    ("prompt", "shot_input_words"),
+    ("prompt", "shots"),
+    ("hint", "max_phrase_words"),
+    ("generation", "max_tokens"),
+    ("generation", "stop_repeats"),
+)
 
 
 @dataclass
@@ -105,8 +124,10 @@ def _read(name_or_path: str) -> tuple[dict[str, Any], str, Path | None]:
         try:
             text = resources.files("dsp.task_configs").joinpath(f"{name_or_path}.toml").read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise DSPError(f"no task '{name_or_path}': built-in tasks are {', '.join(builtin_tasks())}, "
-                           "or pass a path to a .toml task file") from None
+            raise DSPError(
+                f"no task '{name_or_path}': built-in tasks are {', '.join(builtin_tasks())}, "
+                "or pass a path to a .toml task file"
+            ) from None
         where, base = f"data/tasks/{name_or_path}.toml", None
     try:
         return tomllib.loads(text), where, base
@@ -133,7 +154,9 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[Any, bool]], whe
             raise DSPError(f"{where}: unknown key '{prefix}{key}'; known: {', '.join(prefix + k for k in schema)}")
         kind = schema[key][0]
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
-            raise DSPError(f"{where}: key '{prefix}{key}' must be {getattr(kind, '__name__', kind)}, not {type(value).__name__}")
+            raise DSPError(
+                f"{where}: key '{prefix}{key}' must be {getattr(kind, '__name__', kind)}, not {type(value).__name__}"
+            )
         if kind is int and value <= 0:
             raise DSPError(f"{where}: key '{prefix}{key}' must be positive, not {value}")
     for key, (_, required) in schema.items():
@@ -161,24 +184,37 @@ def load_task(name_or_path: str | None = None) -> LoadedTask:  # noqa: C901 (a f
         raise DSPError(f"{where}: key 'kind' must be one of {', '.join(sorted(kinds))}, not '{kind}'")
     cls = kinds[kind]
     if hint.get("labeller", cls.labeller) != cls.labeller:
-        raise DSPError(f"{where}: key 'hint.labeller' must be '{cls.labeller}' for a {kind} task, not '{hint['labeller']}'")
+        raise DSPError(
+            f"{where}: key 'hint.labeller' must be '{cls.labeller}' for a {kind} task, not '{hint['labeller']}'"
+        )
     if reward.get("metric", cls.metrics[0]) not in cls.metrics:
-        raise DSPError(f"{where}: key 'reward.metric' must be one of {', '.join(cls.metrics)} for a {kind} task, "
-                       f"not '{reward['metric']}'")
-    sampling = check_sampling_fields({k: v for k, v in gen.items() if k not in SCHEMA["generation"]}, where + " [generation]")
+        raise DSPError(
+            f"{where}: key 'reward.metric' must be one of {', '.join(cls.metrics)} for a {kind} task, "
+            f"not '{reward['metric']}'"
+        )
+    sampling = check_sampling_fields(
+        {k: v for k, v in gen.items() if k not in SCHEMA["generation"]}, where + " [generation]"
+    )
     stop = gen.get("stop", ["\n\n"])
     if not all(isinstance(s, str) and s for s in stop):
         raise DSPError(f"{where}: key 'generation.stop' must be a list of non-empty strings")
-    settings = {"name": raw["name"], "stop": tuple(stop), "metric": reward.get("metric", cls.metrics[0]),
-                "sampling": sampling}
+    settings = {
+        "name": raw["name"],
+        "stop": tuple(stop),
+        "metric": reward.get("metric", cls.metrics[0]),
+        "sampling": sampling,
+    }
     own = {f.name for f in fields(cls)}
     for section, key in FIELDS:
         if key in raw.get(section, {}):
             if key not in own:  # e.g. max_phrase_words: only the reference-phrase labeller reads it
                 raise DSPError(f"{where}: key '{section}.{key}' is not used by a {kind} task; remove it")
             settings[key] = raw[section][key]
-    task = cls(**settings, with_hint=_template(prompt, "with_hint", where, base, f"{kind}/with_hint"),
-               plain=_template(prompt, "plain", where, base, f"{kind}/plain"))
+    task = cls(
+        **settings,
+        with_hint=_template(prompt, "with_hint", where, base, f"{kind}/with_hint"),
+        plain=_template(prompt, "plain", where, base, f"{kind}/plain"),
+    )
     if not task.with_hint.uses_hint:
         raise DSPError(f"{where}: the with_hint template has no {{hint}} placeholder")
     data = DataDefaults(**raw.get("data", {}))

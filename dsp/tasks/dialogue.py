@@ -43,7 +43,9 @@ class DialogueTask(Task):
             raise InputError(example.where, None, "acts", "missing: dialogue examples carry their acts (MultiWOZ zip)")
         return acts
 
-    def _block(self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None) -> str:
+    def _block(
+        self, template: PromptTemplate, example: Example, hint: str | None, words: int, target: str | None
+    ) -> str:
         # keep the turns on their lines and the most recent words (a context is read from its end)
         lines, kept = example.input.splitlines(), []
         budget = words

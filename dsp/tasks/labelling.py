@@ -45,16 +45,33 @@ def parse_phrases(answer: str, source: str, separator: str = "; ", max_phrases: 
     return separator.join(out[:max_phrases])
 
 
-async def llm_labels(examples: Sequence[Example], client: AsyncLLMClient, *, separator: str = "; ",
-                     template: str = DEFAULT_TEMPLATE, max_input_words: int = 400, max_tokens: int = 64) -> dict[str, str]:
+async def llm_labels(
+    examples: Sequence[Example],
+    client: AsyncLLMClient,
+    *,
+    separator: str = "; ",
+    template: str = DEFAULT_TEMPLATE,
+    max_input_words: int = 400,
+    max_tokens: int = 64,
+) -> dict[str, str]:
     """{example.where: label} (file:line: unique across splits, unlike ids). Raises BudgetExceeded at the cap (answers so far stay in the cache)."""
     prompt = PromptTemplate.load(template)
     inputs = [" ".join(e.input.split()[:max_input_words]) for e in examples]
-    requests = [LLMRequest(prompt=prompt.fill(text, None, None), messages=prompt.messages(text, None),
-                           max_tokens=max_tokens, stop=prompt.answer_stops) for text in inputs]
+    requests = [
+        LLMRequest(
+            prompt=prompt.fill(text, None, None),
+            messages=prompt.messages(text, None),
+            max_tokens=max_tokens,
+            stop=prompt.answer_stops,
+        )
+        for text in inputs
+    ]
     answers = await client.collect(requests, desc="labels")
-    labels = {e.where: parse_phrases(a.text, e.input, separator) for e, a in zip(examples, answers)
-              if not isinstance(a, DSPError)}
+    labels = {
+        e.where: parse_phrases(a.text, e.input, separator)
+        for e, a in zip(examples, answers)
+        if not isinstance(a, DSPError)
+    }
     stopped = next((a for a in answers if isinstance(a, BudgetExceeded)), None)
     if stopped is not None:
         raise BudgetExceeded(f"{stopped} (labelled {len(labels)} of {len(examples)} inputs)")

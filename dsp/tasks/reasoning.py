@@ -69,8 +69,9 @@ class ReasoningTask(Task):
         return await trigger_labels(examples, client, self, load_triggers())
 
 
-async def trigger_labels(examples: Sequence[Example], client: AsyncLLMClient, task: ReasoningTask,
-                         triggers: Sequence[str]) -> dict[str, str]:
+async def trigger_labels(
+    examples: Sequence[Example], client: AsyncLLMClient, task: ReasoningTask, triggers: Sequence[str]
+) -> dict[str, str]:
     """`ReasoningTask.llm_labels` with the triggers given."""
     found: dict[str, str] = {}
     pending = list(examples)

@@ -31,8 +31,9 @@ class PromptTemplate:
     # are the whole template, byte for byte as before.
     @property
     def instruction(self) -> str:
-        return "\n".join(ln.strip() for ln in self.text.splitlines()
-                         if ln.strip() and not any(p in ln for p in PLACEHOLDERS))
+        return "\n".join(
+            ln.strip() for ln in self.text.splitlines() if ln.strip() and not any(p in ln for p in PLACEHOLDERS)
+        )
 
     @property
     def example_part(self) -> "PromptTemplate":
@@ -50,8 +51,10 @@ class PromptTemplate:
     def __post_init__(self) -> None:
         unknown = next((m for m in _PLACEHOLDER.findall(self.text) if m not in PLACEHOLDERS), None)
         if unknown is not None:
-            raise DSPError(f"{self.source}: unknown placeholder {unknown} in the prompt template; "
-                           f"a template fills only {', '.join(PLACEHOLDERS)}")
+            raise DSPError(
+                f"{self.source}: unknown placeholder {unknown} in the prompt template; "
+                f"a template fills only {', '.join(PLACEHOLDERS)}"
+            )
         for name in ("{input}", "{target}"):
             if name not in self.text:
                 raise DSPError(f"{self.source}: prompt template has no {name} placeholder")
@@ -79,7 +82,9 @@ class PromptTemplate:
         try:
             text = resources.files("dsp.prompts").joinpath(f"{name}.txt").read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise DSPError(f"no prompt template '{name}' (packaged ones live in prompts/, or pass a .txt path)") from None
+            raise DSPError(
+                f"no prompt template '{name}' (packaged ones live in prompts/, or pass a .txt path)"
+            ) from None
         return cls(text, f"prompts/{name}.txt")
 
     def fill(self, input: str, hint: str | None, target: str | None) -> str:

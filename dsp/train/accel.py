@@ -66,8 +66,10 @@ def make_accelerator(device: str, mixed_precision: str | None):
     except ValueError as e:
         raise DSPError(f"--mixed-precision {mixed_precision}: {str(e).splitlines()[0]}") from None
     if acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED, DistributedType.MEGATRON_LM):
-        raise DSPError(f"accelerate config uses {acc.distributed_type.value}, which shards a model behind its forward; "
-                       "dsp trains hint policies data-parallel only: choose multi-GPU or multi-CPU in `accelerate config`")
+        raise DSPError(
+            f"accelerate config uses {acc.distributed_type.value}, which shards a model behind its forward; "
+            "dsp trains hint policies data-parallel only: choose multi-GPU or multi-CPU in `accelerate config`"
+        )
     if acc.mixed_precision == "fp16" and acc.device.type == "cpu":
         # accelerate accepts it on a CPU and then does nothing (no autocast, no loss scaling)
         raise DSPError("--mixed-precision fp16 needs a GPU (on a CPU accelerate would ignore it); use bf16 or no")

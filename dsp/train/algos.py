@@ -36,15 +36,26 @@ class Algorithm:
     greedy_baseline: ClassVar[bool] = False
     """Whether each input's greedy hint is scored too (`Rollout.baseline`): one more LLM call per input."""
 
-    def advantages(self, cfg: AlgoSettings, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
-                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def advantages(
+        self, cfg: AlgoSettings, ro: Rollout, rewards: torch.Tensor, kl_coef: float, sum_over_processes=None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-step advantages (N, T), and returns (N, T) for a value head; a NaN reward gets zero advantage.
         `sum_over_processes`: for statistics over the whole batch of a data-parallel job (see `ppo.whiten`)."""
         raise NotImplementedError
 
-    def extra_loss(self, cfg: AlgoSettings, *, state: torch.Tensor, logprob: torch.Tensor, ro: Rollout, idx: torch.Tensor,
-                   returns: torch.Tensor | None, mask: torch.Tensor, kl_coef: float, value_head
-                   ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def extra_loss(
+        self,
+        cfg: AlgoSettings,
+        *,
+        state: torch.Tensor,
+        logprob: torch.Tensor,
+        ro: Rollout,
+        idx: torch.Tensor,
+        returns: torch.Tensor | None,
+        mask: torch.Tensor,
+        kl_coef: float,
+        value_head,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """(the weighted term added to pg_loss, its named parts for the log) for one minibatch."""
         raise NotImplementedError
 
@@ -106,5 +117,6 @@ class ReMax(GroupBaseline):
         return adv.unsqueeze(1) * ro.mask.float(), None  # (N, T)
 
 
-ALGOS: dict[str, Algorithm] = {a.name: a for a in (PPO(), GroupBaseline("grpo"), GroupBaseline("rloo"),
-                                                  GroupBaseline("best"), ReMax())}
+ALGOS: dict[str, Algorithm] = {
+    a.name: a for a in (PPO(), GroupBaseline("grpo"), GroupBaseline("rloo"), GroupBaseline("best"), ReMax())
+}

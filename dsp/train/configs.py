@@ -192,10 +192,14 @@ class RLConfig(RunFolder):
 
         super().__post_init__()
         if self.samples_per_input < ALGOS[self.algo].min_group:
-            raise DSPError(f"--algo {self.algo} needs --samples-per-input {ALGOS[self.algo].min_group} or more "
-                           "(the other samples of an input are its baseline)")
+            raise DSPError(
+                f"--algo {self.algo} needs --samples-per-input {ALGOS[self.algo].min_group} or more "
+                "(the other samples of an input are its baseline)"
+            )
         if self.llm_samples > 1 and self.llm_temperature <= 0:
-            raise DSPError("--llm-samples above 1 needs --llm-temperature above 0 (greedy answers would all be the same)")
+            raise DSPError(
+                "--llm-samples above 1 needs --llm-temperature above 0 (greedy answers would all be the same)"
+            )
 
 
 @dataclass(kw_only=True)

@@ -23,9 +23,10 @@ from typing import Any, Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from dsp.data import Example, load_examples
+from dsp.data import DataSpec, Example
 from dsp.errors import DSPError
 from dsp.io import write_json_atomic
+from dsp.policy.base import TrainablePolicy
 from dsp.policy.loading import load_policy
 from dsp.train import accel
 from dsp.train.configs import DistillConfig
@@ -50,12 +51,16 @@ def cut_layers(teacher, n: int):
     for stack in (model.get_encoder(), model.get_decoder()):
         attr = next((a for a in ("block", "layers") if isinstance(getattr(stack, a, None), torch.nn.ModuleList)), None)
         if attr is None:
-            raise DSPError(f"--student layers:{n}: cannot cut a '{model.config.model_type}' teacher (no layer list in "
-                           "its encoder or decoder); pass a smaller model's name or path as --student")
+            raise DSPError(
+                f"--student layers:{n}: cannot cut a '{model.config.model_type}' teacher (no layer list in "
+                "its encoder or decoder); pass a smaller model's name or path as --student"
+            )
         layers = getattr(stack, attr)
         if n >= len(layers):
-            raise DSPError(f"--student layers:{n}: the teacher has only {len(layers)} layers in its "
-                           f"{'encoder' if stack is model.get_encoder() else 'decoder'}")
+            raise DSPError(
+                f"--student layers:{n}: the teacher has only {len(layers)} layers in its "
+                f"{'encoder' if stack is model.get_encoder() else 'decoder'}"
+            )
         setattr(stack, attr, torch.nn.ModuleList(list(layers)[:n]))
     # the config names its layer counts after the architecture; save_pretrained must write the cut ones
     for key in ("num_layers", "num_decoder_layers", "encoder_layers", "decoder_layers"):
@@ -100,8 +105,9 @@ def _extractive_kl_terms(teacher, student, inputs: list[str], t: float) -> list[
         if not ti:
             continue  # no word in both windows: nothing to compare
         ts, ss = ts[ti].to(ss.device), ss[si]  # (C_shared,)
-        terms.append(F.kl_div(torch.log_softmax(ss / t, -1), torch.log_softmax(ts / t, -1),
-                              log_target=True, reduction="sum"))
+        terms.append(
+            F.kl_div(torch.log_softmax(ss / t, -1), torch.log_softmax(ts / t, -1), log_target=True, reduction="sum")
+        )
     return terms
 
 
@@ -114,16 +120,25 @@ def token_kl_loss(teacher, temperature: float, weight: float):
         return weight * t2 * torch.stack(terms).mean() if terms else torch.zeros((), device=student.device)
 
     def seq2seq(student, inputs, hints):
-        labels = student.tokenizer(text_target=list(hints), truncation=True, max_length=student.max_hint_tokens,
-                                   padding=True, return_tensors="pt")["input_ids"].to(student.device)  # (B, T)
+        labels = student.tokenizer(
+            text_target=list(hints),
+            truncation=True,
+            max_length=student.max_hint_tokens,
+            padding=True,
+            return_tensors="pt",
+        )["input_ids"].to(student.device)  # (B, T)
         mask = labels != student.tokenizer.pad_token_id
         batch = student.encode_inputs(inputs)
         s_logits = student.model(**batch, labels=labels).logits  # (B, T, V)
         with torch.no_grad():
             t_batch = teacher.encode_inputs(inputs)
             t_logits = teacher.model(**t_batch, labels=labels.to(teacher.device)).logits.to(s_logits.device)
-        kl = F.kl_div(torch.log_softmax(s_logits / temperature, -1), torch.log_softmax(t_logits / temperature, -1),
-                      log_target=True, reduction="none").sum(-1)  # (B, T)
+        kl = F.kl_div(
+            torch.log_softmax(s_logits / temperature, -1),
+            torch.log_softmax(t_logits / temperature, -1),
+            log_target=True,
+            reduction="none",
+        ).sum(-1)  # (B, T)
         return weight * t2 * (kl * mask).sum() / mask.sum().clamp(min=1)
 
     return extractive if teacher.kind == "extractive" else seq2seq
@@ -145,16 +160,17 @@ def teacher_labels(acc, teacher, inputs: list[Example]) -> dict[str, str]:
     """{where: the teacher's greedy hint} for every input with one; under `accelerate launch` each
     process labels every world-th batch and the labels are gathered on all of them."""
     batches = [inputs[i : i + LABEL_BATCH] for i in range(0, len(inputs), LABEL_BATCH)]
-    mine = [(e.where, h) for batch in batches[acc.process_index :: acc.num_processes]
-            for e, h in zip(batch, teacher.generate([e.input for e in batch], batch_size=LABEL_BATCH))]
+    mine = [
+        (e.where, h)
+        for batch in batches[acc.process_index :: acc.num_processes]
+        for e, h in zip(batch, teacher.generate([e.input for e in batch], batch_size=LABEL_BATCH))
+    ]
     return {where: h for where, h in accel.gather(acc, mine) if h}
 
 
 def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
     """Label with the teacher, train the student (sequence level + optional token level); returns metrics.
     `on_step(step, student)` as in run_sft."""
-    from dsp.policy.choose import new_policy
-
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
     open_run_folder(cfg, acc, "distill")  # a refused resume or a taken folder, before the teacher labels anything
     device = accel.run_device(acc, cfg.device)
@@ -164,48 +180,73 @@ def run_distill(cfg: DistillConfig, on_step: Callable[[int, Any], None] | None =
         p.requires_grad_(False)
     sft_cfg = cfg.sft_config()
     train, dev = load_train_dev(sft_cfg)
-    extra: list[Example] = []
-    if cfg.unlabelled:
-        extra = load_examples(cfg.unlabelled, split="train", input_field=cfg.input_field, target_field=cfg.target_field,
-                              limit=cfg.unlabelled_limit, need_target=False)
-        extra = [Example(f"unlabelled:{e.id}", e.input, "", e.where) for e in extra]
-    everyone = list({e.where: e for e in train + dev + extra}.values())
-    labels = teacher_labels(acc, teacher, everyone)
-
-    if cfg.resume:
-        student = None
-    elif cfg.student.startswith("layers:"):
-        student = cut_layers(teacher, int(cfg.student.split(":", 1)[1]))
-        for p in student.parameters():
-            p.requires_grad_(True)
-    else:
-        student = new_policy(teacher.kind, cfg.student, separator=getattr(teacher, "separator", "; "), device=device,
-                             hint_words=getattr(teacher, "hint_words", None))
-    if student is not None and cfg.prune_vocab:
-        from dsp.policy.prune import prune_vocab
-
-        before, after = prune_vocab(student, [e.input for e in train + extra])
-        log.warning("student vocabulary pruned to the training inputs' tokens: %d of %d", after, before)
-    extra_loss = None
+    extra = _unlabelled(cfg)
+    labels = teacher_labels(acc, teacher, list({e.where: e for e in train + dev + extra}.values()))
+    student = None if cfg.resume else _new_student(cfg, teacher, device, [e.input for e in train + extra])
     probe = student or load_policy(f"{cfg.output_dir}/checkpoint/policy", device=device)
+    extra_loss = None
     # extractive distributions are over input words, which do not depend on the tokenizer
     if cfg.token_level and cfg.kl_weight > 0 and (teacher.kind == "extractive" or same_tokenizer(teacher, probe)):
         extra_loss = token_kl_loss(teacher, cfg.temperature, cfg.kl_weight)
     main = acc.is_main_process  # the one that reports
     kl_before = candidate_kl(teacher, probe, [e.input for e in dev]) if teacher.kind == "extractive" and main else None
 
-    result = run_sft(sft_cfg, labels=labels, extra_train=extra, initial_policy=student, extra_loss=extra_loss,
-                     on_step=on_step, accelerator=acc, saved_as=("distill", cfg))
+    result = run_sft(
+        sft_cfg,
+        labels=labels,
+        extra_train=extra,
+        initial_policy=student,
+        extra_loss=extra_loss,
+        on_step=on_step,
+        accelerator=acc,
+        saved_as=("distill", cfg),
+    )
     if not main:
         return result
     final = load_policy(cfg.output_dir, device=device)
-    result.update({
-        "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
-        "student_parameters": final.num_parameters(),
-        "token_level": extra_loss is not None,
-        "teacher_labelled_inputs": len(labels),
-    })
+    result.update(
+        {
+            "teacher_parameters": sum(p.numel() for p in teacher.parameters()),
+            "student_parameters": final.num_parameters(),
+            "token_level": extra_loss is not None,
+            "teacher_labelled_inputs": len(labels),
+        }
+    )
     if teacher.kind == "extractive":
         result.update(_dev_kl(kl_before, candidate_kl(teacher, final, [e.input for e in dev])))
     write_json_atomic(Path(cfg.output_dir) / "result.json", result)  # run_sft wrote it without the above
     return result
+
+
+def _unlabelled(cfg: DistillConfig) -> list[Example]:
+    """The extra inputs for the teacher to label (none without --unlabelled), with ids of their own."""
+    if not cfg.unlabelled:
+        return []
+    source = DataSpec(data=cfg.unlabelled, input_field=cfg.input_field, target_field=cfg.target_field)
+    extra = source.examples("train", limit=cfg.unlabelled_limit, need_target=False)
+    return [Example(f"unlabelled:{e.id}", e.input, "", e.where) for e in extra]
+
+
+def _new_student(cfg: DistillConfig, teacher: TrainablePolicy, device: str, inputs: list[str]) -> TrainablePolicy:
+    """The student to train: the teacher cut to its first layers, or a new policy of its kind; with
+    --prune-vocab, cut to the tokens of the training inputs."""
+    from dsp.policy.choose import new_policy
+
+    if cfg.student.startswith("layers:"):
+        student = cut_layers(teacher, int(cfg.student.split(":", 1)[1]))
+        for p in student.parameters():
+            p.requires_grad_(True)
+    else:
+        student = new_policy(
+            teacher.kind,
+            cfg.student,
+            separator=getattr(teacher, "separator", "; "),
+            device=device,
+            hint_words=getattr(teacher, "hint_words", None),
+        )
+    if cfg.prune_vocab:
+        from dsp.policy.prune import prune_vocab
+
+        before, after = prune_vocab(student, inputs)
+        log.warning("student vocabulary pruned to the training inputs' tokens: %d of %d", after, before)
+    return student

@@ -24,8 +24,11 @@ class RunLog:
     def __init__(self, run_dir: Path, resume_step: int = 0, tensorboard: bool = True):
         self.path = Path(run_dir) / "log.jsonl"
         if self.path.exists():
-            kept = [line for line in self.path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and _step(line) is not None and _step(line) <= resume_step]
+            kept = [
+                line
+                for line in self.path.read_text(encoding="utf-8").splitlines()
+                if line.strip() and _step(line) is not None and _step(line) <= resume_step
+            ]
             write_text_atomic(self.path, "".join(line + "\n" for line in kept))
         self._file = self.path.open("a", encoding="utf-8")
         self._tb = None
@@ -101,8 +104,10 @@ def write_dev_articles(run_dir: Path, examples: list) -> None:
     run folder."""
     from dsp.report.runs import DEV_ARTICLES
 
-    write_json_atomic(Path(run_dir) / DEV_ARTICLES, [
-        {"id": e.id, "input": " ".join(e.input.split()[:DEV_ARTICLE_WORDS]), "reference": e.target} for e in examples])
+    write_json_atomic(
+        Path(run_dir) / DEV_ARTICLES,
+        [{"id": e.id, "input": " ".join(e.input.split()[:DEV_ARTICLE_WORDS]), "reference": e.target} for e in examples],
+    )
 
 
 def write_run_report(run_dir: Path) -> None:
@@ -112,5 +117,6 @@ def write_run_report(run_dir: Path) -> None:
     try:
         write_report([run_dir])
     except Exception as e:  # noqa: BLE001  (the checkpoint is written; `dsp report` rebuilds the page)
-        log.warning("%s: report.html not written (%s: %s); `dsp report %s` rebuilds it", run_dir, type(e).__name__, e,
-                    run_dir)
+        log.warning(
+            "%s: report.html not written (%s: %s); `dsp report %s` rebuilds it", run_dir, type(e).__name__, e, run_dir
+        )

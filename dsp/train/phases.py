@@ -31,8 +31,9 @@ if TYPE_CHECKING:
 
 
 # -- the phases ------------------------------------------------------------------------------
-def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: Callable[[Example], str] | None
-                   ) -> list[str | None] | None:
+def reset_prefixes(
+    examples: list[Example], k: int, prob: float, pseudo_label: Callable[[Example], str] | None
+) -> list[str | None] | None:
     """DR-PO's dataset reset: with probability `prob` a rollout starts from a random-length
     prefix (at least one word, never all) of its input's pseudo-label hint."""
     if not prob or pseudo_label is None:
@@ -49,16 +50,26 @@ def reset_prefixes(examples: list[Example], k: int, prob: float, pseudo_label: C
 
 
 @torch.no_grad()
-def sample(policy: TrainablePolicy, examples: list[Example], k: int, reset_hints: list[str | None] | None = None,
-           acc: Accelerator | None = None) -> Samples:
+def sample(
+    policy: TrainablePolicy,
+    examples: list[Example],
+    k: int,
+    reset_hints: list[str | None] | None = None,
+    acc: Accelerator | None = None,
+) -> Samples:
     with accel.autocast(acc):
         actions, valid, generated, hints = policy.sample_actions([e.input for e in examples], k, reset_hints)
     return Samples([e for e in examples for _ in range(k)], hints, actions, valid, generated)
 
 
 @torch.no_grad()
-def logprobs(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None, s: Samples,
-             acc: Accelerator | None = None) -> Rollout:
+def logprobs(
+    policy: TrainablePolicy,
+    reference: TrainablePolicy,
+    value_head: torch.nn.Module | None,
+    s: Samples,
+    acc: Accelerator | None = None,
+) -> Rollout:
     """The sampling policy's and the reference's log-probabilities of the samples (and values, PPO)."""
     row_inputs = [e.input for e in s.examples]
     with accel.autocast(acc):
@@ -71,8 +82,14 @@ def logprobs(policy: TrainablePolicy, reference: TrainablePolicy, value_head: to
     return Rollout(s.examples, s.hints, s.actions, s.valid, mask, logprob * mask, ref_logprob * mask, values)
 
 
-def rollout(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None, examples: list[Example], k: int,
-            reset_hints: list[str | None] | None = None) -> Rollout:
+def rollout(
+    policy: TrainablePolicy,
+    reference: TrainablePolicy,
+    value_head: torch.nn.Module | None,
+    examples: list[Example],
+    k: int,
+    reset_hints: list[str | None] | None = None,
+) -> Rollout:
     return logprobs(policy, reference, value_head, sample(policy, examples, k, reset_hints))
 
 
@@ -81,7 +98,9 @@ async def score(reward: Reward, ro: Rollout | Samples) -> torch.Tensor:
     return torch.tensor(await reward(ro.examples, ro.hints), dtype=torch.float32)
 
 
-async def score_with_greedy(policy: TrainablePolicy, reward: Reward, s: Samples, k: int, acc: Accelerator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+async def score_with_greedy(
+    policy: TrainablePolicy, reward: Reward, s: Samples, k: int, acc: Accelerator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(N,) the samples' rewards and (N,) the reward of each sample's input's greedy hint (one call per input,
     asked with the samples' calls)."""
     inputs = s.examples[::k]
@@ -89,14 +108,22 @@ async def score_with_greedy(policy: TrainablePolicy, reward: Reward, s: Samples,
         greedy = policy.generate([e.input for e in inputs])
     both = await reward(s.examples + inputs, s.hints + greedy)
     rewards = torch.tensor(both[: len(s.examples)], dtype=torch.float32)
-    return rewards, torch.tensor(both[len(s.examples):], dtype=torch.float32).repeat_interleave(k)
+    return rewards, torch.tensor(both[len(s.examples) :], dtype=torch.float32).repeat_interleave(k)
 
 
-async def rollout_and_score(policy: TrainablePolicy, reference: TrainablePolicy, value_head: torch.nn.Module | None,
-                            examples: list[Example], k: int,
-                            reset_hints: list[str | None] | None, reward: Reward, overlap: bool = True,
-                            mine: list[int] | None = None, acc: Accelerator | None = None, greedy: bool = False
-                            ) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
+async def rollout_and_score(
+    policy: TrainablePolicy,
+    reference: TrainablePolicy,
+    value_head: torch.nn.Module | None,
+    examples: list[Example],
+    k: int,
+    reset_hints: list[str | None] | None,
+    reward: Reward,
+    overlap: bool = True,
+    mine: list[int] | None = None,
+    acc: Accelerator | None = None,
+    greedy: bool = False,
+) -> tuple[Rollout, torch.Tensor, dict[str, float]]:
     """rollout, then score; with `overlap` the LLM calls start as soon as the hints exist and run
     while the policy and the reference take their log-probabilities (in a worker thread: torch
     releases the GIL, the event loop keeps the calls moving). Returns the seconds spent sampling,
@@ -142,8 +169,9 @@ async def rollout_and_score(policy: TrainablePolicy, reference: TrainablePolicy,
     return ro, rewards, {"time/sample": t1 - t0, "time/logprobs": t2 - t1, "time/llm_wait": t3 - t2}
 
 
-def advantages(cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, acc: Accelerator | None = None
-               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+def advantages(
+    cfg: RLConfig, ro: Rollout, rewards: torch.Tensor, kl_coef: float, acc: Accelerator | None = None
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-step advantages (N, T) and, with a value head, returns (N, T): the algorithm's own rule; with several
     processes its batch statistics (PPO's whitening) are over every process's rollouts."""
     share = (lambda t: accel.sum_tensor(acc, t)) if acc is not None and acc.num_processes > 1 else None
@@ -165,38 +193,39 @@ def shuffled_rows(n: int, k: int, acc: Accelerator | None = None) -> torch.Tenso
     return (inputs[keep] // world) * k + sample_[keep]
 
 
-def update(cfg: RLConfig, policy: TrainablePolicy, value_head: torch.nn.Module | None, optimizer: torch.optim.Optimizer,
-           ro: Rollout, adv: torch.Tensor, returns: torch.Tensor | None,
-           kl_coef: float, params: list[torch.nn.Parameter], acc: Accelerator | None = None) -> dict[str, float]:
+def update(
+    cfg: RLConfig,
+    policy: TrainablePolicy,
+    value_head: torch.nn.Module | None,
+    optimizer: torch.optim.Optimizer,
+    ro: Rollout,
+    adv: torch.Tensor,
+    returns: torch.Tensor | None,
+    kl_coef: float,
+    params: list[torch.nn.Parameter],
+    acc: Accelerator | None = None,
+) -> dict[str, float]:
     """Epochs of shuffled minibatches; stops early when approx_kl passes 1.5 x target_kl.
 
     With several processes each step's gradient is the mean over them (`accel.average_gradients`),
     so a step on minibatches of B rows per process is a step on B x world rows."""
-    algo = ALGOS[cfg.algo]
-    n = len(ro.examples)
     stats: dict[str, list[float]] = {}
     stop = False
     for _ in range(cfg.update_epochs):
-        for idx in shuffled_rows(n, cfg.samples_per_input, acc).split(cfg.minibatch_size):
-            mask = ro.mask[idx].float()
-            with accel.autocast(acc):
-                logprob, entropy, state = policy.action_logprobs([ro.examples[i].input for i in idx.tolist()],
-                                                                 ro.actions[idx], ro.valid[idx])
-                terms = ppo.pg_loss_terms(logprob.float(), ro.logprob[idx], adv[idx], mask, cfg.clip)
-                extra, parts = algo.extra_loss(cfg, state=state, logprob=logprob.float(), ro=ro, idx=idx, returns=returns,
-                                               mask=mask, kl_coef=kl_coef, value_head=value_head)
-            terms.update(parts)
-            loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy.float(), mask) + extra
+        for idx in shuffled_rows(len(ro.examples), cfg.samples_per_input, acc).split(cfg.minibatch_size):
+            loss, terms = minibatch_loss(cfg, policy, value_head, ro, idx, adv, returns, kl_coef, acc)
             optimizer.zero_grad(set_to_none=True)
             if acc is not None:
                 acc.backward(loss)  # scales the loss under fp16
             else:
                 loss.backward()
             accel.average_gradients(acc, params)  # no-op in one process
-            terms["grad_norm"] = (acc.clip_grad_norm_(params, cfg.grad_clip) if acc is not None
-                                  else torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip))
+            terms["grad_norm"] = (
+                acc.clip_grad_norm_(params, cfg.grad_clip)
+                if acc is not None
+                else torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            )
             optimizer.step()
-            terms["entropy"] = ppo.masked_mean(entropy.detach().float(), mask)
             for k, v in terms.items():
                 stats.setdefault(k, []).append(float(v.detach()) if torch.is_tensor(v) else float(v))
             if cfg.target_kl is not None and accel.mean(acc, float(terms["approx_kl"])) > 1.5 * cfg.target_kl:
@@ -208,3 +237,39 @@ def update(cfg: RLConfig, policy: TrainablePolicy, value_head: torch.nn.Module |
     out["objective/entropy"] = sum(stats["entropy"]) / len(stats["entropy"])
     out["losses/early_stop"] = float(stop)
     return accel.mean_of(acc, out)  # each process's losses are over its own rows: log their mean
+
+
+def minibatch_loss(
+    cfg: RLConfig,
+    policy: TrainablePolicy,
+    value_head: torch.nn.Module | None,
+    ro: Rollout,
+    idx: torch.Tensor,
+    adv: torch.Tensor,
+    returns: torch.Tensor | None,
+    kl_coef: float,
+    acc: Accelerator | None,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(the loss of rows `idx`: the clipped surrogate, the algorithm's own term, the entropy bonus; its named
+    terms for the log, the entropy among them)."""
+    mask = ro.mask[idx].float()  # (B, T)
+    with accel.autocast(acc):
+        logprob, entropy, state = policy.action_logprobs(
+            [ro.examples[i].input for i in idx.tolist()], ro.actions[idx], ro.valid[idx]
+        )
+        terms = ppo.pg_loss_terms(logprob.float(), ro.logprob[idx], adv[idx], mask, cfg.clip)
+        extra, parts = ALGOS[cfg.algo].extra_loss(
+            cfg,
+            state=state,
+            logprob=logprob.float(),
+            ro=ro,
+            idx=idx,
+            returns=returns,
+            mask=mask,
+            kl_coef=kl_coef,
+            value_head=value_head,
+        )
+    terms.update(parts)
+    loss = terms["pg_loss"] - cfg.ent_coef * ppo.masked_mean(entropy.float(), mask) + extra
+    terms["entropy"] = ppo.masked_mean(entropy.detach().float(), mask)
+    return loss, terms

@@ -18,7 +18,9 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
-def _moments(x: torch.Tensor, mask: torch.Tensor, sum_over_processes) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def _moments(
+    x: torch.Tensor, mask: torch.Tensor, sum_over_processes
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(mean, E[x^2] - mean^2, count) of the masked entries of every process's x: one all-reduce of 3 sums."""
     stats = torch.stack([(x * mask).sum(), (x * x * mask).sum(), mask.sum()]).double()  # (3,)
     total, squares, n = sum_over_processes(stats)
@@ -115,8 +117,9 @@ def per_step_rewards(score: torch.Tensor, kl: torch.Tensor, mask: torch.Tensor, 
     return rewards + last * torch.nan_to_num(score, nan=0.0).unsqueeze(1)
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
-        ) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float, lam: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised advantage estimation over each rollout's steps; returns (advantages, returns), (N, T)."""
     n, t = rewards.shape
     adv = torch.zeros_like(rewards)
@@ -129,8 +132,9 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: 
     return adv, (adv + values) * mask
 
 
-def pg_loss_terms(logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
-                  clip: float) -> dict[str, torch.Tensor]:
+def pg_loss_terms(
+    logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor, clip: float
+) -> dict[str, torch.Tensor]:
     """The clipped surrogate and its diagnostics, averaged over real steps."""
     logratio = logprob - old_logprob
     ratio = logratio.exp()
@@ -138,12 +142,17 @@ def pg_loss_terms(logprob: torch.Tensor, old_logprob: torch.Tensor, advantages: 
     with torch.no_grad():
         approx_kl = masked_mean((ratio - 1) - logratio, mask)  # the k3 estimator, always >= 0
         clipfrac = masked_mean(((ratio - 1).abs() > clip).float(), mask)
-    return {"pg_loss": masked_mean(pg_losses, mask), "approx_kl": approx_kl, "clipfrac": clipfrac,
-            "ratio": masked_mean(ratio.detach(), mask)}
+    return {
+        "pg_loss": masked_mean(pg_losses, mask),
+        "approx_kl": approx_kl,
+        "clipfrac": clipfrac,
+        "ratio": masked_mean(ratio.detach(), mask),
+    }
 
 
-def value_loss(values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor,
-               clip: float | None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor, old_values: torch.Tensor, returns: torch.Tensor, mask: torch.Tensor, clip: float | None
+) -> torch.Tensor:
     """Half squared error to the returns; with `clip`, the larger of clipped and unclipped (PPO2)."""
     unclipped = (values - returns) ** 2
     if clip is None:

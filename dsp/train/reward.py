@@ -35,25 +35,39 @@ class LLMReward:
     first iteration that sees an input it is served by the cache.
     """
 
-    def __init__(self, client: AsyncLLMClient, task: Task, shots: Sequence[Example] = (), *, samples: int = 1,
-                 temperature: float = 0.0, baseline: str = "none"):
+    def __init__(
+        self,
+        client: AsyncLLMClient,
+        task: Task,
+        shots: Sequence[Example] = (),
+        *,
+        samples: int = 1,
+        temperature: float = 0.0,
+        baseline: str = "none",
+    ):
         if baseline not in ("none", "no_hint"):
             raise ValueError(f"baseline must be 'none' or 'no_hint', not {baseline!r}")
         self.client, self.task, self.shots = client, task, list(shots)
         self.samples, self.temperature, self.baseline = samples, temperature, baseline
         self.missing = 0  # rewards that could not be computed, over the run
 
-    async def _scores(self, examples: Sequence[Example], hints: Sequence[str | None], samples: int,
-                      temperature: float) -> list[float]:
-        return await round_trip(self.client, self.task, examples, hints, self.shots, samples=samples,
-                                temperature=temperature)
+    async def _scores(
+        self, examples: Sequence[Example], hints: Sequence[str | None], samples: int, temperature: float
+    ) -> list[float]:
+        return await round_trip(
+            self.client, self.task, examples, hints, self.shots, samples=samples, temperature=temperature
+        )
 
     async def __call__(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:
         scores = await self._scores(examples, hints, self.samples, self.temperature)
         if self.baseline == "no_hint":
             unique = list({e.id: e for e in examples}.values())
-            base = dict(zip((e.id for e in unique), await self._scores(unique, [None] * len(unique), self.samples,
-                                                                        self.temperature)))
+            base = dict(
+                zip(
+                    (e.id for e in unique),
+                    await self._scores(unique, [None] * len(unique), self.samples, self.temperature),
+                )
+            )
             scores = [s - base[e.id] for s, e in zip(scores, examples)]  # NaN stays NaN
         self.missing += sum(math.isnan(s) for s in scores)
         return scores
@@ -84,8 +98,10 @@ class HintHitShaping:
         terms = [hint_hits(h, e.target, self.separator) for e, h in zip(examples, hints)]
         phrases = [t for ts in terms for t in ts]
         ok = [b for b in base if not math.isnan(b)]
-        self.last_metrics = {"charts/hint_hit_rate": sum(t > 0 for t in phrases) / len(phrases) if phrases else math.nan,
-                             "charts/llm_reward": _mean(ok)}
+        self.last_metrics = {
+            "charts/hint_hit_rate": sum(t > 0 for t in phrases) / len(phrases) if phrases else math.nan,
+            "charts/llm_reward": _mean(ok),
+        }
         return [b + self.coef * sum(t) for b, t in zip(base, terms)]
 
     async def metric(self, examples: Sequence[Example], hints: Sequence[str]) -> list[float]:

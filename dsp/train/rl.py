@@ -64,15 +64,24 @@ async def evaluate_dev(policy: TrainablePolicy, reward: Reward, dev: list[Exampl
     hints = policy.generate([e.input for e in dev])
     scores = await reward.metric(dev, hints)
     values = [v for v in scores if not math.isnan(v)]
-    shown = [{"id": e.id, "hint": h, "score": None if math.isnan(v) else v}
-             for e, h, v in list(zip(dev, hints, scores))[:SHOWN_DEV]]
+    shown = [
+        {"id": e.id, "hint": h, "score": None if math.isnan(v) else v}
+        for e, h, v in list(zip(dev, hints, scores))[:SHOWN_DEV]
+    ]
     return {"val": sum(values) / len(values) if values else math.nan, "dev/hints": shown}
 
 
-async def run_rl(cfg: RLConfig, reward: Reward, *, client: AsyncLLMClient | None = None, metric_name: str = "metric",
-                 pseudo_label: Callable[[Example], str] | None = None,
-                 on_iteration: Callable[[int, Any], None] | None = None,
-                 shots: list[Example] | None = None, llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+async def run_rl(
+    cfg: RLConfig,
+    reward: Reward,
+    *,
+    client: AsyncLLMClient | None = None,
+    metric_name: str = "metric",
+    pseudo_label: Callable[[Example], str] | None = None,
+    on_iteration: Callable[[int, Any], None] | None = None,
+    shots: list[Example] | None = None,
+    llm_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train; checkpoints every `save_every` iterations; returns the final metrics.
 
     `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob;
@@ -84,16 +93,32 @@ async def run_rl(cfg: RLConfig, reward: Reward, *, client: AsyncLLMClient | None
         raise DSPError("--reset-prob needs the task's pseudo-labels")
     acc = accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():  # one writer per run folder
-        run = RLRun(cfg, acc, reward, client=client, metric_name=metric_name, pseudo_label=pseudo_label,
-                    on_iteration=on_iteration, shots=shots, llm_settings=llm_settings)
+        run = RLRun(
+            cfg,
+            acc,
+            reward,
+            client=client,
+            metric_name=metric_name,
+            pseudo_label=pseudo_label,
+            on_iteration=on_iteration,
+            shots=shots,
+            llm_settings=llm_settings,
+        )
         return await run.run()
 
 
 def rl_shots(cfg: RLConfig, dev: list[Example]) -> list[Example]:
     """The reward's few-shot examples: the first of `shots_split` that are not dev examples (one --data file
     serves every split, so they then come from past the dev ones)."""
-    return draw_shots(cfg.data, cfg.shots, dev, split=cfg.shots_split, input_field=cfg.input_field,
-                      target_field=cfg.target_field, config_name=cfg.data_config)
+    return draw_shots(
+        cfg.data,
+        cfg.shots,
+        dev,
+        split=cfg.shots_split,
+        input_field=cfg.input_field,
+        target_field=cfg.target_field,
+        config_name=cfg.data_config,
+    )
 
 
 def _train_inputs(cfg: RLConfig, shots: list[Example]) -> list[Example]:
@@ -113,12 +138,16 @@ def _load_policies(cfg: RLConfig, checkpoint: Path | None, device: str) -> tuple
         raise DSPError(f"{cfg.policy}: a {policy.kind} policy cannot be trained by RL")
     if cfg.hint_vocab is not None:
         if policy.kind != "seq2seq":
-            raise DSPError(f"--hint-vocab applies to seq2seq policies; a {policy.kind} policy picks input words already")
+            raise DSPError(
+                f"--hint-vocab applies to seq2seq policies; a {policy.kind} policy picks input words already"
+            )
         policy.hint_vocab = reference.hint_vocab = cfg.hint_vocab  # one mask for sampling and for log-probs
     policy.temperature = reference.temperature = cfg.policy_temperature  # the KL compares like with like
     if cfg.hint_words is not None:
         if policy.kind != "extractive":
-            raise DSPError(f"--hint-words applies to extractive policies; a {policy.kind} policy decides its hint's length")
+            raise DSPError(
+                f"--hint-words applies to extractive policies; a {policy.kind} policy decides its hint's length"
+            )
         policy.hint_words = reference.hint_words = cfg.hint_words
     for p in reference.parameters():
         p.requires_grad_(False)
@@ -144,8 +173,9 @@ class UpdateState:
         params = list(policy.parameters()) + (list(value_head.parameters()) if value_head is not None else [])
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
         decay = cfg.lr_schedule == "linear"
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer,
-                                                      lambda i: max(0.0, 1 - i / cfg.iterations) if decay else 1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda i: max(0.0, 1 - i / cfg.iterations) if decay else 1.0
+        )
         kl_ctl = ppo.AdaptiveKL(cfg.kl_coef, cfg.kl_target) if cfg.kl_target else ppo.FixedKL(cfg.kl_coef)
         return cls(value_head, params, optimizer, scheduler, kl_ctl)
 
@@ -159,12 +189,26 @@ class RLRun:
     followed by `evaluate` and `checkpoint` when due, then `finish`. Under `accelerate launch` every process
     runs it; the main one alone writes the run folder and makes the dev evaluation's LLM calls."""
 
-    def __init__(self, cfg: RLConfig, acc: Accelerator, reward: Reward, *, client: AsyncLLMClient | None,
-                 metric_name: str, pseudo_label: Callable[[Example], str] | None,
-                 on_iteration: Callable[[int, Any], None] | None, shots: list[Example] | None,
-                 llm_settings: dict[str, Any] | None):
+    def __init__(
+        self,
+        cfg: RLConfig,
+        acc: Accelerator,
+        reward: Reward,
+        *,
+        client: AsyncLLMClient | None,
+        metric_name: str,
+        pseudo_label: Callable[[Example], str] | None,
+        on_iteration: Callable[[int, Any], None] | None,
+        shots: list[Example] | None,
+        llm_settings: dict[str, Any] | None,
+    ):
         self.cfg, self.acc, self.reward, self.client = cfg, acc, reward, client
-        self.pseudo_label, self.on_iteration, self.shots, self.llm_settings = pseudo_label, on_iteration, shots, llm_settings
+        self.pseudo_label, self.on_iteration, self.shots, self.llm_settings = (
+            pseudo_label,
+            on_iteration,
+            shots,
+            llm_settings,
+        )
         self.val_key = f"val/{metric_name}"
         self.main = acc.is_main_process
         self.it = 0
@@ -175,7 +219,9 @@ class RLRun:
 
     async def run(self) -> dict[str, Any]:
         self.setup()
-        bar = tqdm(total=self.cfg.iterations, initial=self.it, desc=f"rl/{self.cfg.algo}", unit="it", disable=not self.main)
+        bar = tqdm(
+            total=self.cfg.iterations, initial=self.it, desc=f"rl/{self.cfg.algo}", unit="it", disable=not self.main
+        )
         try:
             await self.evaluate_first()
             while self.it < self.cfg.iterations and self.stopped is None:
@@ -223,8 +269,9 @@ class RLRun:
 
     def resume(self, checkpoint: Path) -> None:
         o = self.opt
-        state = load_trainer_state(checkpoint, o.optimizer, o.scheduler, o.modules, rank=self.acc.process_index,
-                                   world=self.acc.num_processes)
+        state = load_trainer_state(
+            checkpoint, o.optimizer, o.scheduler, o.modules, rank=self.acc.process_index, world=self.acc.num_processes
+        )
         self.it = state["iteration"]
         o.kl_ctl.load_state_dict(state["kl_ctl"])
         self.calls_before = state.get("llm_calls", 0)  # checkpoints written before this count was kept lack it
@@ -250,14 +297,26 @@ class RLRun:
         started = time.time()
         o = self.opt
         adv, returns = advantages(cfg, ro, rewards, o.kl_ctl.value, self.acc)
-        losses = update(cfg, self.policy, o.value_head, o.optimizer, ro, adv, returns, o.kl_ctl.value, o.params, self.acc)
+        losses = update(
+            cfg, self.policy, o.value_head, o.optimizer, ro, adv, returns, o.kl_ctl.value, o.params, self.acc
+        )
         o.scheduler.step()
         self.it += 1
-        self.metrics = {**losses, **self.charts(ro, rewards), **timing, "time/update": time.time() - started,
-                        "samples/hint": ro.hints[0], **getattr(self.reward, "last_metrics", {})}
+        self.metrics = {
+            **losses,
+            **self.charts(ro, rewards),
+            **timing,
+            "time/update": time.time() - started,
+            "samples/hint": ro.hints[0],
+            **getattr(self.reward, "last_metrics", {}),
+        }
         if self.client is not None:
-            self.metrics.update({"charts/llm_calls": self.llm_calls(),
-                                 "charts/cache_hit_rate": self.client.usage.as_dict()["cache_hit_rate"]})
+            self.metrics.update(
+                {
+                    "charts/llm_calls": self.llm_calls(),
+                    "charts/cache_hit_rate": self.client.usage.as_dict()["cache_hit_rate"],
+                }
+            )
         if self.main and self.dev and ((cfg.eval_every and self.it % cfg.eval_every == 0) or self.it == cfg.iterations):
             try:
                 self.metrics.update(await self.evaluate())
@@ -277,9 +336,19 @@ class RLRun:
         resets = reset_prefixes(batch, cfg.samples_per_input, cfg.reset_prob, self.pseudo_label)
         world = acc.num_processes
         mine = list(range(acc.process_index, len(batch), world)) if world > 1 else None  # each input: one process
-        return await rollout_and_score(self.policy, self.reference, self.opt.value_head, batch, cfg.samples_per_input,
-                                       resets, self.reward, overlap=cfg.overlap, mine=mine, acc=acc,
-                                       greedy=ALGOS[cfg.algo].greedy_baseline)
+        return await rollout_and_score(
+            self.policy,
+            self.reference,
+            self.opt.value_head,
+            batch,
+            cfg.samples_per_input,
+            resets,
+            self.reward,
+            overlap=cfg.overlap,
+            mine=mine,
+            acc=acc,
+            greedy=ALGOS[cfg.algo].greedy_baseline,
+        )
 
     def charts(self, ro: Rollout, rewards: torch.Tensor) -> dict[str, Any]:
         """The iteration's rewards and KL over every process (the KL controller steps on the KL here)."""
@@ -292,7 +361,9 @@ class RLRun:
             "charts/reward": float(ok.mean()) if len(ok) else math.nan,
             "charts/reward_std": float(ok.std()) if len(ok) > 1 else math.nan,
             "charts/reward_missing": int(torch.isnan(all_rewards).sum()),
-            "objective/kl": kl, "objective/kl_coef": o.kl_ctl.value, "charts/lr": o.scheduler.get_last_lr()[0],
+            "objective/kl": kl,
+            "objective/kl_coef": o.kl_ctl.value,
+            "charts/lr": o.scheduler.get_last_lr()[0],
         }
         if ro.baseline is not None:  # the greedy hints' reward: what dsp eval would see on these inputs
             greedy = torch.tensor(accel.gather(acc, ro.baseline[:: self.cfg.samples_per_input].tolist()))
@@ -310,9 +381,15 @@ class RLRun:
         llm_calls = self.llm_calls()
         if self.main:
             o = self.opt
-            save_checkpoint(self.run_dir, self.policy, o.optimizer, o.scheduler,
-                            {"iteration": self.it, "kl_ctl": o.kl_ctl.state_dict(), "llm_calls": llm_calls},
-                            o.modules, rng_ranks=rng_ranks)
+            save_checkpoint(
+                self.run_dir,
+                self.policy,
+                o.optimizer,
+                o.scheduler,
+                {"iteration": self.it, "kl_ctl": o.kl_ctl.state_dict(), "llm_calls": llm_calls},
+                o.modules,
+                rng_ranks=rng_ranks,
+            )
             write_run_report(self.run_dir)
 
     def finish(self) -> dict[str, Any]:
@@ -325,8 +402,19 @@ class RLRun:
         save_final_policy(self.run_dir, self.policy)
         plot_curves(self.run_dir, ("charts/reward", self.val_key, "objective/kl"))
         # a reward or dev score that could not be computed is NaN in memory, null in the file
-        result = finite_or_none(_result(self.cfg, self.run_dir, self.it, self.stopped, time.time() - self.started,
-                                        self.reward, self.metrics, self.val_key, self.client))
+        result = finite_or_none(
+            _result(
+                self.cfg,
+                self.run_dir,
+                self.it,
+                self.stopped,
+                time.time() - self.started,
+                self.reward,
+                self.metrics,
+                self.val_key,
+                self.client,
+            )
+        )
         write_json_atomic(self.run_dir / "result.json", result)
         write_run_report(self.run_dir)
         self.acc.wait_for_everyone()
@@ -349,20 +437,38 @@ class RLRun:
 
     def progress(self) -> dict[str, str]:
         m = self.metrics
-        return {"reward": f"{m['charts/reward']:.3f}", "kl": f"{m['objective/kl']:.3f}",
-                **({"calls": str(m["charts/llm_calls"])} if "charts/llm_calls" in m else {})}
+        return {
+            "reward": f"{m['charts/reward']:.3f}",
+            "kl": f"{m['objective/kl']:.3f}",
+            **({"calls": str(m["charts/llm_calls"])} if "charts/llm_calls" in m else {}),
+        }
 
 
-def _result(cfg: RLConfig, run_dir: Path, it: int, stopped: str | None, seconds: float, reward: Reward,
-            metrics: dict[str, Any], val_key: str, client) -> dict[str, Any]:
+def _result(
+    cfg: RLConfig,
+    run_dir: Path,
+    it: int,
+    stopped: str | None,
+    seconds: float,
+    reward: Reward,
+    metrics: dict[str, Any],
+    val_key: str,
+    client,
+) -> dict[str, Any]:
     """result.json: how far the run got, why it stopped, the last iteration's charts, first and last dev score."""
     result = {
-        "iterations": it, "algo": cfg.algo, "stopped": stopped, "seconds": round(seconds, 1),
+        "iterations": it,
+        "algo": cfg.algo,
+        "stopped": stopped,
+        "seconds": round(seconds, 1),
         "reward_missing": getattr(reward, "missing", None),
         **{k: v for k, v in metrics.items() if k.startswith(("charts/", "objective/"))},
     }
-    vals = [row[val_key] for row in map(json.loads, (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines())
-            if val_key in row]
+    vals = [
+        row[val_key]
+        for row in map(json.loads, (run_dir / "log.jsonl").read_text(encoding="utf-8").splitlines())
+        if val_key in row
+    ]
     if vals:
         result[f"{val_key}_first"], result[f"{val_key}_last"] = vals[0], vals[-1]
     if client is not None:
@@ -377,7 +483,11 @@ async def run_rl_with_llm(cfg: RLConfig, client, task=None, **kw) -> dict[str, A
 
     task = task or SummarizationTask()
     shots = rl_shots(cfg, _dev(cfg))
-    reward = HintHitShaping(LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature,
-                                      baseline=cfg.baseline), cfg.hint_hit_coef, task.separator)
-    return await run_rl(cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label,
-                        shots=shots, **kw)
+    reward = HintHitShaping(
+        LLMReward(client, task, shots, samples=cfg.llm_samples, temperature=cfg.llm_temperature, baseline=cfg.baseline),
+        cfg.hint_hit_coef,
+        task.separator,
+    )
+    return await run_rl(
+        cfg, reward, client=client, metric_name=task.metric, pseudo_label=task.pseudo_label, shots=shots, **kw
+    )

@@ -39,6 +39,10 @@ class Samples:
         """The rows of the given inputs (rows are input-major, k per input)."""
         rows = [i * k + j for i in inputs for j in range(k)]
         idx = torch.tensor(rows, dtype=torch.long)  # (n,)
-        return Samples([self.examples[r] for r in rows], [self.hints[r] for r in rows],
-                       self.actions[idx.to(self.actions.device)], self.valid[idx.to(self.valid.device)],
-                       self.generated[idx.to(self.generated.device)])
+        return Samples(
+            [self.examples[r] for r in rows],
+            [self.hints[r] for r in rows],
+            self.actions[idx.to(self.actions.device)],
+            self.valid[idx.to(self.valid.device)],
+            self.generated[idx.to(self.generated.device)],
+        )

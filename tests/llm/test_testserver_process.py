@@ -11,8 +11,9 @@ from dsp.llm.types import LLMConfig, LLMRequest
 
 
 def test_server_process_answers_after_its_latency_and_counts_requests():
-    proc = subprocess.Popen([sys.executable, "-m", "dsp.llm.testserver", "--latency", "0.2"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dsp.llm.testserver", "--latency", "0.2"], stdout=subprocess.PIPE, text=True
+    )
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
@@ -20,7 +21,9 @@ def test_server_process_answers_after_its_latency_and_counts_requests():
         async def calls():
             client = AsyncLLMClient(LLMConfig(base_url=url, model="m", concurrency=4))
             t0 = time.perf_counter()
-            out = await client.complete_many([LLMRequest(prompt=f"Text: {i}\nKeywords: k{i}\nSummary:") for i in range(4)])
+            out = await client.complete_many(
+                [LLMRequest(prompt=f"Text: {i}\nKeywords: k{i}\nSummary:") for i in range(4)]
+            )
             await client.aclose()
             return out, time.perf_counter() - t0
 

@@ -40,9 +40,22 @@ def test_damaged_extractive_folder_is_one_line_naming_it(policy_dir, synth_dir, 
     shutil.copytree(policy_dir, folder)
     damage, message = DAMAGE[case]
     damage(folder)
-    for command in (["hint", "--policy", str(folder), "some text"],
-                    ["eval", "--data", str(synth_dir), "--policy", str(folder), "--output-dir", str(tmp_path / "e"),
-                     "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]):  # never reached: the policy is checked first
+    for command in (
+        ["hint", "--policy", str(folder), "some text"],
+        [
+            "eval",
+            "--data",
+            str(synth_dir),
+            "--policy",
+            str(folder),
+            "--output-dir",
+            str(tmp_path / "e"),
+            "--base-url",
+            "http://127.0.0.1:9/v1",
+            "--model",
+            "m",
+        ],
+    ):  # never reached: the policy is checked first
         r = runner.invoke(app, command)
         assert r.exit_code == 2, (command, r.output)
         assert str(folder) in r.stderr and message in r.stderr and r.stderr.count("\n") == 1, r.output

@@ -111,8 +111,19 @@ def test_sft_raises_dev_hint_f1_on_known_answers(synth_dir, tiny_encoder, tmp_pa
     torch.manual_seed(0)
     before = ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=4).generate([e.input for e in dev])
     f1_before = sum(hint_f1(h, y) for h, y in zip(before, labels)) / len(dev)
-    result = run_sft(SFTConfig(data=str(synth_dir), output_dir=str(tmp_path / "run"), policy=str(tiny_encoder),
-                               policy_type="extractive", epochs=6, batch_size=4, lr=2e-3, eval_every=10, dev_limit=8))
+    result = run_sft(
+        SFTConfig(
+            data=str(synth_dir),
+            output_dir=str(tmp_path / "run"),
+            policy=str(tiny_encoder),
+            policy_type="extractive",
+            epochs=6,
+            batch_size=4,
+            lr=2e-3,
+            eval_every=10,
+            dev_limit=8,
+        )
+    )
     assert result["policy_type"] == "extractive" and result["hint_words"] in result["dev/hint_f1_by_hint_words"]
     assert result["dev/hint_f1"] > f1_before + 0.3, (f1_before, result)
     log = [l for l in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
@@ -123,8 +134,20 @@ def test_sft_raises_dev_hint_f1_on_known_answers(synth_dir, tiny_encoder, tmp_pa
 
 def test_sft_crash_then_resume_matches_uninterrupted_run(synth_dir, tiny_encoder, tmp_path):
     def cfg(out, **kw):
-        return SFTConfig(data=str(synth_dir), output_dir=str(out), policy=str(tiny_encoder), policy_type="extractive",
-                         max_steps=4, batch_size=4, lr=1e-3, save_every=2, eval_every=4, dev_limit=4, hint_words=3, **kw)
+        return SFTConfig(
+            data=str(synth_dir),
+            output_dir=str(out),
+            policy=str(tiny_encoder),
+            policy_type="extractive",
+            max_steps=4,
+            batch_size=4,
+            lr=1e-3,
+            save_every=2,
+            eval_every=4,
+            dev_limit=4,
+            hint_words=3,
+            **kw,
+        )
 
     run_sft(cfg(tmp_path / "straight"))
 
@@ -143,7 +166,9 @@ def test_sft_crash_then_resume_matches_uninterrupted_run(synth_dir, tiny_encoder
 
 def test_scratch_is_not_an_extractive_policy(synth_dir, tmp_path):
     with pytest.raises(DSPError, match="policy-type seq2seq"):
-        run_sft(SFTConfig(data=str(synth_dir), output_dir=str(tmp_path / "r"), policy="scratch", policy_type="extractive"))
+        run_sft(
+            SFTConfig(data=str(synth_dir), output_dir=str(tmp_path / "r"), policy="scratch", policy_type="extractive")
+        )
 
 
 def test_reset_prefix_is_forced_and_not_generated(policy):

@@ -8,8 +8,13 @@ from tests.conftest import synthetic_rows
 def tiny_policy():
     rows = synthetic_rows(30)
     torch.manual_seed(0)
-    return build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
-                                vocab_size=300, max_input_tokens=64, max_hint_tokens=12)
+    return build_scratch_policy(
+        [r["article"] for r in rows] + [r["highlights"] for r in rows],
+        "tiny",
+        vocab_size=300,
+        max_input_tokens=64,
+        max_hint_tokens=12,
+    )
 
 
 def test_sft_step_changes_weights_and_loss_falls():
@@ -42,8 +47,11 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_tfidf_picks_rare_lead_words_and_round_trips(tmp_path):
-    docs = ["The zeppelin landed in Oslo . Nothing else happened .", "The car stopped . The car went .",
-            "The bus stopped . The bus went ."]
+    docs = [
+        "The zeppelin landed in Oslo . Nothing else happened .",
+        "The car stopped . The car went .",
+        "The bus stopped . The bus went .",
+    ]
     p = TfidfPolicy.fit(docs, k=2, lead_sentences=1)
     # Equal scores tie-break alphabetically (landed, oslo); output keeps input order and case.
     assert p.generate([docs[0]]) == ["landed; Oslo"]
@@ -59,10 +67,15 @@ def test_scratch_tokenizer_is_the_same_in_every_process():
     import subprocess
     import sys
 
-    code = ("from tests.conftest import synthetic_rows; from dsp.policy.scratch import train_tokenizer; "
-            "rows = synthetic_rows(40); "
-            "print(train_tokenizer([r['article'] for r in rows] + [r['highlights'] for r in rows]).backend_tokenizer.to_str())")
-    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout for _ in range(4)}
+    code = (
+        "from tests.conftest import synthetic_rows; from dsp.policy.scratch import train_tokenizer; "
+        "rows = synthetic_rows(40); "
+        "print(train_tokenizer([r['article'] for r in rows] + [r['highlights'] for r in rows]).backend_tokenizer.to_str())"
+    )
+    outs = {
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+        for _ in range(4)
+    }
     assert len(outs) == 1
 
 

@@ -46,9 +46,27 @@ def test_distill_prune_vocab_through_the_cli(synth_dir, tiny_encoder, tmp_path):
     torch.manual_seed(1)
     teacher = ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3)
     teacher.save(tmp_path / "teacher")
-    r = runner.invoke(app, ["distill", "--teacher", str(tmp_path / "teacher"), "--data", str(synth_dir), "--output-dir",
-                            str(tmp_path / "student"), "--student", "layers:1", "--prune-vocab", "--max-steps", "2",
-                            "--batch-size", "4", "--dev-limit", "4"])
+    r = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "teacher"),
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "student"),
+            "--student",
+            "layers:1",
+            "--prune-vocab",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     student = load_policy(str(tmp_path / "student"))
     assert student.encoder.config.vocab_size < teacher.encoder.config.vocab_size / 4
@@ -73,11 +91,33 @@ def test_pruned_student_dev_kl_is_a_number_when_dev_words_split_differently(synt
     data.mkdir()
     (data / "train.jsonl").write_text((synth_dir / "train.jsonl").read_text())
     odd = "Zanzibarian quokkas befriended xylophonists near Qaqortoq while " * 3
-    (data / "dev.jsonl").write_text("".join(json.dumps({"article": odd + r["article"], "highlights": r["highlights"]}) + "\n"
-                                            for r in map(json.loads, (synth_dir / "dev.jsonl").read_text().splitlines())))
-    r = runner.invoke(app, ["distill", "--teacher", str(tmp_path / "teacher"), "--data", str(data), "--output-dir",
-                            str(tmp_path / "student"), "--student", "layers:1", "--prune-vocab", "--max-steps", "2",
-                            "--batch-size", "4", "--dev-limit", "4"])
+    (data / "dev.jsonl").write_text(
+        "".join(
+            json.dumps({"article": odd + r["article"], "highlights": r["highlights"]}) + "\n"
+            for r in map(json.loads, (synth_dir / "dev.jsonl").read_text().splitlines())
+        )
+    )
+    r = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "teacher"),
+            "--data",
+            str(data),
+            "--output-dir",
+            str(tmp_path / "student"),
+            "--student",
+            "layers:1",
+            "--prune-vocab",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     result = _strict_json(tmp_path / "student" / "result.json")
     for key in ("dev/kl_teacher_student_before", "dev/kl_teacher_student_after"):

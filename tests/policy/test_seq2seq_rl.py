@@ -11,8 +11,9 @@ from tests.conftest import synthetic_rows
 def t5():
     rows = synthetic_rows(30)
     torch.manual_seed(0)
-    return build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
-                                max_input_tokens=48, max_hint_tokens=16)
+    return build_scratch_policy(
+        [r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny", max_input_tokens=48, max_hint_tokens=16
+    )
 
 
 INPUTS = ["Alice Moreau opened a new museum in Lisbon on Monday .", "Bob Tanaka visited Osaka ."]

@@ -36,10 +36,42 @@ def eval_runs(tmp_path_factory, tiny_encoder):
         llm = ["--base-url", server.base_url, "--model", "test-model", "--cache", str(root / "cache.sqlite")]
         # concurrency 1: the first call (article 0, no hint) gets the 400, which is never retried
         server.state.faults = [(400, {}, '{"error": {"message": "bad request"}}')]
-        a = runner.invoke(app, ["eval", "--data", str(data), "--policy", str(root / "p3"), "--output-dir", str(root / "A"),
-                                "--conditions", "none,tfidf,policy,oracle", "--concurrency", "1", "--api-key", KEY] + llm)
-        b = runner.invoke(app, ["eval", "--data", str(data), "--policy", str(root / "p2"), "--output-dir", str(root / "B"),
-                                "--conditions", "none,tfidf,policy", "--limit", "6"] + llm)
+        a = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(data),
+                "--policy",
+                str(root / "p3"),
+                "--output-dir",
+                str(root / "A"),
+                "--conditions",
+                "none,tfidf,policy,oracle",
+                "--concurrency",
+                "1",
+                "--api-key",
+                KEY,
+            ]
+            + llm,
+        )
+        b = runner.invoke(
+            app,
+            [
+                "eval",
+                "--data",
+                str(data),
+                "--policy",
+                str(root / "p2"),
+                "--output-dir",
+                str(root / "B"),
+                "--conditions",
+                "none,tfidf,policy",
+                "--limit",
+                "6",
+            ]
+            + llm,
+        )
     assert a.exit_code == 4, a.output  # the failed call: report written, then exit 4
     assert b.exit_code == 0, b.output
     return {"A": root / "A", "B": root / "B", "data": data, "outputs": (a, b)}
@@ -69,8 +101,18 @@ def synthetic_eval(folder: Path, n: int, seed: int = 0) -> Path:
         article = text(400)
         hints = {c: None if c == "none" else "; ".join(rng.sample(article.split(), 8)) for c in conditions}
         scores = {c: {"rouge_avg": rng.uniform(5, 45)} for c in conditions}
-        rows.append({"id": f"x{i}", "input": article, "reference": text(60), "hints": hints,
-                     "outputs": {c: text(60) for c in conditions}, "scores": scores, "errors": {}, "failed": []})
+        rows.append(
+            {
+                "id": f"x{i}",
+                "input": article,
+                "reference": text(60),
+                "hints": hints,
+                "outputs": {c: text(60) for c in conditions},
+                "scores": scores,
+                "errors": {},
+                "failed": [],
+            }
+        )
     cfg = EvalConfig(data="synthetic", output_dir=str(folder), conditions=conditions)
     summary = summarize(cfg, SummarizationTask(), rows) | {"task": "cnndm", "model": "synthetic", "llm": {}}
     write_jsonl_atomic(folder / "examples.jsonl", rows)

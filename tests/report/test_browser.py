@@ -58,8 +58,9 @@ class Page:
         return self.page.eval_on_selector_all("#cards > .card:not([hidden])", "cs => cs.map(c => c.dataset.id)")
 
     def column(self, label: str) -> str:
-        return self.page.eval_on_selector(f'#sort option:text-is("score of {label}, highest first")',
-                                          "o => o.value.slice(2)")
+        return self.page.eval_on_selector(
+            f'#sort option:text-is("score of {label}, highest first")', "o => o.value.slice(2)"
+        )
 
     def choose(self, select: str, value: str) -> None:
         self.page.select_option(select, value)
@@ -97,7 +98,9 @@ def test_sorting_by_a_difference_puts_the_largest_first(browser, eval_runs):
     assert len(set(deltas)) > 1  # the order is not vacuous
     p.choose("#sort", f"s:{p.column('oracle')}")
     oracle = scores(rows, "oracle")
-    assert [oracle.get(i, -math.inf) for i in p.visible_ids()] == sorted(oracle.get(r["id"], -math.inf) for r in rows)[::-1]
+    assert [oracle.get(i, -math.inf) for i in p.visible_ids()] == sorted(oracle.get(r["id"], -math.inf) for r in rows)[
+        ::-1
+    ]
 
 
 def test_the_filter_hides_the_right_cards(browser, eval_runs):
@@ -114,7 +117,10 @@ def test_the_filter_hides_the_right_cards(browser, eval_runs):
     p.choose("#show", "failed")
     assert p.visible_ids() == [r["id"] for r in rows if r["failed"]] == ["s0"]
     card = p.page.locator('.card[data-id="s0"]')
-    assert "failed" in card.locator(".chip").first.inner_text() and "0.00" not in card.locator(".answer").first.inner_text()
+    assert (
+        "failed" in card.locator(".chip").first.inner_text()
+        and "0.00" not in card.locator(".answer").first.inner_text()
+    )
     p.choose("#show", "all")
     p.page.fill("#q", "s5")
     expect(p.page.locator("#cards > .card:not([hidden])")).to_have_count(1)  # after the search's short debounce
@@ -123,9 +129,12 @@ def test_the_filter_hides_the_right_cards(browser, eval_runs):
 
 def marked_words(p, card_id: str, part: str) -> set[str]:
     """The words of a card's input (or reference) shown highlighted: marks with a background colour."""
-    return set(p.page.eval_on_selector_all(
-        f'.card[data-id="{card_id}"] .{part} mark',
-        "ms => ms.filter(m => getComputedStyle(m).backgroundColor !== 'rgba(0, 0, 0, 0)').map(m => m.textContent.toLowerCase())"))
+    return set(
+        p.page.eval_on_selector_all(
+            f'.card[data-id="{card_id}"] .{part} mark',
+            "ms => ms.filter(m => getComputedStyle(m).backgroundColor !== 'rgba(0, 0, 0, 0)').map(m => m.textContent.toLowerCase())",
+        )
+    )
 
 
 def test_highlighted_words_are_the_hint_words_found_in_the_input(browser, eval_runs):

@@ -16,8 +16,10 @@ from tests.report.conftest import KEY, MARKUP, read_rows, snapshot, synthetic_ev
 
 runner = CliRunner()
 ROOT = Path(__file__).resolve().parents[2]
-PAIR_ROW = re.compile(r'<tr data-pair="[^"]*"><th>(.*?)</th><td class="num delta">([+-]\d+\.\d\d) '
-                      r'<span class="ci">± (\d+\.\d\d)</span></td><td class="num">(\d+)</td>')
+PAIR_ROW = re.compile(
+    r'<tr data-pair="[^"]*"><th>(.*?)</th><td class="num delta">([+-]\d+\.\d\d) '
+    r'<span class="ci">± (\d+\.\d\d)</span></td><td class="num">(\d+)</td>'
+)
 
 
 def pair_rows(page: str) -> dict[str, tuple[float, float, int]]:
@@ -73,8 +75,17 @@ def test_two_folders_compare_paired_by_id_as_bench_paired_does(eval_runs, tmp_pa
     assert before == snapshot(a) | {f"B/{k}": v for k, v in snapshot(b).items()}
     shown = pair_rows(page)
     for cond, label in (("policy", "policy"), ("tfidf", "TF-IDF"), ("none", "no hint")):
-        bench = subprocess.run([sys.executable, str(ROOT / "bench" / "paired.py"), f"{b}/examples.jsonl:{cond}",
-                                f"{a}/examples.jsonl:{cond}"], capture_output=True, text=True, check=True)
+        bench = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "bench" / "paired.py"),
+                f"{b}/examples.jsonl:{cond}",
+                f"{a}/examples.jsonl:{cond}",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         expected = json.loads(bench.stdout)
         assert shown[f"B · {label} − A · {label}"] == (expected["diff"], expected["diff_ci"], expected["n"])
     assert shown["B · policy − A · policy"][0] != 0  # other hint lengths: the comparison is not trivially zero
@@ -86,16 +97,18 @@ def test_a_folder_from_before_inputs_and_pairs_were_recorded_gets_them_from_its_
     folder = tmp_path / "old"
     shutil.copytree(eval_runs["A"], folder)
     rows = read_rows(folder)
-    (folder / "examples.jsonl").write_text("".join(json.dumps({k: v for k, v in r.items() if k not in ("input", "reference")})
-                                                   + "\n" for r in rows))
+    (folder / "examples.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in r.items() if k not in ("input", "reference")}) + "\n" for r in rows)
+    )
     summary = json.loads((folder / "summary.json").read_text())
     (folder / "summary.json").write_text(json.dumps({k: v for k, v in summary.items() if k != "pairs"}))
     r = runner.invoke(app, ["report", str(folder)])
     assert r.exit_code == 0, r.output
     page = (folder / "report.html").read_text()
     # the pairs it did not record are computed as dsp eval computes them
-    assert sorted(pair_rows(page).values()) == sorted((round(p["mean"], 2), round(p["ci95"], 2), p["n"])
-                                                      for p in summary["pairs"].values())
+    assert sorted(pair_rows(page).values()) == sorted(
+        (round(p["mean"], 2), round(p["ci95"], 2), p["n"]) for p in summary["pairs"].values()
+    )
     assert "inputs read from" in page and page.count('<p class="input">') == len(rows)
     assert '<p class="input"></p>' not in page and '<p class="reference"></p>' not in page
 
@@ -122,20 +135,31 @@ def bad_folders(eval_runs, tmp_path):
     shutil.copytree(eval_runs["B"], other)
     summary = json.loads((other / "summary.json").read_text())
     (other / "summary.json").write_text(json.dumps(summary | {"task": "xsum"}))
-    return {"EMPTY": empty, "DAMAGED": damaged, "NOFIELD": no_field, "NOSTATS": no_stats, "OTHER": other, "A": eval_runs["A"],
-            "DATA": eval_runs["data"], "MISSING": tmp_path / "nowhere"}
+    return {
+        "EMPTY": empty,
+        "DAMAGED": damaged,
+        "NOFIELD": no_field,
+        "NOSTATS": no_stats,
+        "OTHER": other,
+        "A": eval_runs["A"],
+        "DATA": eval_runs["data"],
+        "MISSING": tmp_path / "nowhere",
+    }
 
 
-@pytest.mark.parametrize("args, message", [
-    (["EMPTY"], "empty: not a run folder of dsp eval (summary.json and examples.jsonl) or dsp rl"),
-    (["DATA"], "data: not a run folder"),
-    (["MISSING"], "nowhere: no such run folder"),
-    (["DAMAGED"], "damaged/examples.jsonl:3: not valid JSON"),
-    (["NOFIELD"], "no_field/examples.jsonl:5: field 'scores': missing"),
-    (["NOSTATS"], "no_stats/summary.json: field 'conditions.policy.rouge_avg': missing"),
-    (["A", "OTHER"], "is an eval of task 'xsum'"),
-    (["A", "A"], "named twice"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["EMPTY"], "empty: not a run folder of dsp eval (summary.json and examples.jsonl) or dsp rl"),
+        (["DATA"], "data: not a run folder"),
+        (["MISSING"], "nowhere: no such run folder"),
+        (["DAMAGED"], "damaged/examples.jsonl:3: not valid JSON"),
+        (["NOFIELD"], "no_field/examples.jsonl:5: field 'scores': missing"),
+        (["NOSTATS"], "no_stats/summary.json: field 'conditions.policy.rouge_avg': missing"),
+        (["A", "OTHER"], "is an eval of task 'xsum'"),
+        (["A", "A"], "named twice"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2_and_changes_nothing(eval_runs, tmp_path, args, message):
     folders = bad_folders(eval_runs, tmp_path)
     watched = [f for f in folders.values() if f.exists()]

@@ -21,8 +21,11 @@ def test_rl_report_follows_the_dev_hints_and_rebuilds_from_the_folder(synth_dir,
     report = out / "report.html"
     seen = []
     config = cfg(synth_dir, out, start_policy, iterations=4, save_every=2, eval_every=2, dev_limit=6)
-    asyncio.run(run_rl(config, WordListReward(), metric_name="words",
-                       on_iteration=lambda it, _: seen.append((it, report.exists()))))
+    asyncio.run(
+        run_rl(
+            config, WordListReward(), metric_name="words", on_iteration=lambda it, _: seen.append((it, report.exists()))
+        )
+    )
     assert seen == [(1, False), (2, True), (3, True), (4, True)]  # written with the first checkpoint
 
     rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]

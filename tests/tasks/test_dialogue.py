@@ -15,8 +15,11 @@ from dsp.tasks.config import load_task
 from tests.conftest import SHARED_DATA
 
 runner = CliRunner()
-ACTS = {"Hotel-Inform": [["Area", "east"], ["Stars", "4"]], "Hotel-Request": [["Price", "?"]],
-        "general-reqmore": [["none", "none"]]}
+ACTS = {
+    "Hotel-Inform": [["Area", "east"], ["Stars", "4"]],
+    "Hotel-Request": [["Price", "?"]],
+    "general-reqmore": [["none", "none"]],
+}
 
 
 def test_act_hint_and_informed_values():
@@ -30,10 +33,18 @@ def synthetic_zip(path, n=20):
         area = ["east", "west", "north", "centre"][d % 4]
         log = [
             {"text": f"I need a hotel in the {area} .", "dialog_act": {"Hotel-Inform": [["Area", area]]}},
-            {"text": f"The Acorn Lodge is in the {area} . What price range ?",
-             "dialog_act": {"Hotel-Inform": [["Name", "Acorn Lodge"], ["Area", area]], "Hotel-Request": [["Price", "?"]]}},
+            {
+                "text": f"The Acorn Lodge is in the {area} . What price range ?",
+                "dialog_act": {
+                    "Hotel-Inform": [["Name", "Acorn Lodge"], ["Area", area]],
+                    "Hotel-Request": [["Price", "?"]],
+                },
+            },
             {"text": "Cheap please .", "dialog_act": {"Hotel-Inform": [["Price", "cheap"]]}},
-            {"text": "Booked . Anything else ?", "dialog_act": {"Booking-Book": [["Ref", f"REF{d}"]], "general-reqmore": [["none", "none"]]}},
+            {
+                "text": "Booked . Anything else ?",
+                "dialog_act": {"Booking-Book": [["Ref", f"REF{d}"]], "general-reqmore": [["none", "none"]]},
+            },
         ]
         dialogues[f"D{d:03d}"] = {"goal": {}, "log": log}
     with zipfile.ZipFile(path, "w") as z:
@@ -53,7 +64,11 @@ def test_zip_reader_splits_dialogues_and_keeps_acts(tmp_path):
     task = load_task("multiwoz").task
     assert task.pseudo_label(e) == "[hotel] [inform] name area [request] price"
     perfect = task.score(e.target, e)
-    assert perfect["bleu"] == pytest.approx(100) and perfect["slot_recall"] == 100 and perfect["dialogue_score"] == pytest.approx(100)
+    assert (
+        perfect["bleu"] == pytest.approx(100)
+        and perfect["slot_recall"] == 100
+        and perfect["dialogue_score"] == pytest.approx(100)
+    )
     assert task.score("Sorry .", e)["slot_recall"] == 0
     prompt = task.prompt(dev[1], "[booking] [book] ref", [e])
     assert prompt.count("Dialogue:") == 2 and prompt.endswith("Acts: [booking] [book] ref\nSystem:")
@@ -74,24 +89,79 @@ def test_real_multiwoz_zip_if_present():
 def test_every_command_on_the_dialogue_task(tmp_path):
     z = synthetic_zip(tmp_path / "val.json.zip")
     run = tmp_path / "sft"
-    r = runner.invoke(app, ["sft", "--task", "multiwoz", "--data", str(z), "--output-dir", str(run), "--max-steps", "3",
-                            "--batch-size", "4", "--dev-limit", "4", "--max-input-tokens", "64"])
+    r = runner.invoke(
+        app,
+        [
+            "sft",
+            "--task",
+            "multiwoz",
+            "--data",
+            str(z),
+            "--output-dir",
+            str(run),
+            "--max-steps",
+            "3",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "4",
+            "--max-input-tokens",
+            "64",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout[r.stdout.index("{"):])["policy_type"] == "seq2seq"  # offline default for act hints
+    assert json.loads(r.stdout[r.stdout.index("{") :])["policy_type"] == "seq2seq"  # offline default for act hints
     with TestServer() as server:
         llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
-        r = runner.invoke(app, ["eval", "--task", "multiwoz", "--data", str(z), "--policy", str(run), "--output-dir",
-                                str(tmp_path / "ev"), "--conditions", "none,policy,oracle"] + llm)
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--task",
+                "multiwoz",
+                "--data",
+                str(z),
+                "--policy",
+                str(run),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--conditions",
+                "none,policy,oracle",
+            ]
+            + llm,
+        )
         assert r.exit_code == 0, r.output
         summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
         assert summary["metric"] == "dialogue_score" and summary["complete"] == 8
         rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
         assert all(set(r["scores"]["oracle"]) == {"bleu", "slot_recall", "dialogue_score"} for r in rows)
         assert rows[0]["hints"]["oracle"].startswith("[hotel] [inform]")
-        r = runner.invoke(app, ["rl", "--task", "multiwoz", "--data", str(z), "--policy", str(run), "--output-dir",
-                                str(tmp_path / "rl"), "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2",
-                                "--dev-limit", "2"] + llm)
+        r = runner.invoke(
+            app,
+            [
+                "rl",
+                "--task",
+                "multiwoz",
+                "--data",
+                str(z),
+                "--policy",
+                str(run),
+                "--output-dir",
+                str(tmp_path / "rl"),
+                "--iterations",
+                "1",
+                "--batch-size",
+                "2",
+                "--samples-per-input",
+                "2",
+                "--dev-limit",
+                "2",
+            ]
+            + llm,
+        )
         assert r.exit_code == 0, r.output
-        assert "val/dialogue_score_first" in json.loads(r.stdout[r.stdout.index("{"):])
-        r = runner.invoke(app, ["hint", "--task", "multiwoz", "--policy", str(run), "--json"], input="User: a hotel please .")
+        assert "val/dialogue_score_first" in json.loads(r.stdout[r.stdout.index("{") :])
+        r = runner.invoke(
+            app, ["hint", "--task", "multiwoz", "--policy", str(run), "--json"], input="User: a hotel please ."
+        )
         assert r.exit_code == 0, r.output

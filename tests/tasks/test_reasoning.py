@@ -12,9 +12,11 @@ from dsp.tasks.config import load_task
 from dsp.tasks.reasoning import DEFAULT_TRIGGER, load_triggers
 
 runner = CliRunner()
-PROBLEMS = [("Tom has 3 apples and buys 4 more. How many apples does he have?", 7.0),
-            ("A box holds 6 pens. How many pens are in 2 boxes?", 12.0),
-            ("There are 10 birds and 4 fly away. How many are left?", 6.0)]
+PROBLEMS = [
+    ("Tom has 3 apples and buys 4 more. How many apples does he have?", 7.0),
+    ("A box holds 6 pens. How many pens are in 2 boxes?", 12.0),
+    ("There are 10 birds and 4 fly away. How many are left?", 6.0),
+]
 # The test server echoes the question, whose last number is then the answer: solved by the first trigger.
 EASY = ("A farm has 3 cows and 2 pigs, 5 animals in all. How many animals?", 5.0)
 
@@ -41,10 +43,31 @@ def test_trigger_search_labels_through_sft(tmp_path):
     rows = [{"id": i, "question": q, "answer": a} for i, (q, a) in enumerate((PROBLEMS + [EASY]) * 4)]
     (data / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     with TestServer() as server:
+
         def args(out):
-            return ["sft", "--task", "multiarith", "--data", str(data), "--labels", "llm", "--output-dir", str(out),
-                    "--max-steps", "2", "--batch-size", "4", "--max-input-tokens", "48", "--base-url", server.base_url,
-                    "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
+            return [
+                "sft",
+                "--task",
+                "multiarith",
+                "--data",
+                str(data),
+                "--labels",
+                "llm",
+                "--output-dir",
+                str(out),
+                "--max-steps",
+                "2",
+                "--batch-size",
+                "4",
+                "--max-input-tokens",
+                "48",
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ]
 
         r = runner.invoke(app, args(tmp_path / "a"))
         assert r.exit_code == 0, r.output
@@ -53,17 +76,39 @@ def test_trigger_search_labels_through_sft(tmp_path):
         assert len(server.state.requests) == len(distinct) == searched  # each pair asked once
         labels = [json.loads(l) for l in (tmp_path / "a" / "labels.jsonl").read_text().splitlines()]
         assert len(labels) == 16 and {l["hint"] for l in labels} <= set(load_triggers())
-        assert json.loads(r.stdout[r.stdout.index("{"):])["policy_type"] == "seq2seq"  # triggers are not input words
+        assert json.loads(r.stdout[r.stdout.index("{") :])["policy_type"] == "seq2seq"  # triggers are not input words
         r = runner.invoke(app, args(tmp_path / "b"))
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) == searched  # the re-run is served by the cache
         # Reasoning tasks are zero-shot by default, so the eval's prompts are the search's prompts:
         # the oracle (zero-shot-CoT) trigger was asked for these questions, and nothing is new;
         # the barely trained policy's hints are new prompts, each with one question in it.
-        r = runner.invoke(app, ["eval", "--task", "multiarith", "--data", str(data), "--split", "train", "--limit", "3",
-                                "--policy", str(tmp_path / "a"), "--conditions", "oracle,policy", "--output-dir",
-                                str(tmp_path / "e"), "--base-url", server.base_url, "--model", "m",
-                                "--cache", str(tmp_path / "c.sqlite")])
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--task",
+                "multiarith",
+                "--data",
+                str(data),
+                "--split",
+                "train",
+                "--limit",
+                "3",
+                "--policy",
+                str(tmp_path / "a"),
+                "--conditions",
+                "oracle,policy",
+                "--output-dir",
+                str(tmp_path / "e"),
+                "--base-url",
+                server.base_url,
+                "--model",
+                "m",
+                "--cache",
+                str(tmp_path / "c.sqlite"),
+            ],
+        )
         assert r.exit_code == 0, r.output
         new = server.state.requests[searched:]
         assert len(new) <= 3 and all(q["prompt"].count("Q:") == 1 for q in new)

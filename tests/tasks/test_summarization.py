@@ -4,8 +4,10 @@ from dsp.data import Example
 from dsp.errors import DSPError
 from dsp.tasks import PromptTemplate, SummarizationTask
 
-ARTICLE = ("Arsene Wenger called for the Ballon d'Or to be scrapped . The Chelsea boss Jose Mourinho agrees with "
-           "his great Premier League rival , and says the award is unfair .")
+ARTICLE = (
+    "Arsene Wenger called for the Ballon d'Or to be scrapped . The Chelsea boss Jose Mourinho agrees with "
+    "his great Premier League rival , and says the award is unfair ."
+)
 REFERENCE = "Jose Mourinho backs his great Premier League rival Arsene Wenger .\nHe wants the Ballon d’Or scrapped ."
 
 

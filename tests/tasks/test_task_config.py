@@ -14,7 +14,9 @@ from dsp.tasks import SummarizationTask
 from dsp.tasks.config import builtin_tasks, load_task
 
 runner = CliRunner()
-EX = Example(id="1", input="Alice Moreau opened a museum in Lisbon. It cost millions.", target="Alice Moreau opened a museum.")
+EX = Example(
+    id="1", input="Alice Moreau opened a museum in Lisbon. It cost millions.", target="Alice Moreau opened a museum."
+)
 
 
 def test_builtin_cnndm_is_the_summarization_task():
@@ -23,7 +25,11 @@ def test_builtin_cnndm_is_the_summarization_task():
     reference = SummarizationTask()
     assert loaded.task.prompt(EX, "Alice Moreau; museum", [EX]) == reference.prompt(EX, "Alice Moreau; museum", [EX])
     assert loaded.task.pseudo_label(EX) == reference.pseudo_label(EX)
-    assert (loaded.data.source, loaded.data.config, loaded.data.input_field) == ("abisee/cnn_dailymail", "3.0.0", "article")
+    assert (loaded.data.source, loaded.data.config, loaded.data.input_field) == (
+        "abisee/cnn_dailymail",
+        "3.0.0",
+        "article",
+    )
 
 
 def test_xsum_asks_for_one_sentence():
@@ -32,7 +38,7 @@ def test_xsum_asks_for_one_sentence():
     assert (loaded.data.input_field, loaded.data.target_field) == ("document", "summary")
 
 
-USER_TASK = '''
+USER_TASK = """
 name = "reviews"
 [data]
 source = "{data}"
@@ -46,7 +52,7 @@ max_tokens = 32
 stop = ["\\n"]
 [reward]
 metric = "rouge1"
-'''
+"""
 
 
 @pytest.fixture
@@ -67,43 +73,107 @@ def test_a_users_task_through_every_command(user_task, tiny_encoder, tmp_path):
     loaded = load_task(str(user_task))
     assert loaded.task.prompt(EX, "museum").endswith("Keywords: museum\nGist:") and loaded.task.metric == "rouge1"
     run = tmp_path / "sft"
-    r = runner.invoke(app, ["sft", "--task", str(user_task), "--output-dir", str(run), "--policy", str(tiny_encoder),
-                            "--policy-type", "extractive", "--max-steps", "2", "--batch-size", "4", "--dev-limit", "4"])
+    r = runner.invoke(
+        app,
+        [
+            "sft",
+            "--task",
+            str(user_task),
+            "--output-dir",
+            str(run),
+            "--policy",
+            str(tiny_encoder),
+            "--policy-type",
+            "extractive",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     with TestServer() as server:
         llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
-        r = runner.invoke(app, ["eval", "--task", str(user_task), "--policy", str(run), "--output-dir", str(tmp_path / "ev"),
-                                "--limit", "3", "--conditions", "none,policy,oracle"] + llm)
+        r = runner.invoke(
+            app,
+            [
+                "eval",
+                "--task",
+                str(user_task),
+                "--policy",
+                str(run),
+                "--output-dir",
+                str(tmp_path / "ev"),
+                "--limit",
+                "3",
+                "--conditions",
+                "none,policy,oracle",
+            ]
+            + llm,
+        )
         assert r.exit_code == 0, r.output
         summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
         assert summary["metric"] == "rouge1" and summary["task"] == "reviews" and summary["complete"] == 3
         prompts = [q["prompt"] for q in server.state.requests]
         assert all(p.endswith("Gist:") for p in prompts) and sum("\nKeywords: " in p for p in prompts) == 6
-        r = runner.invoke(app, ["rl", "--task", str(user_task), "--policy", str(run), "--output-dir", str(tmp_path / "rl"),
-                                "--iterations", "1", "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2"] + llm)
+        r = runner.invoke(
+            app,
+            [
+                "rl",
+                "--task",
+                str(user_task),
+                "--policy",
+                str(run),
+                "--output-dir",
+                str(tmp_path / "rl"),
+                "--iterations",
+                "1",
+                "--batch-size",
+                "2",
+                "--samples-per-input",
+                "2",
+                "--dev-limit",
+                "2",
+            ]
+            + llm,
+        )
         assert r.exit_code == 0, r.output
-        assert "val/rouge1_first" in json.loads(r.stdout[r.stdout.index("{"):])
-        r = runner.invoke(app, ["hint", "--task", str(user_task), "--policy", str(run), "--json", "--run"] + llm,
-                          input="Grace Okafor opened a museum in Quito.")
+        assert "val/rouge1_first" in json.loads(r.stdout[r.stdout.index("{") :])
+        r = runner.invoke(
+            app,
+            ["hint", "--task", str(user_task), "--policy", str(run), "--json", "--run"] + llm,
+            input="Grace Okafor opened a museum in Quito.",
+        )
         assert r.exit_code == 0, r.output
         assert json.loads(r.stdout)["prompt"].startswith("Review: Grace Okafor")
 
 
-@pytest.mark.parametrize("text, message", [
-    ('name = "t"\n[prompt]\nwith_hnt = "x"\n', "unknown key 'prompt.with_hnt'"),
-    ('name = "t"\n[generation]\nmax_tokens = "many"\n', "key 'generation.max_tokens' must be int"),
-    ('name = "t"\n[generation]\nmax_tokens = 0\n', "key 'generation.max_tokens' must be positive"),
-    ('[data]\nsource = "x"\n', "missing key 'name'"),
-    ('name = "t"\n[rewards]\nmetric = "x"\n', "unknown section [rewards]"),
-    ('name = "t"\n[reward]\nmetric = "bleu9"\n', "key 'reward.metric' must be one of"),
-    ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {target}"\n', "has no {hint} placeholder"),
-    ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
-    ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {hint} {foo}\\nB: {target}"\n', "unknown placeholder {foo}"),
-    ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
-    ('name = "t\n', "not valid TOML"),
-    ('name = "t"\nkind = "dialogue"\n[hint]\nmax_phrase_words = 3\n', "key 'hint.max_phrase_words' is not used by a dialogue task"),
-    ('name = "t"\nkind = "poetry"\n', "key 'kind' must be one of dialogue, reasoning, summarization"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('name = "t"\n[prompt]\nwith_hnt = "x"\n', "unknown key 'prompt.with_hnt'"),
+        ('name = "t"\n[generation]\nmax_tokens = "many"\n', "key 'generation.max_tokens' must be int"),
+        ('name = "t"\n[generation]\nmax_tokens = 0\n', "key 'generation.max_tokens' must be positive"),
+        ('[data]\nsource = "x"\n', "missing key 'name'"),
+        ('name = "t"\n[rewards]\nmetric = "x"\n', "unknown section [rewards]"),
+        ('name = "t"\n[reward]\nmetric = "bleu9"\n', "key 'reward.metric' must be one of"),
+        ('name = "t"\n[prompt]\nwith_hint_text = "A: {input} {target}"\n', "has no {hint} placeholder"),
+        ('name = "t"\n[prompt]\nplain_text = "A: {target} {input}"\n', "must end with {target}"),
+        (
+            'name = "t"\n[prompt]\nwith_hint_text = "A: {input} {hint} {foo}\\nB: {target}"\n',
+            "unknown placeholder {foo}",
+        ),
+        ('name = "t"\nmax_tokens = 5\n', "unknown key 'max_tokens'"),
+        ('name = "t\n', "not valid TOML"),
+        (
+            'name = "t"\nkind = "dialogue"\n[hint]\nmax_phrase_words = 3\n',
+            "key 'hint.max_phrase_words' is not used by a dialogue task",
+        ),
+        ('name = "t"\nkind = "poetry"\n', "key 'kind' must be one of dialogue, reasoning, summarization"),
+    ],
+)
 def test_bad_task_files_are_one_line_errors(tmp_path, text, message):
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -139,9 +209,11 @@ def test_a_new_kind_is_one_class(tmp_path):
 
     assert task_kinds()["title-test"] is TitleTask
     path = tmp_path / "titles.toml"
-    path.write_text('name = "titles"\nkind = "title-test"\n[prompt]\n'
-                    'with_hint_text = "Text: {input}\\nStart: {hint}\\nTitle: {target}"\n'
-                    'plain_text = "Text: {input}\\nTitle: {target}"\n')
+    path.write_text(
+        'name = "titles"\nkind = "title-test"\n[prompt]\n'
+        'with_hint_text = "Text: {input}\\nStart: {hint}\\nTitle: {target}"\n'
+        'plain_text = "Text: {input}\\nTitle: {target}"\n'
+    )
     task = load_task(str(path)).task
     assert isinstance(task, TitleTask) and task.metric == "title_len"
     assert task.request(EX, task.pseudo_label(EX)).prompt == "Text: " + EX.input + "\nStart: Alice Moreau\nTitle:"
@@ -153,10 +225,13 @@ def test_task_id_field_names_the_ids_of_eval_and_batch_hint(user_task, tiny_enco
     data = tmp_path / "reviews"
     for split in ("train", "dev"):
         rows = [json.loads(line) for line in (data / f"{split}.jsonl").read_text().splitlines()]
-        (data / f"{split}.jsonl").write_text("".join(json.dumps({**r, "review_no": f"R-{i}"}) + "\n"
-                                                     for i, r in enumerate(rows)))
+        (data / f"{split}.jsonl").write_text(
+            "".join(json.dumps({**r, "review_no": f"R-{i}"}) + "\n" for i, r in enumerate(rows))
+        )
     task = tmp_path / "ids.toml"
-    task.write_text(user_task.read_text().replace('target_field = "gist"', 'target_field = "gist"\nid_field = "review_no"'))
+    task.write_text(
+        user_task.read_text().replace('target_field = "gist"', 'target_field = "gist"\nid_field = "review_no"')
+    )
     assert load_task(str(task)).data.id_field == "review_no"
     policy = tmp_path / "policy"
     from dsp.policy.extractive import ExtractivePolicy
@@ -164,15 +239,32 @@ def test_task_id_field_names_the_ids_of_eval_and_batch_hint(user_task, tiny_enco
     ExtractivePolicy.from_encoder(str(tiny_encoder), hint_words=3).save(policy)
     with TestServer() as server:
         llm = ["--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
-        r = runner.invoke(app, ["eval", "--task", str(task), "--output-dir", str(tmp_path / "ev"), "--limit", "3",
-                                "--conditions", "none"] + llm)
+        r = runner.invoke(
+            app,
+            ["eval", "--task", str(task), "--output-dir", str(tmp_path / "ev"), "--limit", "3", "--conditions", "none"]
+            + llm,
+        )
         assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
     assert [row["id"] for row in rows] == ["R-0", "R-1", "R-2"]
-    r = runner.invoke(app, ["hint", "--task", str(task), "--policy", str(policy), "--input-file", str(data / "dev.jsonl"),
-                            "--output", str(tmp_path / "hints.jsonl")])
+    r = runner.invoke(
+        app,
+        [
+            "hint",
+            "--task",
+            str(task),
+            "--policy",
+            str(policy),
+            "--input-file",
+            str(data / "dev.jsonl"),
+            "--output",
+            str(tmp_path / "hints.jsonl"),
+        ],
+    )
     assert r.exit_code == 0, r.output
-    assert [json.loads(line)["id"] for line in (tmp_path / "hints.jsonl").read_text().splitlines()] == [f"R-{i}" for i in range(6)]
+    assert [json.loads(line)["id"] for line in (tmp_path / "hints.jsonl").read_text().splitlines()] == [
+        f"R-{i}" for i in range(6)
+    ]
 
 
 def test_every_data_key_is_listed_in_the_task_docstring():

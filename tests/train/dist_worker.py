@@ -53,9 +53,23 @@ def run_rl(data: str, start: str, out: str, world: int, record: dict) -> None:
     # the global batch: 4 inputs x 2 samples, one gradient step over all 8 rollouts per epoch.
     # DSP_WORKER_RL="algo iterations lr_schedule resume" varies the run (default: grpo 2 linear 0)
     algo, iterations, schedule, resume = os.environ.get("DSP_WORKER_RL", "grpo 2 linear 0").split()
-    cfg = RLConfig(data=data, output_dir=out, policy=start, iterations=int(iterations), batch_size=4, samples_per_input=2,
-                   minibatch_size=8 // world, lr=3e-3, lr_schedule=schedule, save_every=1, dev_limit=2, algo=algo,
-                   target_kl=None, resume=resume == "1", device=os.environ.get("DSP_WORKER_DEVICE", "cpu"))
+    cfg = RLConfig(
+        data=data,
+        output_dir=out,
+        policy=start,
+        iterations=int(iterations),
+        batch_size=4,
+        samples_per_input=2,
+        minibatch_size=8 // world,
+        lr=3e-3,
+        lr_schedule=schedule,
+        save_every=1,
+        dev_limit=2,
+        algo=algo,
+        target_kl=None,
+        resume=resume == "1",
+        device=os.environ.get("DSP_WORKER_DEVICE", "cpu"),
+    )
     record["weights"].append(digest(load_policy(start)))
     asyncio.run(run_rl(cfg, reward, on_iteration=lambda it, p: record["weights"].append(digest(p))))
     record["ids"] = reward.ids
@@ -66,8 +80,22 @@ def run_sft(data: str, start: str, out: str, world: int, record: dict) -> None:
     from dsp.train.sft import run_sft
 
     # 5 steps of 4 examples over 11 training inputs: the third has 3, split 2 / 1 over two processes
-    cfg = SFTConfig(data=data, output_dir=out, policy=start, policy_type="extractive", hint_words=3, limit=11, max_steps=5,
-                    batch_size=4, lr=3e-3, eval_every=5, save_every=2, dev_limit=2, max_input_tokens=64, device="cpu")
+    cfg = SFTConfig(
+        data=data,
+        output_dir=out,
+        policy=start,
+        policy_type="extractive",
+        hint_words=3,
+        limit=11,
+        max_steps=5,
+        batch_size=4,
+        lr=3e-3,
+        eval_every=5,
+        save_every=2,
+        dev_limit=2,
+        max_input_tokens=64,
+        device="cpu",
+    )
     run_sft(cfg, on_step=lambda step, p: record["weights"].append(digest(p)))
 
 
@@ -75,8 +103,20 @@ def run_distill(data: str, start: str, out: str, world: int, record: dict) -> No
     from dsp.train.configs import DistillConfig
     from dsp.train.distill import run_distill
 
-    cfg = DistillConfig(teacher=start, data=data, output_dir=out, student="layers:1", limit=10, max_steps=4, batch_size=4,
-                        lr=3e-3, eval_every=4, save_every=2, dev_limit=2, device="cpu")
+    cfg = DistillConfig(
+        teacher=start,
+        data=data,
+        output_dir=out,
+        student="layers:1",
+        limit=10,
+        max_steps=4,
+        batch_size=4,
+        lr=3e-3,
+        eval_every=4,
+        save_every=2,
+        dev_limit=2,
+        device="cpu",
+    )
     run_distill(cfg, on_step=lambda step, p: record["weights"].append(digest(p)))
 
 

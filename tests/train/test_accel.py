@@ -24,8 +24,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-            "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+        "HF_HUB_OFFLINE": "1",
+    }
 
 
 def torchrun(*args, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -43,9 +47,16 @@ def still_encoder(tmp_path_factory) -> Path:
 
     torch.manual_seed(0)
     tokenizer = AutoTokenizer.from_pretrained(os.environ.get("DSP_TEST_TOKENIZER") or default_encoder_path())
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
     path = tmp_path_factory.mktemp("still-encoder")
     BertModel(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -93,7 +104,9 @@ def assert_trained_in_step(ranks: list[dict], steps: int) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("algo", ["grpo", "ppo"])
-def test_rl_on_two_processes_matches_one_process_on_the_same_batch(algo, synth_dir, start_policy, tmp_path, monkeypatch):
+def test_rl_on_two_processes_matches_one_process_on_the_same_batch(
+    algo, synth_dir, start_policy, tmp_path, monkeypatch
+):
     # PPO also whitens its rewards and advantages over the batch: over both processes' rollouts, as one process would
     monkeypatch.setenv("DSP_WORKER_RL", f"{algo} 2 linear 0")
     ranks, one = two_and_one("rl", synth_dir, start_policy, tmp_path)
@@ -122,7 +135,9 @@ def test_a_resumed_two_process_rl_run_equals_an_uninterrupted_one(synth_dir, sta
         folder = tmp_path / ("full" if name == "full" else "resumed")
         r = torchrun("-m", "tests.train.dist_worker", "rl", synth_dir, start_policy, folder, tmp_path / f"rec-{name}")
         assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-4000:]
-    rec = {name: [json.loads((tmp_path / f"rec-{name}" / f"rank{r}.json").read_text()) for r in (0, 1)] for name in runs}
+    rec = {
+        name: [json.loads((tmp_path / f"rec-{name}" / f"rank{r}.json").read_text()) for r in (0, 1)] for name in runs
+    }
     for r in (0, 1):  # each rank rolled out the same inputs in the same iterations
         assert rec["part"][r]["ids"] + rec["rest"][r]["ids"] == rec["full"][r]["ids"]
         assert rec["part"][r]["weights"][1] == rec["full"][r]["weights"][1]  # the first iteration, before the kill
@@ -141,8 +156,10 @@ def test_sft_on_two_processes_matches_one_process_on_the_same_batch(synth_dir, s
     ranks, one = two_and_one("sft", synth_dir, still_encoder, tmp_path)
     assert_trained_in_step(ranks, 5)
     assert_same_policy(tmp_path / "two", tmp_path / "one")
-    losses = [[json.loads(line)["train/loss"] for line in (tmp_path / d / "log.jsonl").read_text().splitlines()]
-              for d in ("two", "one")]
+    losses = [
+        [json.loads(line)["train/loss"] for line in (tmp_path / d / "log.jsonl").read_text().splitlines()]
+        for d in ("two", "one")
+    ]
     assert losses[0] == pytest.approx(losses[1], abs=1e-5)
     assert (tmp_path / "two" / "checkpoint" / "trainer.pt").exists()
 
@@ -155,7 +172,10 @@ def test_distill_on_two_processes_matches_one_process_on_the_same_batch(synth_di
     labels = [sorted((tmp_path / d / "labels.jsonl").read_text().splitlines()) for d in ("two", "one")]
     assert labels[0] == labels[1]  # the teacher's labels, gathered from both processes
     result = json.loads((tmp_path / "two" / "result.json").read_text())
-    assert result["teacher_labelled_inputs"] == json.loads((tmp_path / "one" / "result.json").read_text())["teacher_labelled_inputs"]
+    assert (
+        result["teacher_labelled_inputs"]
+        == json.loads((tmp_path / "one" / "result.json").read_text())["teacher_labelled_inputs"]
+    )
 
 
 @pytest.mark.slow
@@ -172,14 +192,59 @@ def test_a_global_call_cap_stops_both_processes_with_exit_3(synth_dir, start_pol
     dsp = Path(sys.executable).with_name("dsp")
     cap = 13  # shares 7 and 6: the first dev evaluation (2 calls on rank 0) and 2 iterations of 4 rollouts fit
     with TestServer() as server:
-        args = [dsp, "rl", "--data", synth_dir, "--policy", start_policy, "--output-dir", tmp_path / "run",
-                "--iterations", "20", "--batch-size", "4", "--samples-per-input", "2", "--minibatch-size", "4",
-                "--dev-limit", "2", "--save-every", "5", "--device", "cpu", "--llm-temperature", "0.5",
-                "--base-url", server.base_url, "--model", "m", "--cache", tmp_path / "cache.sqlite", "--max-llm-calls", cap]
-        procs = [subprocess.Popen(list(map(str, args)), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                  env={**env(), "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-                                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-                 for r in (0, 1)]
+        args = [
+            dsp,
+            "rl",
+            "--data",
+            synth_dir,
+            "--policy",
+            start_policy,
+            "--output-dir",
+            tmp_path / "run",
+            "--iterations",
+            "20",
+            "--batch-size",
+            "4",
+            "--samples-per-input",
+            "2",
+            "--minibatch-size",
+            "4",
+            "--dev-limit",
+            "2",
+            "--save-every",
+            "5",
+            "--device",
+            "cpu",
+            "--llm-temperature",
+            "0.5",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--cache",
+            tmp_path / "cache.sqlite",
+            "--max-llm-calls",
+            cap,
+        ]
+        procs = [
+            subprocess.Popen(
+                list(map(str, args)),
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                env={
+                    **env(),
+                    "RANK": str(r),
+                    "LOCAL_RANK": str(r),
+                    "WORLD_SIZE": "2",
+                    "LOCAL_WORLD_SIZE": "2",
+                    "MASTER_ADDR": "127.0.0.1",
+                    "MASTER_PORT": str(port),
+                },
+            )
+            for r in (0, 1)
+        ]
         outputs = [p.communicate(timeout=600)[0] for p in procs]
         sent = len(server.state.requests)
     assert [p.returncode for p in procs] == [3, 3], outputs

@@ -31,8 +31,9 @@ def test_distilled_student_is_closer_to_its_teacher(synth_dir, tiny_encoder, tmp
     (tmp_path / "more").mkdir()
     from tests.conftest import synthetic_rows
 
-    (tmp_path / "more" / "train.jsonl").write_text("".join(json.dumps({"article": r["article"]}) + "\n"
-                                                           for r in synthetic_rows(20, 9)))
+    (tmp_path / "more" / "train.jsonl").write_text(
+        "".join(json.dumps({"article": r["article"]}) + "\n" for r in synthetic_rows(20, 9))
+    )
     held_out = [e.input for e in load_examples(synth_dir, split="dev")]
     # a student of its own (another random 2-layer encoder, fresh head): it starts far from the teacher
     from transformers import BertConfig, BertModel
@@ -40,11 +41,32 @@ def test_distilled_student_is_closer_to_its_teacher(synth_dir, tiny_encoder, tmp
     torch.manual_seed(7)
     BertModel(BertConfig.from_pretrained(tiny_encoder)).save_pretrained(tmp_path / "student-init")
     teacher.tokenizer.save_pretrained(tmp_path / "student-init")
-    r = runner.invoke(app, ["distill", "--teacher", str(tmp_path / "teacher"), "--data", str(synth_dir), "--output-dir",
-                            str(tmp_path / "student"), "--student", str(tmp_path / "student-init"), "--unlabelled", str(tmp_path / "more"),
-                            "--epochs", "4", "--batch-size", "8", "--lr", "1e-3", "--dev-limit", "8"])
+    r = runner.invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "teacher"),
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "student"),
+            "--student",
+            str(tmp_path / "student-init"),
+            "--unlabelled",
+            str(tmp_path / "more"),
+            "--epochs",
+            "4",
+            "--batch-size",
+            "8",
+            "--lr",
+            "1e-3",
+            "--dev-limit",
+            "8",
+        ],
+    )
     assert r.exit_code == 0, r.output
-    result = json.loads(r.stdout[r.stdout.index("{"):])
+    result = json.loads(r.stdout[r.stdout.index("{") :])
     assert json.loads((tmp_path / "student" / "result.json").read_text()) == result  # what was printed is kept
     assert result["token_level"] and result["teacher_labelled_inputs"] == 40 + 8 + 20
     before = result["dev/kl_teacher_student_before"]
@@ -61,8 +83,9 @@ def test_seq2seq_student_learns_the_teachers_tokens(synth_dir, tmp_path):
 
     rows = synthetic_rows(40)
     torch.manual_seed(0)
-    teacher = build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
-                                   max_input_tokens=48, max_hint_tokens=8)
+    teacher = build_scratch_policy(
+        [r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny", max_input_tokens=48, max_hint_tokens=8
+    )
     # a teacher that knows what it wants: sharp next-token distributions (a flat random one's greedy
     # labels say little about its distribution, and fitting them moves a student away from it)
     with torch.no_grad():
@@ -82,8 +105,18 @@ def test_seq2seq_student_learns_the_teachers_tokens(synth_dir, tmp_path):
             return float(kl(student, inputs, hints))
 
     before = token_kl(cut_layers(teacher, 1))
-    result = run_distill(DistillConfig(teacher=str(tmp_path / "t5"), data=str(synth_dir), output_dir=str(tmp_path / "s"),
-                                       student="layers:1", max_steps=12, batch_size=8, lr=3e-3, dev_limit=8))
+    result = run_distill(
+        DistillConfig(
+            teacher=str(tmp_path / "t5"),
+            data=str(synth_dir),
+            output_dir=str(tmp_path / "s"),
+            student="layers:1",
+            max_steps=12,
+            batch_size=8,
+            lr=3e-3,
+            dev_limit=8,
+        )
+    )
     assert result["token_level"] and result["student_parameters"] < result["teacher_parameters"]
     assert result["steps"] == 12
     assert token_kl(load_policy(str(tmp_path / "s"))) < 0.5 * before
@@ -102,19 +135,67 @@ def test_layers_student_of_a_bart_teacher(synth_dir, tmp_path):
     rows = synthetic_rows(40)
     tokenizer = train_tokenizer([r["article"] for r in rows] + [r["highlights"] for r in rows], 500)
     torch.manual_seed(0)
-    config = BartConfig(vocab_size=len(tokenizer), d_model=32, encoder_layers=2, decoder_layers=2,
-                        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                        max_position_embeddings=128, pad_token_id=tokenizer.pad_token_id,
-                        eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.eos_token_id,
-                        decoder_start_token_id=tokenizer.pad_token_id, forced_eos_token_id=None)
-    Seq2SeqPolicy(BartForConditionalGeneration(config), tokenizer, max_input_tokens=48, max_hint_tokens=8).save(tmp_path / "bart")
-    r = CliRunner().invoke(app, ["distill", "--teacher", str(tmp_path / "bart"), "--data", str(synth_dir), "--output-dir",
-                                 str(tmp_path / "s"), "--student", "layers:1", "--max-steps", "2", "--batch-size", "4",
-                                 "--dev-limit", "2", "--device", "cpu"])
+    config = BartConfig(
+        vocab_size=len(tokenizer),
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_position_embeddings=128,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+        forced_eos_token_id=None,
+    )
+    Seq2SeqPolicy(BartForConditionalGeneration(config), tokenizer, max_input_tokens=48, max_hint_tokens=8).save(
+        tmp_path / "bart"
+    )
+    r = CliRunner().invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "bart"),
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "s"),
+            "--student",
+            "layers:1",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "2",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 0, r.output
     student = load_policy(str(tmp_path / "s"))
     assert len(student.model.get_encoder().layers) == len(student.model.get_decoder().layers) == 1
     assert student.model.config.encoder_layers == student.model.config.decoder_layers == 1
-    r = CliRunner().invoke(app, ["distill", "--teacher", str(tmp_path / "bart"), "--data", str(synth_dir), "--output-dir",
-                                 str(tmp_path / "s2"), "--student", "layers:2", "--max-steps", "1", "--device", "cpu"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "distill",
+            "--teacher",
+            str(tmp_path / "bart"),
+            "--data",
+            str(synth_dir),
+            "--output-dir",
+            str(tmp_path / "s2"),
+            "--student",
+            "layers:2",
+            "--max-steps",
+            "1",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 2 and "only 2 layers" in r.stderr and r.stderr.count("\n") == 1

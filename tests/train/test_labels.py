@@ -27,9 +27,31 @@ def test_sft_with_llm_labels_caches_and_stops_at_the_cap(tiny_encoder, tmp_path)
         rows = [{"id": f"{split}{i}", "text": r["article"]} for i, r in enumerate(synthetic_rows(n, len(split)))]
         (data / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))  # no references at all
     with TestServer() as server:
-        base = ["sft", "--data", str(data), "--input-field", "text", "--labels", "llm", "--policy", str(tiny_encoder),
-                "--policy-type", "extractive", "--max-steps", "2", "--batch-size", "4", "--dev-limit", "4",
-                "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")]
+        base = [
+            "sft",
+            "--data",
+            str(data),
+            "--input-field",
+            "text",
+            "--labels",
+            "llm",
+            "--policy",
+            str(tiny_encoder),
+            "--policy-type",
+            "extractive",
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "4",
+            "--dev-limit",
+            "4",
+            "--base-url",
+            server.base_url,
+            "--model",
+            "m",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ]
         r = runner.invoke(app, base + ["--output-dir", str(tmp_path / "a")])
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) == 24 and "Article:" in server.state.requests[0]["prompt"]
@@ -37,7 +59,19 @@ def test_sft_with_llm_labels_caches_and_stops_at_the_cap(tiny_encoder, tmp_path)
         assert len(labels) == 24 and all(l["hint"] and ".jsonl:" in l["where"] for l in labels)
         r = runner.invoke(app, base + ["--output-dir", str(tmp_path / "b")])  # a re-run is served by the cache
         assert r.exit_code == 0 and len(server.state.requests) == 24
-        r = runner.invoke(app, base + ["--output-dir", str(tmp_path / "c"), "--cache", str(tmp_path / "new.sqlite"),
-                                       "--max-llm-calls", "5", "--concurrency", "1"])
+        r = runner.invoke(
+            app,
+            base
+            + [
+                "--output-dir",
+                str(tmp_path / "c"),
+                "--cache",
+                str(tmp_path / "new.sqlite"),
+                "--max-llm-calls",
+                "5",
+                "--concurrency",
+                "1",
+            ],
+        )
         assert r.exit_code == 3, r.output
         assert "labelled 5 of 24 inputs" in r.stderr and len(server.state.requests) == 29

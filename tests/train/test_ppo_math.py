@@ -16,11 +16,12 @@ def test_group_advantages_grpo_and_rloo_with_a_missing_reward():
 
 
 def test_group_advantages_best_rewards_only_each_groups_top():
-    r = torch.tensor([1.0, 3.0, 2.0,  math.nan, 5.0, 5.0,  math.nan, 4.0, 2.0,  7.0, math.nan, math.nan,
-                      1.0, 0.0, 1.0])  # five groups of 3
+    r = torch.tensor(
+        [1.0, 3.0, 2.0, math.nan, 5.0, 5.0, math.nan, 4.0, 2.0, 7.0, math.nan, math.nan, 1.0, 0.0, 1.0]
+    )  # five groups of 3
     best = ppo.group_advantages(r, 3, "best")
     # all scored alike, or one score alone: no winner; a 0/1 reward: every right answer wins
-    assert best.tolist() == [0, 1, 0,  0, 0, 0,  0, 1, 0,  0, 0, 0,  1, 0, 1]
+    assert best.tolist() == [0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 1]
 
 
 def test_baseline_advantages_are_the_difference_to_the_greedy_reward_scaled_not_centred():
@@ -33,8 +34,10 @@ def test_baseline_advantages_are_the_difference_to_the_greedy_reward_scaled_not_
     assert adv[3] == 0 and adv[4] == 0  # a missing reward or a missing greedy reward: no push either way
     assert adv[0] > 0 > adv[1] and adv[2] == 0  # the sign is better / worse than the greedy hint
     # over two processes' halves, the one scale of the whole batch
-    halves = [ppo.baseline_advantages(r[i:i + 3], b[i:i + 3], sum_over_processes=lambda t, i=i: _sum_halves(r, b, t, i))
-              for i in (0, 3)]
+    halves = [
+        ppo.baseline_advantages(r[i : i + 3], b[i : i + 3], sum_over_processes=lambda t, i=i: _sum_halves(r, b, t, i))
+        for i in (0, 3)
+    ]
     assert torch.allclose(torch.cat(halves), adv, atol=1e-5)
 
 
@@ -61,7 +64,9 @@ def test_per_step_rewards_put_the_score_on_the_last_real_step():
     mask = torch.tensor([[1.0, 1.0, 0.0]])
     out = ppo.per_step_rewards(torch.tensor([2.0]), torch.tensor([[0.1, 0.2, 0.3]]), mask, kl_coef=1.0)
     assert torch.allclose(out, torch.tensor([[-0.1, 1.8, 0.0]]))
-    assert torch.allclose(ppo.per_step_rewards(torch.tensor([math.nan]), torch.zeros(1, 3), mask, 1.0), torch.zeros(1, 3))
+    assert torch.allclose(
+        ppo.per_step_rewards(torch.tensor([math.nan]), torch.zeros(1, 3), mask, 1.0), torch.zeros(1, 3)
+    )
 
 
 def test_clipped_surrogate_at_ratio_one_and_beyond_the_clip():
@@ -114,5 +119,6 @@ def test_statistics_shared_over_processes_are_those_of_the_whole_batch():
     shared = summed(lambda i, h, s: ppo.standardize(rewards[h], s))
     assert torch.isnan(shared[2]) and torch.allclose(shared[~torch.isnan(whole)], whole[~torch.isnan(whole)], atol=1e-5)
     # per-process statistics, what each process computed before, do not agree with the whole batch's
-    assert not torch.allclose(torch.cat([ppo.standardize(rewards[h]) for h in halves])[[0, 1, 3, 4, 5]],
-                              whole[[0, 1, 3, 4, 5]], atol=1e-3)
+    assert not torch.allclose(
+        torch.cat([ppo.standardize(rewards[h]) for h in halves])[[0, 1, 3, 4, 5]], whole[[0, 1, 3, 4, 5]], atol=1e-3
+    )

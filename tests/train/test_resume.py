@@ -21,12 +21,33 @@ def one_line(r, *parts):
         assert part in r.stderr, r.output
 
 
-def test_rl_resume_with_another_algo_is_refused_and_the_run_goes_on(synth_dir, policy_dir, server,  # noqa: F811
-                                                                    tmp_path):
+def test_rl_resume_with_another_algo_is_refused_and_the_run_goes_on(
+    synth_dir,
+    policy_dir,  # noqa: F811
+    server,  # noqa: F811
+    tmp_path,
+):
     run = tmp_path / "rl"
     llm = llm_args(server, tmp_path)
-    args = ["rl", "--data", str(synth_dir), "--policy", str(policy_dir), "--output-dir", str(run), "--iterations", "1",
-            "--batch-size", "2", "--samples-per-input", "2", "--dev-limit", "2", "--save-every", "1"] + llm
+    args = [
+        "rl",
+        "--data",
+        str(synth_dir),
+        "--policy",
+        str(policy_dir),
+        "--output-dir",
+        str(run),
+        "--iterations",
+        "1",
+        "--batch-size",
+        "2",
+        "--samples-per-input",
+        "2",
+        "--dev-limit",
+        "2",
+        "--save-every",
+        "1",
+    ] + llm
     assert runner.invoke(app, args).exit_code == 0
     saved = (run / "config.json").read_bytes()
     r = runner.invoke(app, args + ["--resume", "--algo", "ppo"])
@@ -44,15 +65,32 @@ def test_rl_resume_with_another_algo_is_refused_and_the_run_goes_on(synth_dir, p
     head.write_bytes(kept)
     r = runner.invoke(app, ["rl", "--config", str(run / "config.json"), "--resume", "--iterations", "2"] + llm)
     assert r.exit_code == 0, r.output
-    assert json.loads(r.stdout[r.stdout.index("{"):])["iterations"] == 2
+    assert json.loads(r.stdout[r.stdout.index("{") :])["iterations"] == 2
     config = json.loads((run / "config.json").read_text())
     assert config["iterations"] == 2 and config["algo"] == "grpo"
 
 
 def test_sft_resume_with_another_lr_is_refused(synth_dir, tiny_encoder, tmp_path):
     run = tmp_path / "sft"
-    args = ["sft", "--data", str(synth_dir), "--output-dir", str(run), "--policy", str(tiny_encoder), "--policy-type",
-            "extractive", "--max-steps", "2", "--batch-size", "4", "--dev-limit", "4", "--max-input-tokens", "48"]
+    args = [
+        "sft",
+        "--data",
+        str(synth_dir),
+        "--output-dir",
+        str(run),
+        "--policy",
+        str(tiny_encoder),
+        "--policy-type",
+        "extractive",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--dev-limit",
+        "4",
+        "--max-input-tokens",
+        "48",
+    ]
     assert runner.invoke(app, args).exit_code == 0
     saved = (run / "config.json").read_bytes()
     one_line(runner.invoke(app, args + ["--resume", "--lr", "1e-3"]), "--lr")
@@ -65,15 +103,32 @@ def test_sft_resume_with_another_lr_is_refused(synth_dir, tiny_encoder, tmp_path
 
 def test_distill_resume_with_another_temperature_is_refused(synth_dir, policy_dir, tmp_path):  # noqa: F811
     run = tmp_path / "student"
-    args = ["distill", "--teacher", str(policy_dir), "--data", str(synth_dir), "--output-dir", str(run),
-            "--student", "layers:1", "--max-steps", "2", "--batch-size", "4", "--dev-limit", "4"]
+    args = [
+        "distill",
+        "--teacher",
+        str(policy_dir),
+        "--data",
+        str(synth_dir),
+        "--output-dir",
+        str(run),
+        "--student",
+        "layers:1",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--dev-limit",
+        "4",
+    ]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     saved = (run / "config.json").read_bytes()
     assert json.loads(saved)["command"] == "distill"
     one_line(runner.invoke(app, args + ["--resume", "--temperature", "3"]), "--temperature")
-    one_line(runner.invoke(app, ["sft", "--data", str(synth_dir), "--output-dir", str(run), "--resume"]),
-             "`dsp distill` run folder")
+    one_line(
+        runner.invoke(app, ["sft", "--data", str(synth_dir), "--output-dir", str(run), "--resume"]),
+        "`dsp distill` run folder",
+    )
     assert (run / "config.json").read_bytes() == saved
     r = runner.invoke(app, args + ["--resume", "--max-steps", "3"])
     assert r.exit_code == 0, r.output

@@ -47,16 +47,25 @@ def start_policy(tiny_encoder, tmp_path):
 
 
 def cfg(synth_dir, out, policy, **kw):
-    base = dict(data=str(synth_dir), output_dir=str(out), policy=str(policy), iterations=12, batch_size=4,
-                samples_per_input=4, minibatch_size=8, lr=3e-3, save_every=4, dev_limit=8, kl_coef=0.01)
+    base = dict(
+        data=str(synth_dir),
+        output_dir=str(out),
+        policy=str(policy),
+        iterations=12,
+        batch_size=4,
+        samples_per_input=4,
+        minibatch_size=8,
+        lr=3e-3,
+        save_every=4,
+        dev_limit=8,
+        kl_coef=0.01,
+    )
     return RLConfig(**(base | kw))
 
 
 def rewards_logged(out):
     rows = [json.loads(l) for l in (out / "log.jsonl").read_text().splitlines()]
     return [r["charts/reward"] for r in rows if "charts/reward" in r], rows
-
-
 
 
 @pytest.mark.parametrize("algo", ["grpo", "ppo", "best", "remax"])
@@ -72,7 +81,9 @@ def test_rl_raises_a_deterministic_reward(algo, synth_dir, start_policy, tmp_pat
     assert rows[0]["step"] == 0 and "val/metric" in rows[0] and result["val/metric_last"] > result["val/metric_first"]
     assert (out / "curves.png").stat().st_size > 1000 and any((out / "tb").iterdir())
     assert load_policy(str(out)).kind == "extractive"
-    assert {"losses/pg_loss", "losses/approx_kl", "losses/clipfrac", "objective/kl", "objective/entropy"} <= rows[-1].keys()
+    assert {"losses/pg_loss", "losses/approx_kl", "losses/clipfrac", "objective/kl", "objective/entropy"} <= rows[
+        -1
+    ].keys()
     if algo == "ppo":
         assert "losses/v_loss" in rows[-1]
     if algo == "remax":  # the greedy hints' reward is logged, and it rose too
@@ -114,18 +125,31 @@ def test_missing_rewards_are_counted_not_zero(synth_dir, start_policy, tmp_path)
 def test_crash_then_resume_matches_uninterrupted_run(synth_dir, start_policy, tmp_path):
     import asyncio
 
-    asyncio.run(run_rl(cfg(synth_dir, tmp_path / "straight", start_policy, iterations=6, save_every=2, algo="ppo"),
-                       WordListReward()))
+    asyncio.run(
+        run_rl(
+            cfg(synth_dir, tmp_path / "straight", start_policy, iterations=6, save_every=2, algo="ppo"),
+            WordListReward(),
+        )
+    )
 
     def crash(it, policy):
         if it == 5:  # after the checkpoint at 4: iteration 5 is lost and redone
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        asyncio.run(run_rl(cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo"),
-                           WordListReward(), on_iteration=crash))
-    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo",
-                                    resume=True), WordListReward()))
+        asyncio.run(
+            run_rl(
+                cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo"),
+                WordListReward(),
+                on_iteration=crash,
+            )
+        )
+    result = asyncio.run(
+        run_rl(
+            cfg(synth_dir, tmp_path / "crashed", start_policy, iterations=6, save_every=2, algo="ppo", resume=True),
+            WordListReward(),
+        )
+    )
     assert result["iterations"] == 6
     a, b = load_policy(str(tmp_path / "straight")), load_policy(str(tmp_path / "crashed"))
     for (n, x), (_, y) in zip(a.encoder.state_dict().items(), b.encoder.state_dict().items()):
@@ -137,7 +161,9 @@ def test_crash_then_resume_matches_uninterrupted_run(synth_dir, start_policy, tm
 def test_budget_stop_checkpoints_and_says_how_far(synth_dir, start_policy, tmp_path):
     import asyncio
 
-    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "b", start_policy, save_every=4), WordListReward(budget=16 * 3)))
+    result = asyncio.run(
+        run_rl(cfg(synth_dir, tmp_path / "b", start_policy, save_every=4), WordListReward(budget=16 * 3))
+    )
     assert result["iterations"] == 3 and "after 3 iterations" in result["stopped"]
     assert json.loads((tmp_path / "b" / "checkpoint" / "state.json").read_text())["iteration"] == 3
 
@@ -160,8 +186,13 @@ def test_llm_call_count_runs_on_across_a_resume(synth_dir, start_policy, tmp_pat
     out = tmp_path / "calls"
     for budget, resume in ((16 * 3, False), (16 * 2, True)):  # a new process: its client counts from 0
         client = SimpleNamespace(usage=Usage())
-        asyncio.run(run_rl(cfg(synth_dir, out, start_policy, save_every=4, resume=resume),
-                           CountingReward(client.usage, budget), client=client))
+        asyncio.run(
+            run_rl(
+                cfg(synth_dir, out, start_policy, save_every=4, resume=resume),
+                CountingReward(client.usage, budget),
+                client=client,
+            )
+        )
     _, rows = rewards_logged(out)
     assert [r["charts/llm_calls"] for r in rows if "charts/llm_calls" in r] == [16, 32, 48, 64, 80]
     assert json.loads((out / "checkpoint" / "state.json").read_text())["llm_calls"] == 80
@@ -183,8 +214,9 @@ def start_t5(tmp_path):
 
     rows = synthetic_rows(40)
     torch.manual_seed(0)
-    p = build_scratch_policy([r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny",
-                             max_input_tokens=48, max_hint_tokens=6)
+    p = build_scratch_policy(
+        [r["article"] for r in rows] + [r["highlights"] for r in rows], "tiny", max_input_tokens=48, max_hint_tokens=6
+    )
     p.save(tmp_path / "t5")
     return tmp_path / "t5"
 
@@ -235,7 +267,10 @@ def test_reset_prob_needs_pseudo_labels_and_keeps_prefixes_out_of_the_loss(synth
     task = SummarizationTask()
     examples = load_examples(synth_dir, split="train", limit=2)
     resets = phases.reset_prefixes(examples, 3, 1.0, task.pseudo_label)
-    assert all(r is not None and task.pseudo_label(e).startswith(r) for e, r in zip([e for e in examples for _ in range(3)], resets))
+    assert all(
+        r is not None and task.pseudo_label(e).startswith(r)
+        for e, r in zip([e for e in examples for _ in range(3)], resets)
+    )
     policy, reference = load_policy(str(start_t5)), load_policy(str(start_t5))
     policy.train(False)
     ro = phases.rollout(policy, reference, None, examples, 3, resets)
@@ -244,8 +279,13 @@ def test_reset_prob_needs_pseudo_labels_and_keeps_prefixes_out_of_the_loss(synth
     assert (ro.logprob[forced] == 0).all() and (ro.ref_logprob[forced] == 0).all()  # not in the loss, not in the KL
     adv, _ = phases.advantages(cfg(synth_dir, "u", start_t5, samples_per_input=3), ro, torch.rand(6), 0.05)
     assert (adv[forced] == 0).all()
-    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "y", start_t5, reset_prob=0.5, iterations=2), WordListReward(),
-                                pseudo_label=task.pseudo_label))
+    result = asyncio.run(
+        run_rl(
+            cfg(synth_dir, tmp_path / "y", start_t5, reset_prob=0.5, iterations=2),
+            WordListReward(),
+            pseudo_label=task.pseudo_label,
+        )
+    )
     assert result["iterations"] == 2
 
 
@@ -261,8 +301,9 @@ def test_cap_reached_in_the_final_dev_evaluation_still_saves_the_last_iteration(
                 raise BudgetExceeded("stopped before passing --max-llm-calls=9")
             return await super().metric(examples, hints)
 
-    result = asyncio.run(run_rl(cfg(synth_dir, tmp_path / "r", start_policy, iterations=3, save_every=2),
-                                CapAtSecondMetric()))
+    result = asyncio.run(
+        run_rl(cfg(synth_dir, tmp_path / "r", start_policy, iterations=3, save_every=2), CapAtSecondMetric())
+    )
     assert result["iterations"] == 3 and "during the dev evaluation after iteration 3" in result["stopped"]
     assert json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())["iteration"] == 3
     assert load_policy(str(tmp_path / "r")).kind == "extractive" and (tmp_path / "r" / "result.json").exists()
@@ -295,7 +336,9 @@ def test_llm_calls_overlap_the_log_probability_work(overlap, synth_dir, start_po
     reward = WordListReward()
     reference = SlowReference(load_policy(str(start_policy)), reward)
     torch.manual_seed(1)
-    ro, rewards, timing = asyncio.run(phases.rollout_and_score(policy, reference, None, examples, 4, None, reward, overlap))
+    ro, rewards, timing = asyncio.run(
+        phases.rollout_and_score(policy, reference, None, examples, 4, None, reward, overlap)
+    )
     # with overlap the rewards were asked while the reference was still working; without, only after
     assert reference.asked_before_done == (12 if overlap else 0)
     assert rewards.tolist() == pytest.approx(asyncio.run(reward.metric(examples, ro.hints)))  # its own hints scored
@@ -312,8 +355,12 @@ def test_policy_temperature_reaches_the_rollouts_of_policy_and_reference(synth_d
     for temperature in (1.0, 0.05):
         out = tmp_path / f"t{temperature}"
         torch.manual_seed(0)
-        asyncio.run(run_rl(cfg(synth_dir, out, start_policy, iterations=1, eval_every=0, policy_temperature=temperature),
-                           WordListReward()))
+        asyncio.run(
+            run_rl(
+                cfg(synth_dir, out, start_policy, iterations=1, eval_every=0, policy_temperature=temperature),
+                WordListReward(),
+            )
+        )
         first[temperature] = rewards_logged(out)[1][1]  # the first iteration's row (row 0 is the dev evaluation)
     assert first[0.05]["objective/entropy"] < first[1.0]["objective/entropy"]  # sharper picks
     assert first[0.05]["objective/kl"] == pytest.approx(0.0, abs=1e-6)  # the reference samples at the same temperature

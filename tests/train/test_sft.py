@@ -10,8 +10,19 @@ from dsp.train.sft import run_sft
 
 
 def config(data, out, **kw):
-    base = dict(data=str(data), output_dir=str(out), policy="scratch", max_steps=6, batch_size=4, lr=3e-3, eval_every=3,
-                save_every=2, dev_limit=4, max_input_tokens=48, max_hint_tokens=10)
+    base = dict(
+        data=str(data),
+        output_dir=str(out),
+        policy="scratch",
+        max_steps=6,
+        batch_size=4,
+        lr=3e-3,
+        eval_every=3,
+        save_every=2,
+        dev_limit=4,
+        max_input_tokens=48,
+        max_hint_tokens=10,
+    )
     return SFTConfig(**(base | kw))
 
 
@@ -62,8 +73,15 @@ def test_freeze_layers_keeps_the_lower_encoder_fixed_and_trains_the_rest(synth_d
 
     start = ExtractivePolicy.from_encoder(str(tiny_encoder))
     before = {k: v.clone() for k, v in start.encoder.state_dict().items()}
-    cfg = config(synth_dir, tmp_path / "frozen", policy=str(tiny_encoder), policy_type="extractive", freeze_layers=1,
-                 hint_words=3, max_input_tokens=64)
+    cfg = config(
+        synth_dir,
+        tmp_path / "frozen",
+        policy=str(tiny_encoder),
+        policy_type="extractive",
+        freeze_layers=1,
+        hint_words=3,
+        max_input_tokens=64,
+    )
     result = run_sft(cfg)
     after = load_policy(str(tmp_path / "frozen")).encoder.state_dict()
     frozen = [k for k in before if k.startswith(("embeddings.", "encoder.layer.0."))]
@@ -72,5 +90,13 @@ def test_freeze_layers_keeps_the_lower_encoder_fixed_and_trains_the_rest(synth_d
     assert all(torch.equal(before[k], after[k]) for k in frozen)
     assert any(not torch.equal(before[k], after[k]) for k in trained)
     with pytest.raises(DSPError, match="freeze-layers must be between 0 and the encoder's 2 layers"):
-        run_sft(config(synth_dir, tmp_path / "too-many", policy=str(tiny_encoder), policy_type="extractive",
-                       freeze_layers=3, hint_words=3))
+        run_sft(
+            config(
+                synth_dir,
+                tmp_path / "too-many",
+                policy=str(tiny_encoder),
+                policy_type="extractive",
+                freeze_layers=3,
+                hint_words=3,
+            )
+        )
