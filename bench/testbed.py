@@ -51,6 +51,7 @@ KEYWORDS = (
     "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences using these keywords: {hint}\n"
     "A: {target}"
 )
+DRY6 = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 6, "dry_penalty_last_n": 96}
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
@@ -108,6 +109,11 @@ CANDIDATES: dict[str, Candidate] = {
     ),
     "hf-rp16-cut": Candidate(with_hint=HINT_FIRST, cut="repeat", sampling={"repeat_penalty": 1.1, "repeat_last_n": 16}),
     "kw-cut": Candidate(with_hint=KEYWORDS, cut="repeat"),
+    # DRY penalises a token that extends a run already in its window past the allowed length: at 6, a hint
+    # phrase (at most 4 words) copied into the answer is never penalised, a sentence said again or the hint's
+    # whole list copied is.
+    "dry6-cut": Candidate(cut="repeat", sampling=DRY6),
+    "0shot-q-dry6-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat", sampling=DRY6),
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
 }
