@@ -52,5 +52,5 @@ for RUN in teacher:"$TEACHER" student-distill:"$OUT/student-distill" student-sft
   [ -f "$OUT/eval-$NAME/summary.json" ] || timed "eval_$NAME" $DSP eval --data "$DATA" --policy "$POLICY" \
     --output-dir "$OUT/eval-$NAME" --limit "$N" --conditions none,policy,oracle --cache "$CACHE"
 done
-$PY bench/policy_size_speed.py "$TEACHER" "$OUT/student-distill" "$OUT/student-sft" --data "$DATA" | tee "$OUT/size_speed.md"
+$PY -m bench.policy_size_speed "$TEACHER" "$OUT/student-distill" "$OUT/student-sft" --data "$DATA" | tee "$OUT/size_speed.md"
 echo "machine=$(nproc)cores" >> "$OUT/timing.txt"

@@ -1,6 +1,6 @@
 """Embedded-LLM throughput: calls a second of server configurations on the same CNN/DM prompts, side by side.
 
-    python bench/embedded_llm.py --lcp-python /tmp/lcpvenv/bin/python --configs lcp xl-s2 --rounds 3
+    python -m bench.embedded_llm --lcp-python /tmp/lcpvenv/bin/python --configs lcp xl-s2 --rounds 3
 
 Each configuration is a fresh server process (Gemma 3 270M Q4_K_M, 2 threads unless it says) and
 the project's own client (no cache) at the configuration's concurrency; a round runs every
@@ -47,8 +47,9 @@ import urllib.request
 from pathlib import Path
 
 from dsp.data import load_examples
-from dsp.llm.client import AsyncLLMClient, LLMConfig, LLMRequest
+from dsp.llm.client import AsyncLLMClient
 from dsp.llm.local import MODEL_ALIAS, free_port, model_path
+from dsp.llm.types import LLMConfig, LLMRequest
 from dsp.tasks.config import load_task
 
 ROOT = Path(__file__).resolve().parents[1]

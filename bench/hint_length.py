@@ -1,6 +1,6 @@
 """The LLM's score of an extractive policy's greedy hints at several hint lengths, paired on the same articles.
 
-    python bench/hint_length.py RUN_OR_POLICY --data DATA --lengths 6 8 12 16 24 --limit 100 --cache CACHE
+    python -m bench.hint_length RUN_OR_POLICY --data DATA --lengths 6 8 12 16 24 --limit 100 --cache CACHE
 
 `dsp sft` picks the hint length by hint F1 against the pseudo-labels; this asks the LLM instead.
 One encoder pass gives every length's hints; each (article, hint) is one greedy LLM call

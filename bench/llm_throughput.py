@@ -16,7 +16,7 @@ time, from the first call to the last answer, and its peak RSS:
 - cached re-runs: the same prompts again in a new process on the first run's cache; the server's
   request counter says how many calls reached the network (should be 0).
 
-Usage: python bench/llm_throughput.py [--latency 0.02] [--n 1000] [--runs 5] [--concurrency 1 4 16 64]
+Usage: python -m bench.llm_throughput [--latency 0.02] [--n 1000] [--runs 5] [--concurrency 1 4 16 64]
        [--cache-entries 10000] [--no-dspy] [--no-sequential] [--json OUT.json]
 """
 

@@ -1,6 +1,6 @@
 """Paired difference of two `dsp eval` runs (or two conditions of one) on the examples both scored.
 
-    python bench/paired.py RUN_A/examples.jsonl:policy RUN_B/examples.jsonl:policy [--metric rouge_avg]
+    python -m bench.paired RUN_A/examples.jsonl:policy RUN_B/examples.jsonl:policy [--metric rouge_avg]
 
 Prints mean A, mean B, mean (A - B) with its 95% CI (Student t), and n. Examples are matched by id
 (`dsp.metrics.paired_difference`, the numbers `dsp report A B` shows).

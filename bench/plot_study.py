@@ -1,6 +1,6 @@
 """The PNG and table of issue 14's study: dev ROUGE-avg of the policy against RL's LLM calls.
 
-    python bench/plot_study.py OUT [--png bench/rl_study.png] [--probe "LABEL=EVAL_DIR@CALLS" ...]
+    python -m bench.plot_study OUT [--png bench/rl_study.png] [--probe "LABEL=EVAL_DIR@CALLS" ...]
 
 OUT is a `bench/rl_study.sh` folder: eval-sft/ (0 calls) and eval-main-N/ (after N calls of RL), each a
 `dsp eval` of the same dev articles (and eval-tfidf/, a `--conditions none,tfidf` eval of them, if there). Prints a markdown table (each budget's policy with its paired 95% CI

@@ -1,6 +1,6 @@
 """Parameters and greedy hints per second of hint policies (run folders), on the same inputs.
 
-Usage: python bench/policy_size_speed.py RUN [RUN ...] [--data ../shared/data/cnndm] [--n 100] [--runs 5]
+Usage: python -m bench.policy_size_speed RUN [RUN ...] [--data ../shared/data/cnndm] [--n 100] [--runs 5]
        [--batch-size 16]
 Each policy writes hints for the first N dev inputs, `--runs` times after one warm-up pass; the
 figure is N over the median wall time. Torch uses every core it is given (2 here).

@@ -1,7 +1,7 @@
 """Screenshot of a run folder's HTML report in the system's Chromium (headless), e.g. for the README.
 
-    python bench/report_screenshot.py runs/demo/eval --output docs/report.png
-    python bench/report_screenshot.py runs/demo/eval --output top.png --height 1400 --no-full-page
+    python -m bench.report_screenshot runs/demo/eval --output docs/report.png
+    python -m bench.report_screenshot runs/demo/eval --output top.png --height 1400 --no-full-page
 
 The report is rebuilt from the folder first (`dsp report`, which only writes report.html). Every request the
 page makes is counted and refused; the script fails if there was any, so the picture is of a page that opened

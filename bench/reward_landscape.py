@@ -1,6 +1,6 @@
 """How smooth is the LLM's reward in the hint? Read from an RL run's LLM cache, no new calls.
 
-    python bench/reward_landscape.py CACHE.sqlite TRAIN.jsonl [--input-field article --target-field highlights] [--sampled]
+    python -m bench.reward_landscape CACHE.sqlite TRAIN.jsonl [--input-field article --target-field highlights] [--sampled]
 
 Every cached answer to a hinted summarization prompt is scored (ROUGE-avg) against its article's
 reference; hints of the same article are paired, and the pairs are binned by how many hint words they

@@ -1,6 +1,6 @@
 """Signal before spending: how much the LLM's reward tells hints of one article apart (issue 26).
 
-    python bench/reward_snr.py --policy runs/sft --out OUT [--n 40 --group 8 --temperatures 0.5,1]
+    python -m bench.reward_snr --policy runs/sft --out OUT [--n 40 --group 8 --temperatures 0.5,1]
 
 For N training articles and a policy, at each policy temperature: the greedy hint and GROUP sampled hints
 per article, each scored by the LLM (the task's reward: ROUGE-avg of its greedy answer), the greedy prompts
@@ -27,7 +27,8 @@ import statistics
 from pathlib import Path
 
 from dsp.data import load_examples
-from dsp.llm.client import AsyncLLMClient, LLMConfig
+from dsp.llm.client import AsyncLLMClient
+from dsp.llm.types import LLMConfig
 from dsp.policy import load_policy
 from dsp.roundtrip import round_trip
 from dsp.tasks.config import load_task

@@ -66,7 +66,7 @@ if want base; then
   fi
   if [ "$BASE_EXTRAS" = 1 ] && [ ! -f "$OUT/hint-length.json" ]; then
     say "hint length by the LLM's score, probe set"
-    $PY bench/hint_length.py "$OUT/sft" --data "$PROBE" --limit 100 --lengths 6 8 12 16 24 --cache "$CACHE" \
+    $PY -m bench.hint_length "$OUT/sft" --data "$PROBE" --limit 100 --lengths 6 8 12 16 24 --cache "$CACHE" \
       --json "$OUT/hint-length.json" | tee "$OUT/hint-length.md"
   fi
 fi
@@ -83,7 +83,7 @@ if want probes; then
       $DSP eval --data "$PROBE" --policy "$OUT/probe-$name" --output-dir "$OUT/probe-eval-$name" --limit 100 \
         --conditions none,policy --cache "$CACHE"
     fi
-    $PY bench/paired.py "$OUT/probe-eval-$name/examples.jsonl:policy" "$OUT/probe-eval-sft/examples.jsonl:policy" \
+    $PY -m bench.paired "$OUT/probe-eval-$name/examples.jsonl:policy" "$OUT/probe-eval-sft/examples.jsonl:policy" \
       | sed "s/^/probe $name vs sft: /" | tee -a "$OUT/probes.txt"
   done <<< "${PROBES:-}"
 fi
@@ -104,7 +104,7 @@ if want main; then
       $DSP eval --data "$DATA" --policy "$OUT/main-$b" --output-dir "$OUT/eval-main-$b" --limit 100 \
         --conditions none,policy,oracle --cache "$CACHE"
     fi
-    $PY bench/paired.py "$OUT/eval-main-$b/examples.jsonl:policy" "$OUT/eval-sft/examples.jsonl:policy" \
+    $PY -m bench.paired "$OUT/eval-main-$b/examples.jsonl:policy" "$OUT/eval-sft/examples.jsonl:policy" \
       | sed "s/^/main at $b calls vs sft: /" | tee -a "$OUT/main.txt"
   done
 fi

@@ -11,7 +11,7 @@ tokenizes inside its loop, HF before it: that pre-tokenization is reported besid
 
 Seq2SeqTrainer needs `accelerate` (`pip install accelerate`); it is not a dependency of dsp.
 
-Usage: python bench/sft_vs_trainer.py [--data ../shared/data/cnndm] [--size tiny] [--steps 60]
+Usage: python -m bench.sft_vs_trainer [--data ../shared/data/cnndm] [--size tiny] [--steps 60]
        [--batch-size 8] [--runs 3]
 """
 

@@ -29,7 +29,7 @@ for PART in $PARTS; do
     ;;
   arith)
     # every trigger on every dev question: the oracle, and the answers any trigger policy will need
-    [ -f "$OUT/arith-data/dev.jsonl" ] || timed arith_oracle $PY bench/trigger_oracle.py "$OUT/arith-data" \
+    [ -f "$OUT/arith-data/dev.jsonl" ] || timed arith_oracle $PY -m bench.trigger_oracle "$OUT/arith-data" \
       --task multiarith --limit "$N" --cache "$CACHE" | tee "$OUT/arith-oracle.md"
     [ -d "$OUT/arith-sft/policy" ] || timed arith_sft $DSP sft --task multiarith --data "$OUT/arith-data" --labels llm \
       --limit "$ARITH_TRAIN" --output-dir "$OUT/arith-sft" --epochs 20 --batch-size 8 --cache "$CACHE"

@@ -1,7 +1,7 @@
 """The embedded test bed's figure of merit under decoding and prompt candidates (issue 25).
 
-    python bench/testbed.py OUT --split validation --limit 100 --candidates greedy,rp32 [--again 24]
-    python bench/testbed.py OUT --report            # the table again, from OUT's files, no LLM
+    python -m bench.testbed OUT --split validation --limit 100 --candidates greedy,rp32 [--again 24]
+    python -m bench.testbed OUT --report            # the table again, from OUT's files, no LLM
 
 For each candidate (a prompt, generation settings, an answer rule) and the same articles it sends the no-hint,
 TF-IDF and oracle prompts to the embedded LLM (whatever `dsp` starts by default, so the environment picks the
@@ -28,12 +28,14 @@ from pathlib import Path
 from typing import Any
 
 from dsp.data import Example, load_examples
-from dsp.llm.client import AsyncLLMClient, LLMConfig
+from dsp.llm.client import AsyncLLMClient
 from dsp.llm.repeats import cut_repeats
+from dsp.llm.types import LLMConfig
 from dsp.metrics import mean_ci
 from dsp.policy.tfidf import TfidfPolicy
-from dsp.tasks.base import PromptTemplate, Task
+from dsp.tasks.base import Task
 from dsp.tasks.config import load_task
+from dsp.tasks.template import PromptTemplate
 
 CONDITIONS = ("none", "tfidf", "oracle")
 HINT_LAST = (

@@ -7,7 +7,7 @@ any policy that picks one of these triggers. Prints each trigger's accuracy and 
 writes OUT/dev.jsonl (the dev questions with a `trigger` field, which `dsp eval` reads as the oracle
 hint) next to a link to the task's train split, so that `dsp eval --data OUT` has both.
 
-Usage: python bench/trigger_oracle.py OUT [--task multiarith] [--limit 100] [--cache FILE]
+Usage: python -m bench.trigger_oracle OUT [--task multiarith] [--limit 100] [--cache FILE]
 """
 
 from __future__ import annotations
