@@ -54,6 +54,10 @@ KEYWORDS = (
     "A: {target}"
 )
 DRY6 = {"dry_multiplier": 0.8, "dry_base": 1.75, "dry_allowed_length": 6, "dry_penalty_last_n": 96}
+CNNDM_STOP = ("\n\n", "\nArticle:")
+XSUM_STOP = ("\n", "\nArticle:")
+XSUM_WITH_HINT = PromptTemplate.load("summarization/one_sentence_with_hint").text
+XSUM_PLAIN = PromptTemplate.load("summarization/one_sentence_plain").text
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
@@ -64,6 +68,9 @@ class Candidate:
 
     with_hint: str = HINT_LAST
     plain: str = PLAIN
+    base_stop: tuple[str, ...] = CNNDM_STOP
+    """The stop strings every candidate of its task has (pinned here, not read from the task file, so a
+    candidate means the same whatever the task file's defaults become)."""
     max_tokens: int = 96
     shots: int = 1
     sampling: dict[str, Any] = field(default_factory=dict)
@@ -118,6 +125,11 @@ CANDIDATES: dict[str, Candidate] = {
     "0shot-q-dry6-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat", sampling=DRY6),
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
+    # XSum (--task xsum --data ../shared/data/xsum --split dev): its one-sentence templates, 48 tokens
+    "xsum-1shot-cut": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, cut="repeat"),
+    "xsum-0shot-q-cut": Candidate(
+        XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, shots=0, stop=QA_STOPS, cut="repeat"
+    ),
 }
 
 
@@ -128,7 +140,8 @@ def make_task(base: Task, c: Candidate) -> Task:
         plain=PromptTemplate(c.plain, "candidate plain"),
         max_tokens=c.max_tokens,
         sampling=dict(c.sampling),
-        stop=base.stop + c.stop,
+        stop=c.base_stop + c.stop,
+        stop_repeats=False,  # `cut` derives it from the whole answer
         _shot_blocks={},
     )
 
@@ -247,10 +260,11 @@ def table(out: Path, names: list[str]) -> str:
 
 async def main_async(args: argparse.Namespace, client: AsyncLLMClient) -> None:
     out = Path(args.out)
-    fields = dict(input_field="article", target_field="highlights")
+    loaded = load_task(args.task)
+    base = loaded.task
+    fields = dict(input_field=loaded.data.input_field, target_field=loaded.data.target_field)
     examples = load_examples(args.data, split=args.split, limit=args.limit, **fields)
     train = load_examples(args.data, split="train", **fields)
-    base = load_task("cnndm").task
     hints = hints_for(base, examples, train)
     names = args.candidates.split(",")
     again_path = out / "again.json"
@@ -268,6 +282,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndm"))
+    ap.add_argument("--task", default="cnndm", help="the task whose pseudo-labels and fields are used")
     ap.add_argument("--split", default="validation")
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--candidates", default="greedy")
