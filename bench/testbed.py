@@ -264,7 +264,7 @@ async def main_async(args: argparse.Namespace, client: AsyncLLMClient) -> None:
     base = loaded.task
     fields = dict(input_field=loaded.data.input_field, target_field=loaded.data.target_field)
     examples = load_examples(args.data, split=args.split, limit=args.limit, **fields)
-    train = load_examples(args.data, split="train", **fields)
+    train = load_examples(args.data, split=args.train_split, **fields)
     hints = hints_for(base, examples, train)
     names = args.candidates.split(",")
     again_path = out / "again.json"
@@ -284,6 +284,11 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndm"))
     ap.add_argument("--task", default="cnndm", help="the task whose pseudo-labels and fields are used")
     ap.add_argument("--split", default="validation")
+    ap.add_argument(
+        "--train-split",
+        default="train",
+        help="where the shots and TF-IDF's IDF come from (xsum: train[:219],train[220:])",
+    )
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--candidates", default="greedy")
     ap.add_argument("--again", type=int, default=0, help="send the first N prompts per condition again, uncached")

@@ -47,7 +47,9 @@ def demo(
     from dsp.llm.session import run_with_llm
     from dsp.llm.types import LLMConfig
     from dsp.policy import load_policy
+    from dsp.tasks.config import load_task
 
+    task = load_task("cnndm").task  # the task file's prompt and generation settings, as dsp eval's
     sft_dir = output_dir / "sft"
     if not (sft_dir / "policy").exists():
         _train(data, sft_dir, epochs, full_sft)
@@ -56,11 +58,12 @@ def demo(
         data=data,
         output_dir=str(output_dir / "eval"),
         limit=limit,
+        shots=task.shots,
         conditions=("none", "tfidf", "policy", "oracle"),
         extra={"policy": str(sft_dir), "command": command_line(ctx)},
     )
     summary = run_with_llm(
-        LLMConfig(concurrency=2), cache, lambda client: run_eval(cfg, client, policy=load_policy(str(sft_dir)))
+        LLMConfig(), cache, lambda client: run_eval(cfg, client, task=task, policy=load_policy(str(sft_dir)))
     )
     typer.echo(report_markdown(summary))
     typer.echo(f"report: {output_dir / 'eval' / 'report.html'}  (open it in a browser)")

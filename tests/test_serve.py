@@ -124,7 +124,8 @@ def test_completions_and_chat_carry_the_same_hint_as_dsp_hint(policy, policy_dir
         # The upstream got the task's with-hint prompt; its echo of the hint line is the answer.
         sent = upstream.state.requests[-1]
         assert sent["prompt"].startswith("Article: " + ARTICLE) and f"Hint: {cli_hint}\nA:" in sent["prompt"]
-        assert sent["stop"] == ["\n\n", "\nArticle:"] and sent["max_tokens"] == 96
+        task = load_task("cnndm").task
+        assert sent["stop"] == list(task.stop) and sent["max_tokens"] == task.max_tokens == 96
         assert done.choices[0].text == " ".join(cli_hint.split())
         assert done.usage.prompt_tokens > 0 and done.model == "test-model"
 

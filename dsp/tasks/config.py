@@ -75,6 +75,7 @@ SCHEMA: dict[str, dict[str, tuple[type | tuple[type, ...], bool]]] = {
     "generation": {"max_tokens": (int, False), "stop": (list, False), "stop_repeats": (bool, False)},
     "reward": {"metric": (str, False)},
 }
+MAY_BE_ZERO = {"shots"}  # the one count where none is a choice (a zero-shot prompt)
 # (section, key) of a task file that sets the Task field of the same name
 FIELDS = (
     ("hint", "separator"),
@@ -157,8 +158,9 @@ def _check_keys(values: dict[str, Any], schema: dict[str, tuple[Any, bool]], whe
             raise DSPError(
                 f"{where}: key '{prefix}{key}' must be {getattr(kind, '__name__', kind)}, not {type(value).__name__}"
             )
-        if kind is int and value <= 0:
-            raise DSPError(f"{where}: key '{prefix}{key}' must be positive, not {value}")
+        if kind is int and value < (0 if key in MAY_BE_ZERO else 1):
+            kind_word = "0 or more" if key in MAY_BE_ZERO else "positive"
+            raise DSPError(f"{where}: key '{prefix}{key}' must be {kind_word}, not {value}")
     for key, (_, required) in schema.items():
         if required and key not in values:
             raise DSPError(f"{where}: missing key '{prefix}{key}'")
