@@ -24,8 +24,9 @@ Configurations:
   xl-2x1t      two 1-thread xllamacpp processes, 1 slot each, the prompts split between them
   ...-norepack weights kept in the file's layout (llama.cpp's --no-repack)
   ...-poll0    idle worker threads sleep instead of spinning (llama.cpp's --poll 0)
+  ...-0shot    any of these with zero-shot prompts (the others have one shot, the old cnndm default)
   ...-stop     any of these with the answer also stopped where the model starts the prompt's next
-               line ("\nQ:", "\nHint:"): a base model that repeats the prompt format
+               line ("\nQ:", "\nHint:", "\nA:"): a base model that repeats the prompt format
   ...-cut      any of these with the answer streamed and closed at its first repeated sentence
                (`stop_repeats`, dsp.llm.repeats)
 """
@@ -53,14 +54,16 @@ from dsp.llm.types import LLMConfig, LLMRequest
 from dsp.tasks.config import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRA_STOP = ("\nQ:", "\nHint:")
+# Pinned here, not read from the task file, so a configuration means the same whatever cnndm's defaults become.
+BASE_STOP = ("\n\n", "\nArticle:")
+EXTRA_STOP = ("\nQ:", "\nHint:", "\nA:")
 
 
-def prompts(data: str, n: int, seed: int = 0) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+def prompts(data: str, n: int, n_shots: int, seed: int = 0) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
     """(prompts, references) per workload."""
     task = load_task("cnndm").task
     dev = load_examples(data, split="dev", limit=n, input_field="article", target_field="highlights")
-    shots = load_examples(data, split="train", limit=task.shots, input_field="article", target_field="highlights")
+    shots = load_examples(data, split="train", limit=1, input_field="article", target_field="highlights")[:n_shots]
     rng = random.Random(seed)
     eval_prompts = [task.prompt(e, task.pseudo_label(e), shots) for e in dev]
     group, group_refs = [], []
@@ -199,14 +202,16 @@ def streamed(url: str, texts: list[str], max_tokens: int, stop: tuple[str, ...])
     return out
 
 
-def measure(config: str, work: dict[str, list[str]], args, task) -> dict:
+def measure(config: str, works: dict[int, dict[str, list[str]]], args, task) -> dict:
     two = config.startswith("xl-2x1t")
     threads = 1 if two else args.threads
     ports = [free_port() for _ in range(2 if two else 1)]
     cut = config.endswith("-cut")
     base = config.removesuffix("-cut")
-    stop = task.stop + (EXTRA_STOP if base.endswith("-stop") else ())
-    config_server = base.removesuffix("-stop")
+    stop = BASE_STOP + (EXTRA_STOP if base.endswith("-stop") else ())
+    base = base.removesuffix("-stop")
+    work = works[0 if base.endswith("-0shot") else 1]
+    config_server = base.removesuffix("-0shot")
     one = "-".join(["xl-s1"] + [p for p in ("nocp", "norepack", "poll0") if p in config_server.split("-")])
     procs = [start(one if two else config_server, args.lcp_python, threads, p) for p in ports]
     urls = [f"http://127.0.0.1:{p}/v1" for p in ports]
@@ -276,12 +281,13 @@ def main() -> None:
     if "lcp" in args.configs and not args.lcp_python:
         raise SystemExit("config 'lcp' needs --lcp-python")
     task = load_task("cnndm").task
-    work, refs = prompts(args.data, args.n)
+    works = {k: prompts(args.data, args.n, k)[0] for k in (0, 1)}
+    work, refs = prompts(args.data, args.n, 1)
     runs = []
     for r in range(args.rounds):
         for config in args.configs:
             args.round = r
-            res = measure(config, work, args, task)
+            res = measure(config, works, args, task)
             res["round"] = r
             runs.append(res)
             Path(args.out).write_text(json.dumps(runs, indent=1))

@@ -115,7 +115,11 @@ def test_trigger_search_labels_through_sft(tmp_path):
 
 
 def test_task_files_set_the_default_shots(tmp_path):
-    assert load_task("multiarith").task.shots == 0 and load_task("cnndm").task.shots == 0 and load_task("xsum").task.shots == 1
+    assert (
+        load_task("multiarith").task.shots == 0
+        and load_task("cnndm").task.shots == 0
+        and load_task("xsum").task.shots == 1
+    )
     f = tmp_path / "t.toml"
     f.write_text('name = "t"\nkind = "reasoning"\n[prompt]\nshots = 2\n')
     assert load_task(str(f)).task.shots == 2
