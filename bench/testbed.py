@@ -59,6 +59,13 @@ XSUM_STOP = ("\n", "\nArticle:")
 XSUM_WITH_HINT = PromptTemplate.load("summarization/one_sentence_with_hint").text
 XSUM_PLAIN = PromptTemplate.load("summarization/one_sentence_plain").text
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
+# The answer line named "Summary:" instead of "A:": zero-shot, the 270M base model answers an "A:" line with a
+# newline and another "Q:" block for about 1 hinted prompt in 9 (an empty answer once stopped at "\nQ:").
+SUMMARY_WITH_HINT = (
+    "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences based on the hint.\n"
+    "Hint: {hint}\nSummary: {target}"
+)
+SUMMARY_PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nSummary: {target}"
 PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 
 
@@ -97,6 +104,7 @@ CANDIDATES: dict[str, Candidate] = {
     # zero-shot, stopped where a base model goes on with a question-and-answer format of its own
     "0shot-q": Candidate(shots=0, stop=QA_STOPS),
     "0shot-q-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat"),
+    "0shot-s-cut": Candidate(SUMMARY_WITH_HINT, SUMMARY_PLAIN, shots=0, stop=QA_STOPS + ("\nSummary:",), cut="repeat"),
     "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
     "0shot-q-rp32-cut": Candidate(
         shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}, cut="repeat"

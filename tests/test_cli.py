@@ -196,7 +196,7 @@ def test_hint_from_stdin_json_and_run(trained, server, tmp_path):
     f.write_text(article)
     r = runner.invoke(
         app,
-        ["hint", "--policy", str(run), "--file", str(f), "--run", "--json", "--shots-data", str(data)]
+        ["hint", "--policy", str(run), "--file", str(f), "--run", "--json", "--shots-data", str(data), "--shots", "1"]
         + llm_args(server, tmp_path),
     )
     assert r.exit_code == 0, r.output

@@ -9,11 +9,19 @@ from typer.testing import CliRunner
 import dsp.cli.commands  # noqa: F401  (registers the commands)
 from dsp.cli import app
 from tests.conftest import synthetic_rows
-from tests.test_cli import llm_args as llm  # noqa: F401  (the loopback LLM fixture and its flags)
-from tests.test_cli import server  # noqa: F401  (the loopback LLM fixture)
+from tests.test_cli import (
+    llm_args,
+    server,  # noqa: F401  (the loopback LLM fixture)
+)
 from tests.test_serve import policy_dir  # noqa: F401  (the shared tiny policy fixture)
 
 runner = CliRunner()
+
+
+def llm(server, tmp_path) -> list[str]:  # noqa: F811
+    """The loopback LLM's flags, and one shot: cnndm is zero-shot by default, and these tests are about where
+    the shot comes from."""
+    return llm_args(server, tmp_path) + ["--shots", "1"]
 
 
 @pytest.fixture

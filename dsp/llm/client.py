@@ -264,6 +264,8 @@ class AsyncLLMClient:
                             break
             except ValueError as e:  # a chunk that is not the JSON it claims
                 raise MalformedResponse(f"the stream is not valid JSON ({str(e)[:80]})") from None
+            if not answer.choices:
+                raise MalformedResponse("no choices in the streamed answer")
             if answer.finish != "repeat":
                 answer.cut(first_repeat(answer.text, final=True))
             tokens = answer.tokens(wire, cut_early=True)

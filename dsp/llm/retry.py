@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import importlib
 import random
 import time
 
@@ -10,6 +11,20 @@ import openai
 
 RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 MAX_RETRY_AFTER = 120.0  # seconds; a server asking for longer is treated as this
+
+
+def _transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP library's own transport errors. The SDK turns a dropped connection into APIConnectionError only
+    while it sends a request; one that drops while a stream is read reaches us as the library's error."""
+    for name in ("httpx2", "httpx"):  # the openai SDK's HTTP client, under either name
+        try:
+            return (importlib.import_module(name).TransportError,)
+        except (ImportError, AttributeError):
+            continue
+    return ()
+
+
+TRANSPORT_ERRORS = _transport_errors()
 
 
 class MalformedResponse(Exception):
@@ -22,7 +37,7 @@ def should_retry(exc: BaseException) -> bool:
     Client errors (400 bad request, 401 bad key, 404 unknown model) are not: the same request
     would fail the same way, and retrying a 401 only burns time.
     """
-    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, MalformedResponse)):
+    if isinstance(exc, (openai.APITimeoutError, openai.APIConnectionError, MalformedResponse, *TRANSPORT_ERRORS)):
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in RETRY_STATUSES or exc.status_code >= 500

@@ -43,6 +43,7 @@ class StreamedAnswer:
         self.pieces = 0  # pieces with text: about a token each on llama.cpp and OpenAI
         self.finish: str | None = None
         self.usage: tuple[int, int] | None = None  # (prompt tokens, completion tokens)
+        self.choices = 0  # chunks that carried a choice: a stream with none has no answer (malformed, retried)
 
     def take(self, chunk: Any) -> str:
         """One SDK chunk: its piece of text ("" for a chunk with none)."""
@@ -50,6 +51,7 @@ class StreamedAnswer:
             self.usage = (chunk.usage.prompt_tokens, chunk.usage.completion_tokens)
         if not chunk.choices:
             return ""
+        self.choices += 1
         c = chunk.choices[0]
         self.finish = c.finish_reason or self.finish
         return self._add((c.delta.content or "") if self.chat else (c.text or ""))
@@ -60,6 +62,7 @@ class StreamedAnswer:
         if not choices or not isinstance(choices[0], dict):
             raise MalformedResponse("no choices in the answer")
         c = choices[0]
+        self.choices += 1
         self.finish = c.get("finish_reason")
         usage = body.get("usage")
         if isinstance(usage, dict):

@@ -224,15 +224,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, answer: dict[str, Any], chat: bool, include_usage: bool) -> None:
         """The answer as server-sent events, a word a chunk, then [DONE]; the body ends when the connection closes."""
-        choice = answer["choices"][0] if answer["choices"] else {"text": "", "message": {"content": ""}}
-        text = choice["message"]["content"] if chat else choice["text"]
-        words = text.split(" ")
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.end_headers()
         self.close_connection = True
         base = {k: answer[k] for k in ("id", "created", "model")}
         base["object"] = "chat.completion.chunk" if chat else "text_completion"
+        if not answer["choices"]:  # the empty_choices fault: events that carry no choice at all
+            self.wfile.write(f"data: {json.dumps({**base, 'choices': []})}\n\ndata: [DONE]\n\n".encode())
+            self.wfile.flush()
+            return
+        choice = answer["choices"][0]
+        text = choice["message"]["content"] if chat else choice["text"]
+        words = text.split(" ")
         for i, word in enumerate(words):
             piece = word if i == 0 else " " + word
             last = i == len(words) - 1

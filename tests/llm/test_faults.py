@@ -25,15 +25,20 @@ def test_drawn_faults_depend_on_the_seed_and_request_only():
     assert [a.draw_fault(x) for x in bodies] != first  # a retry of the same body draws again
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["plain", "streamed"])
 @pytest.mark.parametrize("kind", FAULT_KINDS)
-def test_each_fault_kind_is_retried_to_an_answer(kind):
+def test_each_fault_kind_is_retried_to_an_answer(kind, streamed):
+    """Also streamed (`stop_repeats`, cnndm's default): a stream cut off mid-body is retried like a plain answer."""
     with TestServer(fault_rate=0.6, fault_kinds=(kind,), seed=1, slow_seconds=1.0) as server:
 
         async def main():
             client = AsyncLLMClient(LLMConfig(base_url=server.base_url, model="m", max_retries=10, timeout=0.4))
             try:
                 results = await asyncio.gather(
-                    *(client.complete(LLMRequest(prompt=f"x\nHint: word{i}\nA:")) for i in range(8))
+                    *(
+                        client.complete(LLMRequest(prompt=f"x\nHint: word{i}\nA:", stop_repeats=streamed))
+                        for i in range(8)
+                    )
                 )
                 return results, client.usage
             finally:
