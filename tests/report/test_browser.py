@@ -206,6 +206,6 @@ def test_2000_examples_open_paged(browser, tmp_path):
     p.page.click("#next")
     assert p.visible_ids()[0] == "x50"
     p.page.fill("#q", "x1999")
-    expect(p.page.locator("#status")).to_have_text("1–1 of 1 shown (2000 in all)")
+    expect(p.page.locator("#status")).to_have_text("1–1 of 1 shown (2000 in all)", timeout=30_000)
     assert p.visible_ids() == ["x1999"]
     assert p.requests == [p.url]
