@@ -41,7 +41,7 @@ def main() -> None:
     own = policy.hint_words
     lengths = sorted(set(args.lengths) | {own})
     dev = load_examples(args.data, split=args.split, limit=args.limit)
-    shots = load_examples(args.data, split="train", limit=task.shots)
+    shots = load_examples(args.data, split="train", limit=max(1, task.shots))[: task.shots]  # cnndm: none
     hints = policy.hints_by_length([e.input for e in dev], lengths)
 
     async def work(client):

@@ -61,7 +61,7 @@ async def measure(client: AsyncLLMClient, args: argparse.Namespace) -> list[dict
     task = load_task(args.task).task
     fields = dict(input_field="article", target_field="highlights")
     articles = load_examples(args.data, split="train", limit=args.n, **fields)
-    shots = load_examples(args.data, split="train", limit=task.shots, **fields)
+    shots = load_examples(args.data, split="train", limit=max(1, task.shots), **fields)[: task.shots]
     articles = [a for a in articles if a not in shots]  # never an article scored with itself as the shot
     policy = load_policy(args.policy)
     policy.train(False)
