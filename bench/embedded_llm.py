@@ -51,6 +51,7 @@ from dsp.data import load_examples
 from dsp.llm.client import AsyncLLMClient
 from dsp.llm.local import MODEL_ALIAS, free_port, model_path
 from dsp.llm.types import LLMConfig, LLMRequest
+from dsp.shots import draw_shots
 from dsp.tasks.config import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ def prompts(data: str, n: int, n_shots: int, seed: int = 0) -> tuple[dict[str, l
     """(prompts, references) per workload."""
     task = load_task("cnndm").task
     dev = load_examples(data, split="dev", limit=n, input_field="article", target_field="highlights")
-    shots = load_examples(data, split="train", limit=1, input_field="article", target_field="highlights")[:n_shots]
+    shots = draw_shots(data, n_shots, dev, input_field="article", target_field="highlights")
     rng = random.Random(seed)
     eval_prompts = [task.prompt(e, task.pseudo_label(e), shots) for e in dev]
     group, group_refs = [], []
@@ -281,8 +282,8 @@ def main() -> None:
     if "lcp" in args.configs and not args.lcp_python:
         raise SystemExit("config 'lcp' needs --lcp-python")
     task = load_task("cnndm").task
-    works = {k: prompts(args.data, args.n, k)[0] for k in (0, 1)}
-    work, refs = prompts(args.data, args.n, 1)
+    built = {k: prompts(args.data, args.n, k) for k in (0, 1)}  # zero-shot and one-shot prompts
+    works, refs = {k: w for k, (w, _) in built.items()}, built[1][1]
     runs = []
     for r in range(args.rounds):
         for config in args.configs:
@@ -293,7 +294,7 @@ def main() -> None:
             Path(args.out).write_text(json.dumps(runs, indent=1))
             print(
                 f"round {r} {config:10s} "
-                + "  ".join(f"{w}: {res[w]['calls_per_s']:.3f} calls/s ({res[w]['wall']:.0f} s)" for w in work),
+                + "  ".join(f"{w}: {res[w]['calls_per_s']:.3f} calls/s ({res[w]['wall']:.0f} s)" for w in refs),
                 flush=True,
             )
     report(runs, refs, args.configs)

@@ -20,6 +20,7 @@ from dsp.llm.types import LLMConfig
 from dsp.metrics import mean_ci
 from dsp.policy import load_policy
 from dsp.roundtrip import ask, mean_scores
+from dsp.shots import draw_shots
 from dsp.tasks.config import load_task
 
 
@@ -41,7 +42,7 @@ def main() -> None:
     own = policy.hint_words
     lengths = sorted(set(args.lengths) | {own})
     dev = load_examples(args.data, split=args.split, limit=args.limit)
-    shots = load_examples(args.data, split="train", limit=max(1, task.shots))[: task.shots]  # cnndm: none
+    shots = draw_shots(args.data, task.shots, dev)
     hints = policy.hints_by_length([e.input for e in dev], lengths)
 
     async def work(client):

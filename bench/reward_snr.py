@@ -31,6 +31,7 @@ from dsp.llm.client import AsyncLLMClient
 from dsp.llm.types import LLMConfig
 from dsp.policy import load_policy
 from dsp.roundtrip import round_trip
+from dsp.shots import draw_shots
 from dsp.tasks.config import load_task
 
 
@@ -61,7 +62,7 @@ async def measure(client: AsyncLLMClient, args: argparse.Namespace) -> list[dict
     task = load_task(args.task).task
     fields = dict(input_field="article", target_field="highlights")
     articles = load_examples(args.data, split="train", limit=args.n, **fields)
-    shots = load_examples(args.data, split="train", limit=max(1, task.shots), **fields)[: task.shots]
+    shots = draw_shots(args.data, task.shots, [], **fields)
     articles = [a for a in articles if a not in shots]  # never an article scored with itself as the shot
     policy = load_policy(args.policy)
     policy.train(False)

@@ -59,14 +59,11 @@ XSUM_STOP = ("\n", "\nArticle:")
 XSUM_WITH_HINT = PromptTemplate.load("summarization/one_sentence_with_hint").text
 XSUM_PLAIN = PromptTemplate.load("summarization/one_sentence_plain").text
 QA_STOPS = ("\nQ:", "\nHint:", "\nA:")
+PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
 # The answer line named "Summary:" instead of "A:": zero-shot, the 270M base model answers an "A:" line with a
 # newline and another "Q:" block for about 1 hinted prompt in 9 (an empty answer once stopped at "\nQ:").
-SUMMARY_WITH_HINT = (
-    "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences based on the hint.\n"
-    "Hint: {hint}\nSummary: {target}"
-)
-SUMMARY_PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nSummary: {target}"
-PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentences.\nA: {target}"
+SUMMARY_WITH_HINT = HINT_LAST.replace("\nA: ", "\nSummary: ")
+SUMMARY_PLAIN = PLAIN.replace("\nA: ", "\nSummary: ")
 
 
 @dataclass(frozen=True)
