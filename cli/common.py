@@ -169,13 +169,18 @@ class LLMOptions:
     max_retries: int = 6
     llm_param: list[str] | None = None
 
-    def run_settings(self) -> dict[str, str | None]:
+    def run_settings(self) -> dict[str, Any]:
         """What a run folder's config.json keeps of the LLM, so `--config` repeats the run on it: its base URL
-        (no credentials) and model, as given or from OPENAI_BASE_URL/OPENAI_MODEL; never the key."""
+        (no credentials), model (as given or from OPENAI_BASE_URL/OPENAI_MODEL) and --llm-param fields, which
+        change the answers as much as the model does; never the key."""
         from dsp.llm.types import public_url
 
         resolved = LLMConfig(model=self.model, base_url=self.base_url)
-        return {"base_url": public_url(resolved.base_url) if resolved.base_url else None, "model": resolved.model}
+        return {
+            "base_url": public_url(resolved.base_url) if resolved.base_url else None,
+            "model": resolved.model,
+            "llm_param": list(self.llm_param) if self.llm_param else None,
+        }
 
     def config(self) -> LLMConfig:
         price_in = price_out = None

@@ -115,7 +115,7 @@ ConfigFile = Annotated[
 
 # Settings a run folder's config.json keeps beside the config dataclass's fields (LLMOptions.run_settings),
 # read back by a command that has them as options.
-RUN_EXTRAS = {"base_url": Optional[str], "model": Optional[str]}
+RUN_EXTRAS = {"base_url": Optional[str], "model": Optional[str], "llm_param": Optional[list[str]]}
 
 
 def load_config_file(path: Path, cls: type, command: str, extras: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -154,6 +154,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         return value
     if typing.get_origin(base) is tuple and isinstance(value, list):
         return tuple(value)
+    if typing.get_origin(base) is list:
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            raise DSPError(f"{where} must be {'' if not optional else 'empty or '}a list of strings, got {value!r}")
+        return value
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if base in (str, int, float, bool) and not (

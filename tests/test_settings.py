@@ -192,9 +192,10 @@ def test_dsp_eval_takes_its_settings_from_a_config_file_and_flags_win(synth_dir,
     assert summary["config"]["tfidf_split"] == "dev"
 
 
-def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
-    """`dsp rl --config RUN/config.json` repeats a run on the same LLM: base_url and model are saved (the key never)
-    and read back; before, they were not saved, so the repeat quietly used the embedded LLM."""
+def test_a_run_config_keeps_the_llm_url_model_and_params_and_never_the_key(tmp_path):
+    """`dsp rl --config RUN/config.json` repeats a run on the same LLM: base_url, model and --llm-param fields are
+    saved (the key never) and read back; before, they were not saved, so the repeat quietly used the embedded LLM
+    (or its default sampling)."""
     from dsp.llm.testserver import TestServer
 
     data = _data_and_sft_run(tmp_path)
@@ -222,6 +223,8 @@ def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
                 server.base_url,
                 "--model",
                 "test-model",
+                "--llm-param",
+                "top_k=20",
                 "--cache",
                 str(tmp_path / "c.sqlite"),
             ],
@@ -231,6 +234,7 @@ def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
         text = (tmp_path / "rl1" / "config.json").read_text()
         saved = json.loads(text)
         assert (saved["base_url"], saved["model"]) == (server.base_url, "test-model") and key not in text
+        assert saved["llm_param"] == ["top_k=20"]  # a sampling field changes the answers: the repeat sends it too
         sent = len(server.state.requests)
         r = runner.invoke(
             app,
@@ -249,6 +253,7 @@ def test_a_run_config_keeps_the_llm_url_and_model_and_never_the_key(tmp_path):
         )
         assert r.exit_code == 0, r.output
         assert len(server.state.requests) > sent  # the same server answered the repeat
+        assert {b.get("top_k") for b in server.state.requests[sent:]} == {20}
     assert json.loads((tmp_path / "rl2" / "config.json").read_text())["base_url"] == server.base_url
     from dsp.llm.types import public_url  # credentials and the query (where keys hide) are never saved
 
@@ -299,3 +304,11 @@ def test_a_closed_choice_lists_its_values_in_the_help_and_a_config_file_is_check
     assert f"{bad}: setting 'labels' must be one of reference, llm, teacher, not 'teachers'" in r.output
     r = runner.invoke(app, ["sft", "--labels", "teachers", "--data", "d", "--output-dir", str(tmp_path / "o")])
     assert r.exit_code == 2 and "--labels must be one of reference, llm, teacher, not 'teachers'" in r.output
+
+
+def test_a_config_files_llm_params_must_be_a_list_of_strings(tmp_path):
+    f = tmp_path / "rl.toml"
+    f.write_text('policy = "p"\noutput_dir = "o"\nllm_param = "top_k=20"\n')
+    r = runner.invoke(app, ["rl", "--config", str(f)])
+    assert r.exit_code == 2 and "setting 'llm_param' must be empty or a list of strings" in r.stderr
+    assert str(f) in r.stderr and "Traceback" not in r.output

@@ -87,7 +87,7 @@ async def run_rl(
     `client` (optional) gives usage counts; `pseudo_label` is needed by --reset-prob;
     `on_iteration(iteration, policy)` runs after each iteration is logged and checkpointed;
     `shots`: the reward's few-shot examples, left out of the rollouts (None: `rl_shots(cfg, dev)`);
-    `llm_settings` (the LLM's base_url and model) are saved in config.json beside cfg.
+    `llm_settings` (the LLM's base_url, model and --llm-param fields) are saved in config.json beside cfg.
     """
     if cfg.reset_prob and pseudo_label is None:
         raise DSPError("--reset-prob needs the task's pseudo-labels")

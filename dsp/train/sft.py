@@ -105,7 +105,7 @@ def run_sft(
     writes a run folder (`RunLock`); under `accelerate launch` that is the main process, and each
     step's batch is split over the processes. `accelerator`: the caller's (`dsp distill`), else a new one.
     `saved_as`: (command, settings) the run folder's config.json records and a resume is checked against
-    (`dsp distill`'s own; default ("sft", cfg)); `llm_settings` (the LLM's base_url and model) are saved beside.
+    (`dsp distill`'s own; default ("sft", cfg)); `llm_settings` (the LLM's base_url, model and --llm-param fields) are saved beside.
     """
     acc = accelerator or accel.make_accelerator(cfg.device, cfg.mixed_precision)
     with RunLock(cfg.output_dir) if acc.is_main_process else contextlib.nullcontext():
