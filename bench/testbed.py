@@ -64,6 +64,10 @@ PLAIN = "Article: {input}\nQ: Summarize the above article briefly in 2-3 sentenc
 # newline and another "Q:" block for about 1 hinted prompt in 9 (an empty answer once stopped at "\nQ:").
 SUMMARY_WITH_HINT = HINT_LAST.replace("\nA: ", "\nSummary: ")
 SUMMARY_PLAIN = PLAIN.replace("\nA: ", "\nSummary: ")
+# The same empty answers, ruled out by a grammar (llama.cpp's GBNF, a sampling field the server takes): the
+# answer's first character after an optional space is neither a space nor a newline; the rest is free, so a
+# prompt whose greedy answer does not start with a newline gets the same answer as without it.
+NONEMPTY_GRAMMAR = 'root ::= " "? [^ \n] .*'
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ CANDIDATES: dict[str, Candidate] = {
     # zero-shot, stopped where a base model goes on with a question-and-answer format of its own
     "0shot-q": Candidate(shots=0, stop=QA_STOPS),
     "0shot-q-cut": Candidate(shots=0, stop=QA_STOPS, cut="repeat"),
+    "0shot-q-cut-nonempty": Candidate(shots=0, stop=QA_STOPS, cut="repeat", sampling={"grammar": NONEMPTY_GRAMMAR}),
     "0shot-s-cut": Candidate(SUMMARY_WITH_HINT, SUMMARY_PLAIN, shots=0, stop=QA_STOPS + ("\nSummary:",), cut="repeat"),
     "0shot-q-rp32": Candidate(shots=0, stop=QA_STOPS, sampling={"repeat_penalty": 1.1, "repeat_last_n": 32}),
     "0shot-q-rp32-cut": Candidate(
