@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any, Iterator
 
 from dsp.errors import DSPError, InputError, MissingSplit
 from dsp.multiwoz import multiwoz_records
+
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".jsonl", ".json", ".csv", ".parquet", ".zip")
 
@@ -263,6 +266,30 @@ def load_examples(
     if not examples:
         raise InputError(where, None, None, "no examples")
     return examples
+
+
+def scored_once(examples: list[Example], id_field: str = "id") -> list[Example]:
+    """The examples with each id once, for a command whose results are keyed by id (an eval's rows, a report's
+    pairs). A record that repeats an earlier one (the same id, input and reference: CNN/DailyMail's files hold
+    such copies) is left out, with one warning; the same id on another record is an error naming the second,
+    raised before any LLM call."""
+    first: dict[str, Example] = {}
+    kept, dropped = [], []
+    for e in examples:
+        seen = first.setdefault(e.id, e)
+        if seen is e:
+            kept.append(e)
+        elif (seen.input, seen.target, seen.meta) == (e.input, e.target, e.meta):
+            dropped.append(f"{e.where} (a copy of {seen.where})")
+        else:
+            raise DSPError(
+                f"{e.where}: field '{id_field}': '{e.id}' is also the id of {seen.where}, another record; "
+                "results are keyed by id, so give each record its own"
+            )
+    if dropped:
+        more = f" and {len(dropped) - 1} more" if len(dropped) > 1 else ""
+        log.warning("%s%s: a repeated record is scored once (%d examples)", dropped[0], more, len(kept))
+    return kept
 
 
 READERS = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dsp.conditions import CONDITIONS, LABELS, complete_rows, pair_summaries, stats
-from dsp.data import DataSpec, Example
+from dsp.data import DataSpec, Example, scored_once
 from dsp.errors import DSPError, LLMError, MissingSplit
 from dsp.io import RunLock, finite_or_none, write_json_atomic, write_jsonl_atomic, write_text_atomic
 from dsp.llm.client import AsyncLLMClient
@@ -169,7 +169,10 @@ class EvalData:
 def load_eval_data(cfg: EvalConfig) -> EvalData:
     """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
-    examples = cfg.examples(cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id")
+    # --limit N: the first N records, a repeated one scored once
+    examples = scored_once(
+        cfg.examples(cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id"), cfg.id_field or "id"
+    )
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     shots, examples = shots_and_evaluated(cfg.data, cfg.shots, examples, split=cfg.shots_split, **fields)
     idf_texts: list[str] = []

@@ -185,3 +185,51 @@ def test_chat_endpoint_sends_the_instruction_as_system_message_and_completions_s
         f"Article: {train.input}\n{instruction}\nHint: {shot_hint}\nA: {train.target}\n\n"
         f"Article: {dev.input}\n{instruction}\nHint: {hint}\nA:"
     )
+
+
+def _eval_with_rows(tmp_path, server, rows):
+    from typer.testing import CliRunner
+
+    import dsp.cli.commands  # noqa: F401  (registers the commands)
+    from dsp.cli import app
+
+    data = tmp_path / "dev.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return CliRunner().invoke(
+        app,
+        ["eval", "--data", str(data), "--output-dir", str(tmp_path / "ev"), "--conditions", "none,oracle"]
+        + ["--shots", "0", "--base-url", server.base_url, "--model", "m", "--cache", str(tmp_path / "c.sqlite")],
+    )
+
+
+def test_a_repeated_record_is_scored_once_and_the_report_is_written(tmp_path, caplog):
+    """CNN/DailyMail's dev file holds the same article twice (lines 138 and 190): an eval of its first 200 used to
+    score it twice, then fail at the report, which pairs rows by id, after every call had been paid for."""
+    from tests.conftest import synthetic_rows
+
+    rows = synthetic_rows(4, seed=3)
+    with TestServer() as server:
+        r = _eval_with_rows(tmp_path, server, [*rows, rows[1]])
+        assert r.exit_code == 0, r.output
+        assert len(server.state.requests) == 2 * 4  # the copy costs no call
+    assert f"{tmp_path / 'dev.jsonl'}:5 (a copy of {tmp_path / 'dev.jsonl'}:2): a repeated record is scored once" in (
+        caplog.text
+    )
+    ids = [json.loads(line)["id"] for line in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
+    assert ids == [row["id"] for row in rows]
+    assert json.loads((tmp_path / "ev" / "summary.json").read_text())["examples"] == 4
+    assert (tmp_path / "ev" / "report.html").exists()
+
+
+def test_one_id_on_two_different_records_is_a_one_line_error_before_any_call(tmp_path):
+    from tests.conftest import synthetic_rows
+
+    rows = synthetic_rows(3, seed=3)
+    other = {**rows[2], "id": rows[0]["id"]}
+    with TestServer() as server:
+        r = _eval_with_rows(tmp_path, server, [*rows[:2], other])
+        assert server.state.requests == []
+    assert r.exit_code == 2 and "Traceback" not in r.output
+    errors = [ln for ln in r.stderr.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 1
+    assert f"{tmp_path / 'dev.jsonl'}:3: field 'id': '{rows[0]['id']}' is also the id of" in errors[0]
