@@ -273,13 +273,13 @@ def scored_once(examples: list[Example], id_field: str = "id") -> list[Example]:
     pairs). A record that repeats an earlier one (the same id, input and reference: CNN/DailyMail's files hold
     such copies) is left out, with one warning; the same id on another record is an error naming the second,
     raised before any LLM call."""
-    first: dict[str, Example] = {}
-    kept, dropped = [], []
+    first: dict[str, Example] = {}  # in the order first seen: the examples kept
+    dropped = []
     for e in examples:
         seen = first.setdefault(e.id, e)
         if seen is e:
-            kept.append(e)
-        elif (seen.input, seen.target, seen.meta) == (e.input, e.target, e.meta):
+            continue
+        if (seen.input, seen.target, seen.meta) == (e.input, e.target, e.meta):
             dropped.append(f"{e.where} (a copy of {seen.where})")
         else:
             raise DSPError(
@@ -288,8 +288,8 @@ def scored_once(examples: list[Example], id_field: str = "id") -> list[Example]:
             )
     if dropped:
         more = f" and {len(dropped) - 1} more" if len(dropped) > 1 else ""
-        log.warning("%s%s: a repeated record is scored once (%d examples)", dropped[0], more, len(kept))
-    return kept
+        log.warning("%s%s: a repeated record is scored once (%d examples)", dropped[0], more, len(first))
+    return list(first.values())
 
 
 READERS = {".jsonl": _jsonl_records, ".json": _json_records, ".csv": _csv_records, ".parquet": _parquet_records}

@@ -169,10 +169,9 @@ class EvalData:
 def load_eval_data(cfg: EvalConfig) -> EvalData:
     """Read (and so check) every input of an eval. The CLI calls it before the LLM is started or reached, so
     bad data is reported as bad data, not hidden behind an LLM that is slow to start or unreachable."""
+    id_field = cfg.id_field or "id"
     # --limit N: the first N records, a repeated one scored once
-    examples = scored_once(
-        cfg.examples(cfg.split, limit=cfg.limit, id_field=cfg.id_field or "id"), cfg.id_field or "id"
-    )
+    examples = scored_once(cfg.examples(cfg.split, limit=cfg.limit, id_field=id_field), id_field)
     fields = dict(input_field=cfg.input_field, target_field=cfg.target_field, config_name=cfg.data_config)
     shots, examples = shots_and_evaluated(cfg.data, cfg.shots, examples, split=cfg.shots_split, **fields)
     idf_texts: list[str] = []
