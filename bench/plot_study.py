@@ -1,18 +1,19 @@
-"""The PNG and table of issue 14's study: dev ROUGE-avg of the policy against RL's LLM calls.
+"""The PNG and table of an RL study: dev ROUGE-avg of the policy against RL's LLM calls.
 
-    python -m bench.plot_study OUT [--png bench/rl_study.png] [--probe "LABEL=EVAL_DIR@CALLS" ...]
+    python -m bench.plot_study OUT [--png bench/rl_study.png] [--run "LABEL=NAME" ...] [--probe "LABEL=EVAL_DIR@CALLS" ...]
 
-OUT is a `bench/rl_study.sh` folder: eval-sft/ (0 calls) and eval-main-N/ (after N calls of RL), each a
-`dsp eval` of the same dev articles (and eval-tfidf/, a `--conditions none,tfidf` eval of them, if there). Prints a markdown table (each budget's policy with its paired 95% CI
-against SFT) and draws the policy's mean with its 95% CI per budget, the no-hint and oracle means as lines.
-Each --probe is another run's eval of the same articles after CALLS calls: a row and a marker of its own.
+OUT is a `bench/rl_study.sh` or `bench/rl_budgets.sh` folder: eval-sft/ (0 calls) and, for each run NAME
+(default `main`), eval-NAME-N/ (after N calls of RL), each a `dsp eval` of the same dev articles (and
+eval-tfidf/, a `--conditions none,tfidf` eval of them, if there). Prints a markdown table (each budget's
+policy with its paired 95% CI against SFT) and draws each run's mean with its 95% CI per budget, the
+no-hint, TF-IDF and oracle means as lines. Each --probe is another run's eval of the same articles after
+CALLS calls: a row and a marker of its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 from pathlib import Path
 
 from dsp.metrics import mean_ci
@@ -46,7 +47,20 @@ def main() -> None:
         metavar="LABEL=EVAL_DIR@CALLS",
         help="another configuration's eval (relative to OUT) after CALLS calls, e.g. 'best of 4=eval-best@500'",
     )
+    ap.add_argument(
+        "--run",
+        action="append",
+        default=[],
+        metavar="LABEL=NAME",
+        help="a run whose evals are OUT/eval-NAME-CALLS, e.g. 'ReMax, groups of 8=remax' (default: 'GRPO=main')",
+    )
     args = ap.parse_args()
+    named = []
+    for spec in args.run or ["policy (SFT, then the main GRPO run)=main"]:
+        label, _, name = spec.rpartition("=")
+        if not (label and name):
+            ap.error(f"--run {spec!r}: expected LABEL=NAME")
+        named.append((label, name))
     probes = []
     for spec in args.probe:
         label, _, rest = spec.partition("=")
@@ -54,19 +68,23 @@ def main() -> None:
         if not (label and where and calls.isdigit()):
             ap.error(f"--probe {spec!r}: expected LABEL=EVAL_DIR@CALLS")
         probes.append((label, args.out / where, int(calls)))
-    runs = {0: args.out / "eval-sft"}
-    for d in args.out.glob("eval-main-*"):
-        if (d / "examples.jsonl").exists():
-            runs[int(re.sub(r"\D", "", d.name))] = d
-    sft = scores(runs[0], "policy")
-    rows, points = [], []
-    for calls in sorted(runs):
-        m, ci, d, dci, n = paired(scores(runs[calls], "policy"), sft)
-        points.append((calls, m, ci))
-        name = "SFT (start)" if calls == 0 else f"RL after {calls} calls"
-        rows.append(
-            f"| {name} | {m:.2f} ± {ci:.2f} | " + ("-" if calls == 0 else f"{d:+.2f} ± {dci:.2f}") + f" | {n} |"
-        )
+    sft = scores(args.out / "eval-sft", "policy")
+    n_sft = len(sft)
+    m0, ci0 = mean_ci(list(sft.values()))
+    rows = [f"| SFT (start) | {m0:.2f} ± {ci0:.2f} | - | {n_sft} |"]
+    curves = []
+    for label, name in named:
+        runs = {0: args.out / "eval-sft"}
+        for d in args.out.glob(f"eval-{name}-*"):
+            if (d / "examples.jsonl").exists() and d.name.removeprefix(f"eval-{name}-").isdigit():
+                runs[int(d.name.removeprefix(f"eval-{name}-"))] = d
+        points = []
+        for calls in sorted(runs):
+            m, ci, d, dci, n = paired(scores(runs[calls], "policy"), sft)
+            points.append((calls, m, ci))
+            if calls:
+                rows.append(f"| {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {n} |")
+        curves.append((label, points))
     probe_points = []
     for label, where, calls in probes:
         m, ci, d, dci, n = paired(scores(where, "policy"), sft)
@@ -74,7 +92,7 @@ def main() -> None:
         rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {n} |")
     lines = {}
     for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
-        vals = scores(runs[0], cond) or (
+        vals = scores(args.out / "eval-sft", cond) or (
             scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {}
         )
         if vals:
@@ -90,15 +108,15 @@ def main() -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 5.5))
-    xs = [p[0] for p in points]
-    ax.errorbar(
-        xs,
-        [p[1] for p in points],
-        yerr=[p[2] for p in points],
-        marker="o",
-        capsize=4,
-        label="policy (SFT, then the main GRPO run)",
-    )
+    for j, (label, points) in enumerate(curves):  # nudged apart, so the CIs do not hide each other
+        ax.errorbar(
+            [p[0] + 15 * j for p in points],
+            [p[1] for p in points],
+            yerr=[p[2] for p in points],
+            marker="o",
+            capsize=4,
+            label=label,
+        )
     for j, (label, calls, m, ci) in enumerate(probe_points):  # side by side, so the CIs do not hide each other
         ax.errorbar(
             [calls + 25 * (j + 1)], [m], yerr=[ci], marker="s", linestyle="none", capsize=3, label=f"probe: {label}"
@@ -107,7 +125,7 @@ def main() -> None:
         if cond in lines:
             ax.axhline(lines[cond][0], linestyle=style, color="grey", label=f"{cond} hint")
     ax.set_xlabel("RL's LLM calls")
-    ax.set_ylabel("dev ROUGE-avg (first 100 CNN/DM dev articles)")
+    ax.set_ylabel(f"dev ROUGE-avg ({n_sft} CNN/DM dev articles)")
     ax.set_title("dsp rl from an SFT policy, embedded Gemma 3 270M")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2)  # below the axes: no bar hidden
     fig.tight_layout()
