@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 from pathlib import Path
 
 from dsp.metrics import mean_ci
@@ -34,6 +35,37 @@ def paired(pol: dict[str, float], sft: dict[str, float]) -> tuple[float, float, 
     m, ci = mean_ci([pol[i] for i in ids])
     d, dci = mean_ci([pol[i] - sft[i] for i in ids])
     return m, ci, d, dci, len(ids)
+
+
+def iteration_times(log: Path) -> list[dict]:
+    """One row per iteration of a run's log.jsonl (the last line of a step a resumed run logged twice)."""
+    by_step = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        row = json.loads(line)
+        if "time/llm_wait" in row:
+            by_step[row["step"]] = row
+    return [by_step[k] for k in sorted(by_step)]
+
+
+def print_times(out: Path, named: list[tuple[str, str]]) -> None:
+    """Median seconds of an iteration's phases per run: waiting for the LLM against the policy's own work."""
+    print("\n| run | iterations | LLM calls / iteration | LLM wait (s) | update (s) | sample + log-probs (s) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, name in named:
+        log = out / name / "log.jsonl"
+        if not log.exists():
+            continue
+        rows = iteration_times(log)
+        steps = zip(rows, rows[1:])  # a resumed leg counts its calls from 0 again: its first step is left out
+        calls = [
+            b["charts/llm_calls"] - a["charts/llm_calls"]
+            for a, b in steps
+            if b["charts/llm_calls"] > a["charts/llm_calls"]
+        ]
+        wait, update = (statistics.median(r[k] for r in rows) for k in ("time/llm_wait", "time/update"))
+        own = statistics.median(r["time/sample"] + r["time/logprobs"] for r in rows)
+        per = statistics.median(calls) if calls else float("nan")
+        print(f"| {label} | {len(rows)} | {per:.0f} | {wait:.1f} | {update:.1f} | {own:.1f} |")
 
 
 def main() -> None:
@@ -101,6 +133,7 @@ def main() -> None:
     print("\n".join(rows))
     for cond, (m, ci) in lines.items():
         print(f"| {cond} hint | {m:.2f} ± {ci:.2f} | | |")
+    print_times(args.out, named)
 
     import matplotlib
 
