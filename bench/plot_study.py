@@ -38,7 +38,7 @@ def paired(pol: dict[str, float], sft: dict[str, float]) -> tuple[float, float, 
 
 
 def iteration_times(log: Path) -> list[dict]:
-    """One row per iteration of a run's log.jsonl (the last line of a step a resumed run logged twice)."""
+    """One row per iteration of a run's log.jsonl, in step order (the dev checks' lines left out)."""
     by_step = {}
     for line in log.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -56,12 +56,10 @@ def print_times(out: Path, named: list[tuple[str, str]]) -> None:
         if not log.exists():
             continue
         rows = iteration_times(log)
-        steps = zip(rows, rows[1:])  # a resumed leg counts its calls from 0 again: its first step is left out
-        calls = [
-            b["charts/llm_calls"] - a["charts/llm_calls"]
-            for a, b in steps
-            if b["charts/llm_calls"] > a["charts/llm_calls"]
-        ]
+        if not rows:  # stopped before its first iteration
+            continue
+        # charts/llm_calls counts the whole run, resumed legs included (the first step also holds the dev check's)
+        calls = [b["charts/llm_calls"] - a["charts/llm_calls"] for a, b in zip(rows, rows[1:])]
         wait, update = (statistics.median(r[k] for r in rows) for k in ("time/llm_wait", "time/update"))
         own = statistics.median(r["time/sample"] + r["time/logprobs"] for r in rows)
         per = statistics.median(calls) if calls else float("nan")
@@ -84,7 +82,7 @@ def main() -> None:
         action="append",
         default=[],
         metavar="LABEL=NAME",
-        help="a run whose evals are OUT/eval-NAME-CALLS, e.g. 'ReMax, groups of 8=remax' (default: 'GRPO=main')",
+        help="a run whose evals are OUT/eval-NAME-CALLS, e.g. 'ReMax, groups of 8=remax' (default: the main GRPO run, NAME main)",
     )
     args = ap.parse_args()
     named = []

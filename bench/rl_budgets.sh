@@ -7,7 +7,7 @@
 # Usage: bench/rl_budgets.sh OUT NAME [dsp rl flags...]
 #   OUT/sft            the starting `dsp sft` run folder (SFT=path to use another)
 #   OUT/eval-sft       its eval on dev 1-EVAL_LIMIT (made here if missing, conditions SFT_CONDITIONS)
-#   OUT/NAME           the RL run folder; OUT/NAME-B/ its policy after B calls; OUT/eval-NAME-B its eval
+#   OUT/NAME           the RL run folder (resumed from its checkpoint); OUT/NAME-B/ its policy after B calls; OUT/eval-NAME-B its eval
 #   OUT/NAME.txt       each budget's paired difference to SFT (bench/paired.py)
 # Rollouts use the train split; the in-run dev evaluation uses validation 1-200 (the choosing set), so
 # nothing in the run looks at the dev articles it is reported on.
@@ -37,24 +37,42 @@ if [ ! -f "$OUT/eval-sft/summary.json" ]; then
     --conditions "$SFT_CONDITIONS" --cache "$CACHE"
 fi
 
-spent=0
+RUN="$OUT/$NAME"
+made() {  # LLM calls the run has made up to its last checkpoint (0 before the first)
+  local ck
+  for ck in "$RUN/checkpoint" "$RUN/checkpoint.old"; do
+    if [ -f "$ck/state.json" ]; then
+      $PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["llm_calls"])' "$ck/state.json"
+      return
+    fi
+  done
+  echo 0
+}
+
 for b in $BUDGETS; do
-  if [ ! -d "$OUT/$NAME-$b/policy" ]; then
-    say "$NAME to $b calls: $*"
-    # exit 3 (stopped at the cap) is the plan, not a failure; the cap counts this leg's calls
-    $DSP rl --data "$DATA" --policy "$SFT" --output-dir "$OUT/$NAME" --iterations 1000 \
-      --max-llm-calls $((b - spent)) --lr-schedule constant --dev-split "validation[:200]" --cache "$CACHE" \
-      $([ -d "$OUT/$NAME/checkpoint" ] && echo --resume) "$@" || [ $? -eq 3 ]
-    mkdir -p "$OUT/$NAME-$b"
-    cp -r "$OUT/$NAME/policy" "$OUT/$NAME/result.json" "$OUT/$NAME-$b/"
+  if [ ! -d "$RUN-$b/policy" ]; then
+    have=$(made)
+    if [ "$have" = 0 ] && [ -d "$RUN" ]; then
+      say "$RUN holds no checkpoint: started afresh (its calls are in the cache)"
+      rm -rf "$RUN"
+    fi
+    if [ "$have" -lt "$b" ]; then
+      say "$NAME from $have to $b calls: $*"
+      # exit 3 (stopped at the cap) is the plan, not a failure. The cap counts this invocation's calls, so
+      # it is what is left to b from the checkpoint: a leg killed and re-run does not pass its budget.
+      $DSP rl --data "$DATA" --policy "$SFT" --output-dir "$RUN" --iterations 1000 \
+        --max-llm-calls $((b - have)) --lr-schedule constant --dev-split "validation[:200]" --cache "$CACHE" \
+        $([ "$have" -gt 0 ] && echo --resume) "$@" || [ $? -eq 3 ]
+    fi
+    mkdir -p "$RUN-$b"
+    cp -r "$RUN/policy" "$RUN/result.json" "$RUN-$b/"
   fi
-  spent=$b
   if [ ! -f "$OUT/eval-$NAME-$b/summary.json" ]; then
     say "eval $NAME at $b calls on dev 1-$EVAL_LIMIT"
     $DSP eval --data "$DATA" --policy "$OUT/$NAME-$b" --output-dir "$OUT/eval-$NAME-$b" --limit "$EVAL_LIMIT" \
       --conditions policy --cache "$CACHE"
   fi
   $PY -m bench.paired "$OUT/eval-$NAME-$b/examples.jsonl:policy" "$OUT/eval-sft/examples.jsonl:policy" |
-    sed "s/^/$NAME at $b calls vs sft: /" | tee -a "$OUT/$NAME.txt"
+    while read -r line; do echo "$NAME at $b calls vs sft: $line"; done | tee -a "$OUT/$NAME.txt"
 done
 say "done: $NAME"

@@ -45,8 +45,8 @@ def test_script_imports_and_answers_help(helps, name):
     assert "usage:" in done.stdout.lower()
 
 
-def test_plot_study_times_count_a_resumed_step_once_and_skip_the_leg_boundary(tmp_path, capsys):
-    from bench.plot_study import iteration_times, print_times
+def test_plot_study_times_per_run_from_its_log(tmp_path, capsys):
+    from bench.plot_study import print_times
 
     def row(step, calls, wait):
         return {
@@ -58,16 +58,20 @@ def test_plot_study_times_count_a_resumed_step_once_and_skip_the_leg_boundary(tm
             "time/logprobs": 0.5,
         }
 
-    run = tmp_path / "remax"
-    run.mkdir()
-    # steps 1-3, then a resumed leg that repeats step 3 (logged twice) and counts its calls from 0 again
-    rows = [row(1, 18, 30.0), row(2, 36, 31.0), row(3, 54, 99.0), row(3, 18, 32.0), row(4, 36, 33.0)]
-    (run / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n" + '{"step": 0, "val/rouge_avg": 1}\n')
-    times = iteration_times(run / "log.jsonl")
-    assert [r["step"] for r in times] == [1, 2, 3, 4]
-    assert times[2]["time/llm_wait"] == 32.0  # the later line of step 3 wins
-    print_times(tmp_path, [("ReMax", "remax"), ("absent", "grpo")])
+    for name, rows in {
+        # the dev check's line at step 0; the first iteration's calls include the check's 20
+        "remax": [
+            {"step": 0, "val/rouge_avg": 14.8},
+            row(1, 38, 30.0),
+            row(2, 56, 31.0),
+            row(3, 74, 99.0),
+            row(4, 92, 33.0),
+        ],
+        "grpo": [{"step": 0, "val/rouge_avg": 14.8}],  # stopped before its first iteration
+    }.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print_times(tmp_path, [("ReMax", "remax"), ("GRPO", "grpo"), ("absent", "rloo")])
     out = capsys.readouterr().out
-    # calls per iteration: 18, 18, and the leg boundary (36 -> 18, once step 3 is the later line) left out
-    assert "| ReMax | 4 | 18 | 31.5 | 2.0 | 1.0 |" in out
-    assert "absent" not in out
+    assert "| ReMax | 4 | 18 | 32.0 | 2.0 | 1.0 |" in out  # medians: one slow iteration moves nothing
+    assert "GRPO" not in out and "absent" not in out
