@@ -98,16 +98,18 @@ def main() -> None:
         if not (label and where and calls.isdigit()):
             ap.error(f"--probe {spec!r}: expected LABEL=EVAL_DIR@CALLS")
         probes.append((label, args.out / where, int(calls)))
-    sft = scores(args.out / "eval-sft", "policy")
+    sft_eval = args.out / "eval-sft"
+    sft = scores(sft_eval, "policy")
     n_sft = len(sft)
     m0, ci0 = mean_ci(list(sft.values()))
     rows = [f"| SFT (start) | {m0:.2f} ± {ci0:.2f} | - | {n_sft} |"]
     curves = []
     for label, name in named:
-        runs = {0: args.out / "eval-sft"}
+        runs = {0: sft_eval}
         for d in args.out.glob(f"eval-{name}-*"):
-            if (d / "examples.jsonl").exists() and d.name.removeprefix(f"eval-{name}-").isdigit():
-                runs[int(d.name.removeprefix(f"eval-{name}-"))] = d
+            calls = d.name.removeprefix(f"eval-{name}-")
+            if calls.isdigit() and (d / "examples.jsonl").exists():
+                runs[int(calls)] = d
         points = []
         for calls in sorted(runs):
             m, ci, d, dci, n = paired(scores(runs[calls], "policy"), sft)
@@ -122,7 +124,7 @@ def main() -> None:
         rows.append(f"| probe: {label}, after {calls} calls | {m:.2f} ± {ci:.2f} | {d:+.2f} ± {dci:.2f} | {n} |")
     lines = {}
     for cond in ("none", "tfidf", "oracle"):  # TF-IDF may come from its own eval of the same articles
-        vals = scores(args.out / "eval-sft", cond) or (
+        vals = scores(sft_eval, cond) or (
             scores(args.out / "eval-tfidf", cond) if (args.out / "eval-tfidf").exists() else {}
         )
         if vals:
