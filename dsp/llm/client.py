@@ -24,7 +24,7 @@ from dsp.errors import BudgetExceeded, DSPError, LLMBackendGone, LLMError
 from dsp.llm.budget import Budget
 from dsp.llm.cache import LLMCache, cache_key
 from dsp.llm.repeats import first_repeat
-from dsp.llm.retry import MalformedResponse, retry_delay, should_retry
+from dsp.llm.retry import MalformedResponse, failure_kind, retry_delay, should_retry
 from dsp.llm.sampling import refused_field_note
 from dsp.llm.streamed import StreamedAnswer, no_chunks, plain_answer
 from dsp.llm.types import OPENAI_URL, LLMConfig, LLMRequest, LLMResult, Usage
@@ -341,6 +341,8 @@ class AsyncLLMClient:
 
         def count_retry(state) -> None:
             self.usage.retries += 1
+            why = failure_kind(state.outcome.exception())
+            self.usage.retry_reasons[why] = self.usage.retry_reasons.get(why, 0) + 1
 
         try:
             async for attempt in AsyncRetrying(
@@ -366,7 +368,7 @@ class AsyncLLMClient:
                 raise LLMBackendGone(gone) from None
             self.usage.failures += 1
             status = getattr(e, "status_code", None)
-            what = f"HTTP {status}" if status else type(e).__name__
+            what = failure_kind(e)
             detail = redact(str(e), self.config.api_key).splitlines()[0][:300] if str(e) else ""
             url = self.where
             raise LLMError(

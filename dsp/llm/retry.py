@@ -31,6 +31,15 @@ class MalformedResponse(Exception):
     """The server answered 200 but with no usable choice (empty `choices`, no text)."""
 
 
+def failure_kind(exc: BaseException | None) -> str:
+    """A failed call's kind in a few words with no message (so no key or prompt): "HTTP 429", "APITimeoutError"."""
+    status = getattr(exc, "status_code", None)
+    if status:
+        return f"HTTP {status}"
+    cause = getattr(exc, "__cause__", None)  # the SDK wraps the transport's error: name both
+    return f"{type(exc).__name__} ({type(cause).__name__})" if cause is not None else type(exc).__name__
+
+
 def should_retry(exc: BaseException) -> bool:
     """Rate limits, server errors, timeouts and dropped connections are worth another try.
 

@@ -88,7 +88,10 @@ def test_sft_then_eval_with_embedded_llm(synth_dir, tmp_path):
     assert r.exit_code == 0, r.output
     summary = json.loads((tmp_path / "ev" / "summary.json").read_text())
     assert summary["model"] == "gemma-3-270m-q4_k_m" and summary["complete"] == 2
-    assert summary["llm"]["requests"] == 6 and summary["llm"]["failures"] == 0
+    llm = summary["llm"]
+    # Six prompts, each answered once; a retry (a busy CI machine) is one more request, named by its reason.
+    assert llm["answers"] == 6 and llm["failures"] == 0 and llm["cache_hits"] == 0
+    assert llm["requests"] == 6 + llm["retries"] == 6 + sum(llm["retry_reasons"].values())
     rows = [json.loads(l) for l in (tmp_path / "ev" / "examples.jsonl").read_text().splitlines()]
     assert all(isinstance(row["outputs"]["oracle"], str) for row in rows)
 

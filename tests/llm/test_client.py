@@ -103,6 +103,7 @@ def test_retry_honours_retry_after(server, tmp_path):
 
     c, r, wall = run(go())
     assert r.text == "a" and c.usage.retries == 1 and len(server.state.requests) == 2
+    assert c.usage.retry_reasons == {"HTTP 429": 1}
     assert wall >= 0.95
 
 

@@ -47,7 +47,7 @@ def test_each_fault_kind_is_retried_to_an_answer(kind, streamed):
         results, usage = asyncio.run(main())
     assert [r.text for r in results] == [f"word{i}" for i in range(8)]
     assert server.state.injected[kind] > 0 and usage.retries == server.state.injected[kind]
-    assert usage.failures == 0
+    assert usage.failures == 0 and sum(usage.retry_reasons.values()) == usage.retries
 
 
 @pytest.fixture(scope="module")
