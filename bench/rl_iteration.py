@@ -10,8 +10,11 @@ the log-probabilities; with --overlap (the default) they start as soon as the hi
 Both modes run in fresh processes, alternating, `--runs` times each; a figure is the median over
 all their iterations but the first (warm-up). Each run has a fresh LLM cache, so every call waits.
 
+With --embedded the calls go to the embedded LLM (dsp's default) instead, which shares the machine's cores with
+the policy's torch work: there overlapping can cost as much as it hides, so time it on a quiet machine.
+
 Usage: python -m bench.rl_iteration POLICY [--latency 1.0] [--concurrency 16] [--iterations 4] [--runs 3]
-       [--batch-size 8] [--samples 4]
+       [--batch-size 8] [--samples 4] [--embedded]
 """
 
 from __future__ import annotations
@@ -56,17 +59,20 @@ def one_run(args, url: str, overlap: bool, out: Path) -> list[dict]:
         "--save-every",
         str(10**6),
         "--overlap" if overlap else "--no-overlap",
-        "--base-url",
-        url,
-        "--model",
-        "test-model",
-        "--api-key",
-        "bench",
-        "--concurrency",
-        str(args.concurrency),
         "--cache",
         str(out.with_suffix(".sqlite")),
     ]
+    if url is not None:  # else dsp's default: the embedded LLM, its own concurrency
+        cmd += [
+            "--base-url",
+            url,
+            "--model",
+            "test-model",
+            "--api-key",
+            "bench",
+            "--concurrency",
+            str(args.concurrency),
+        ]
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if p.returncode != 0:
         raise SystemExit(f"dsp rl failed ({p.returncode}):\n{p.stderr[-3000:]}")
@@ -84,21 +90,27 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--samples", type=int, default=4)
+    ap.add_argument(
+        "--embedded", action="store_true", help="the embedded LLM (dsp's default) instead of the latency server"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="dsp-rl-iter-"))
-    server = Server(args.latency)
+    server = None if args.embedded else Server(args.latency)
     rows: dict[bool, list[dict]] = {True: [], False: []}
     try:
         for run in range(args.runs):
             for overlap in (False, True):
-                rows[overlap] += one_run(args, server.url, overlap, tmp / f"{'on' if overlap else 'off'}-{run}")
+                out = tmp / f"{'on' if overlap else 'off'}-{run}"
+                rows[overlap] += one_run(args, server.url if server else None, overlap, out)
     finally:
-        server.close()
+        if server:
+            server.close()
     calls = args.batch_size * args.samples
-    print(
-        f"PPO, {calls} LLM calls an iteration at L={args.latency} s, C={args.concurrency} "
-        f"(limit {calls * args.latency / args.concurrency:.1f} s); medians over {len(rows[True])} iterations"
-    )
+    if server:
+        limit = f"at L={args.latency} s, C={args.concurrency} (limit {calls * args.latency / args.concurrency:.1f} s)"
+    else:
+        limit = "on the embedded LLM (its policy work and its LLM share the cores)"
+    print(f"PPO, {calls} LLM calls an iteration {limit}; medians over {len(rows[True])} iterations")
     print("| mode | sample s | logprobs s | LLM wait s | update s | iteration s |\n|---|---:|---:|---:|---:|---:|")
     totals = {}
     for overlap, name in ((False, "calls after the policy work"), (True, "calls overlap the log-probabilities")):

@@ -136,6 +136,7 @@ CANDIDATES: dict[str, Candidate] = {
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
     # XSum (--task xsum --data ../shared/data/xsum --split dev): its one-sentence templates, 48 tokens
+    "xsum-1shot": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48),  # data/tasks/xsum.toml's
     "xsum-1shot-cut": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, cut="repeat"),
     "xsum-0shot-q-cut": Candidate(
         XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, shots=0, stop=QA_STOPS, cut="repeat"
