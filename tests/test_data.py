@@ -66,7 +66,7 @@ def test_real_cnndm_loads(cnndm_dir):
     assert len(ex) == 250 and all(e.input and e.target for e in ex)
 
 
-def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
+def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path, caplog):
     """Issue 29.3: a quoted field holding line breaks is read whole; ids and errors name the record's first line."""
     import csv
 
@@ -84,8 +84,9 @@ def test_csv_keeps_line_breaks_in_quoted_fields_and_names_first_lines(tmp_path):
     assert [e.input for e in ex] == [r["article"] for r in rows]
     assert [e.id for e in ex] == ["t.csv:2", "t.csv:4", "t.csv:5"]  # each record's first line
     empty = write(tmp_path / "e.csv", 'article,highlights\n"a\nb",c\n\n"x\ny\nz",""\n')
-    with pytest.raises(InputError, match=r"e\.csv:5: field 'highlights': empty text"):
-        load_examples(empty)
+    with caplog.at_level("WARNING"):
+        assert [e.input for e in load_examples(empty)] == ["a\nb"]
+    assert "e.csv:5: field 'highlights': empty text: left out" in caplog.text
     bad = write(tmp_path / "b.csv", b'article,highlights\n"a\nb",c\n"caf\xe9",d\n')
     with pytest.raises(InputError, match=r"b\.csv:4: not UTF-8 text"):
         load_examples(bad)
@@ -137,3 +138,14 @@ def test_a_split_may_join_several_and_cut_each_to_a_range(tmp_path):
             load_examples(str(tmp_path), split=bad)
     with pytest.raises(DSPError, match="holds no examples"):
         load_examples(str(tmp_path), split="validation[9:]")
+
+
+def test_a_blank_record_is_left_out_with_a_warning_naming_it(tmp_path, caplog):
+    """XSum's train split holds empty documents: the rest of the file still loads, the blank ones named once."""
+    rows = [{"id": str(i), "article": "  " if i in (2, 4) else f"a{i}", "highlights": f"h{i}"} for i in range(1, 6)]
+    path = write(tmp_path / "x.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("WARNING"):
+        ex = load_examples(path, limit=3)
+    assert [e.id for e in ex] == ["1", "3", "5"]
+    assert "x.jsonl:2: field 'article': empty text" in caplog.text and "1 more" in caplog.text
+    assert "3 examples kept" in caplog.text
