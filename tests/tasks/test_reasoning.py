@@ -118,7 +118,8 @@ def test_task_files_set_the_default_shots(tmp_path):
     assert (
         load_task("multiarith").task.shots == 0
         and load_task("cnndm").task.shots == 0
-        and load_task("xsum").task.shots == 1
+        and load_task("xsum").task.shots == 0
+        and load_task("multiwoz").task.shots == 1
     )
     f = tmp_path / "t.toml"
     f.write_text('name = "t"\nkind = "reasoning"\n[prompt]\nshots = 2\n')
