@@ -121,11 +121,13 @@ def report_markdown(summary: dict[str, Any]) -> str:
             + (f" | {f['mean']:.3f} |" if f else " | - |")
         )
     u = summary["llm"]
+    why = ", ".join(f"{kind} {n}" for kind, n in sorted(u.get("retry_reasons", {}).items()))
     lines += [
         "",
         f"{summary['complete']} of {summary['examples']} examples scored in every condition. "
         f"LLM: {u['requests']} requests sent, {u['cache_hits']} cache hits, {u['dedup_hits']} deduplicated, "
-        f"{u['retries']} retries, {u['failures']} failed; tokens {u['prompt_tokens']} in / {u['completion_tokens']} out; "
+        f"{u['retries']} retries{f' ({why})' if why else ''}, {u['failures']} failed; "
+        f"tokens {u['prompt_tokens']} in / {u['completion_tokens']} out; "
         f"wall {summary['seconds']:.1f} s.",
     ]
     if summary.get("stopped"):

@@ -107,7 +107,10 @@ def test_eval_under_30_percent_faults_equals_the_fault_free_run(dev200, tmp_path
     injected = sum(faulty.state.injected.values())
     assert set(faulty.state.injected) == set(FAULT_KINDS) and injected > 150
     assert summary["llm"]["retries"] == injected and summary["llm"]["failures"] == 0
-    assert summary["complete"] == 200 and f"{injected} retries" in r.stdout and "wall" in r.stdout
+    assert summary["complete"] == 200 and f"{injected} retries (" in r.stdout and "wall" in r.stdout
+    reasons = summary["llm"]["retry_reasons"]  # each kind of fault named, and printed with its count
+    assert sum(reasons.values()) == injected and reasons["HTTP 503"] == faulty.state.injected["503"]
+    assert f"HTTP 503 {reasons['HTTP 503']}" in r.stdout and any(k.startswith("APITimeoutError") for k in reasons)
     # every distinct prompt answered once, faults aside: no call paid twice
     assert len(faulty.state.requests) - injected == distinct
 
