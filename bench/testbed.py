@@ -136,7 +136,7 @@ CANDIDATES: dict[str, Candidate] = {
     "2shot": Candidate(shots=2),
     "2shot-cut": Candidate(shots=2, cut="repeat"),
     # XSum (--task xsum --data ../shared/data/xsum --split dev): its one-sentence templates, 48 tokens
-    "xsum-1shot": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48),  # data/tasks/xsum.toml's
+    "xsum-1shot": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48),  # xsum.toml's before 65ebf35
     "xsum-1shot-cut": Candidate(XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, cut="repeat"),
     "xsum-0shot-q-cut": Candidate(
         XSUM_WITH_HINT, XSUM_PLAIN, XSUM_STOP, max_tokens=48, shots=0, stop=QA_STOPS, cut="repeat"
@@ -298,7 +298,7 @@ def main() -> None:
     ap.add_argument(
         "--train-split",
         default="train",
-        help="where the shots and TF-IDF's IDF come from (xsum: train[:219],train[220:])",
+        help="where the shots and TF-IDF's IDF come from",
     )
     ap.add_argument("--limit", type=int, default=100)
     ap.add_argument("--candidates", default="greedy")

@@ -1,7 +1,8 @@
 """Loading examples from a local file (JSONL, JSON, CSV, Parquet), a folder of splits, or a hub id.
 
 Every problem with the data is an InputError naming the file, the line (or record) and the
-field, so the CLI can print one line and exit 2.
+field, so the CLI can print one line and exit 2; but a record with a blank text is left out with a warning
+that names it (public sets hold some), an error only when no record is left.
 """
 
 from __future__ import annotations
@@ -158,7 +159,14 @@ def _hub_records(source: str, split: str, config_name: str | None) -> Iterator[t
 
 
 def _field_text(
-    record: dict, name: str, path: Any, line: int, *, required: bool = True, allow_number: bool = False
+    record: dict,
+    name: str,
+    path: Any,
+    line: int,
+    *,
+    required: bool = True,
+    allow_number: bool = False,
+    blank_ok: bool = False,
 ) -> str | None:
     if name not in record:
         if not required:
@@ -175,6 +183,8 @@ def _field_text(
     if not isinstance(value, str):
         raise InputError(path, line, name, f"expected text, got {type(value).__name__}")
     if not value.strip():
+        if blank_ok:  # a reference the command does not need (dsp hint's inputs, unlabelled extra examples)
+            return ""
         raise EmptyText(path, line, name, "empty text")
     return value
 
@@ -229,56 +239,78 @@ def load_examples(
 ) -> list[Example]:
     """Examples from `source`; the first `limit` of them if given. Raises InputError on bad data.
 
-    `split` may name several splits and ranges of them (`split_parts`): their examples in that order."""
+    `split` may name several splits and ranges of them (`split_parts`): their examples in that order. A record
+    whose input (or needed reference) is blank is left out with one warning naming it; a range counts every
+    record of its file, blank ones too, so `train[220:]` starts at the 221st whatever comes before it."""
     if limit is not None and limit <= 0:
         raise DSPError(f"--limit must be positive, not {limit}")
     parts = split_parts(split)
-    if len(parts) > 1 or parts[0][1] != slice(None):
-        fields = dict(
-            input_field=input_field,
-            target_field=target_field,
-            id_field=id_field,
-            config_name=config_name,
-            need_target=need_target,
+    whole = len(parts) == 1 and parts[0][1] == slice(None)
+    items: list[Example | EmptyText] = []
+    where = source
+    for name, cut in parts:
+        got, where = _load_split(
+            source, name, input_field, target_field, id_field, config_name, need_target, limit if whole else None
         )
-        examples = [e for name, cut in parts for e in load_examples(source, split=name, **fields)[cut]]
-        if not examples:
-            raise DSPError(f"{source}: split '{split}' holds no examples")
-        return examples[:limit]
+        items += got[cut]
+    examples = [x for x in items if isinstance(x, Example)][:limit]
+    blank = [x for x in items if isinstance(x, EmptyText)]
+    if not examples:
+        if blank:
+            raise blank[0]
+        raise DSPError(f"{source}: split '{split}' holds no examples")
+    if blank:
+        more = f" (and {len(blank) - 1} more record{'s' if len(blank) > 2 else ''})" if len(blank) > 1 else ""
+        log.warning("%s%s: left out, %d examples kept", blank[0], more, len(examples))
+    return examples
+
+
+def _load_split(
+    source: str,
+    split: str,
+    input_field: str,
+    target_field: str,
+    id_field: str,
+    config_name: str | None,
+    need_target: bool,
+    limit: int | None,
+) -> tuple[list[Example | EmptyText], str]:
+    """(one split's records in order, each an Example or the EmptyText that left it out; the name its errors
+    give); stops at `limit` examples."""
     path = resolve_source(source, split)
     records, where = _records(source, split, path, config_name)
     label = "record" if path is None or path.suffix in (".json", ".parquet", ".zip") else None
-    examples: list[Example] = []
-    blank: list[EmptyText] = []
+    items: list[Example | EmptyText] = []
+    kept = 0
     for line, record in records:
         loc = f"{label} {line}" if label else line
         if not isinstance(record, dict):
             raise InputError(where, loc, None, f"expected a JSON object, got {type(record).__name__}")
         try:
             text = _field_text(record, input_field, where, loc)
-            target = _field_text(record, target_field, where, loc, required=need_target, allow_number=True) or ""
+            target = _field_text(
+                record, target_field, where, loc, required=need_target, allow_number=True, blank_ok=not need_target
+            )
         except EmptyText as e:
-            blank.append(e)
+            items.append(e)
             continue
         rid = record.get(id_field)
         rest = {k: v for k, v in record.items() if k not in (input_field, target_field, id_field)}
-        examples.append(
+        items.append(
             Example(
                 id=str(rid) if rid is not None else f"{Path(where).name}:{line}",
                 input=text,
-                target=target,
+                target=target or "",
                 where=f"{where}:{loc}",
                 meta=_meta(rest),
             )
         )
-        if limit is not None and len(examples) >= limit:
+        kept += 1
+        if limit is not None and kept >= limit:
             break
-    if not examples:
-        raise blank[0] if blank else InputError(where, None, None, "no examples")
-    if blank:
-        more = f" (and {len(blank) - 1} more records)" if len(blank) > 1 else ""
-        log.warning("%s%s: left out, %d examples kept", blank[0], more, len(examples))
-    return examples
+    if not items:
+        raise InputError(where, None, None, "no examples")
+    return items, where
 
 
 def scored_once(examples: list[Example], id_field: str = "id") -> list[Example]:

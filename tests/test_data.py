@@ -149,3 +149,20 @@ def test_a_blank_record_is_left_out_with_a_warning_naming_it(tmp_path, caplog):
     assert [e.id for e in ex] == ["1", "3", "5"]
     assert "x.jsonl:2: field 'article': empty text" in caplog.text and "1 more" in caplog.text
     assert "3 examples kept" in caplog.text
+
+
+def test_a_range_counts_blank_records_and_a_blank_reference_no_one_needs_is_kept(tmp_path, caplog):
+    rows = [
+        {"id": str(i), "article": " " if i == 2 else f"a{i}", "highlights": "" if i == 4 else f"h{i}"}
+        for i in range(1, 6)
+    ]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    with caplog.at_level("WARNING"):
+        ex = load_examples(str(tmp_path), split="train[2:]")  # records 3-5: record 4's blank reference left out
+    assert [e.id for e in ex] == ["3", "5"] and caplog.text.count("left out") == 1
+    assert "train.jsonl:4: field 'highlights': empty text: left out, 2 examples kept" in caplog.text
+    assert "train.jsonl:2" not in caplog.text  # outside the range: not this load's to report
+    inputs = load_examples(str(tmp_path), split="train", need_target=False)  # dsp hint's inputs: one per line
+    assert [(e.id, e.target) for e in inputs] == [("1", "h1"), ("3", "h3"), ("4", ""), ("5", "h5")]
+    with pytest.raises(InputError, match=r"train\.jsonl:2: field 'article': empty text"):
+        load_examples(str(tmp_path), split="train[1:2]")

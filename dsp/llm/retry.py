@@ -32,7 +32,8 @@ class MalformedResponse(Exception):
 
 
 def failure_kind(exc: BaseException | None) -> str:
-    """A failed call's kind in a few words with no message (so no key or prompt): "HTTP 429", "APITimeoutError"."""
+    """A failed call's kind in a few words with no message (so no key or prompt): "HTTP 429", "APITimeoutError
+    (ReadTimeout)" (the SDK's error and the transport's under it)."""
     status = getattr(exc, "status_code", None)
     if status:
         return f"HTTP {status}"

@@ -140,7 +140,7 @@ class Usage:
     cache_hits: int = 0
     dedup_hits: int = 0
     retries: int = 0
-    retry_reasons: dict[str, int] = field(default_factory=dict)  # e.g. {"HTTP 429": 3, "APITimeoutError": 1}
+    retry_reasons: dict[str, int] = field(default_factory=dict)  # {"HTTP 429": 3, "APITimeoutError (ReadTimeout)": 1}
     failures: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

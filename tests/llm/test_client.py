@@ -7,7 +7,7 @@ import pytest
 
 from dsp.errors import BudgetExceeded, LLMError
 from dsp.llm import AsyncLLMClient, LLMCache, LLMConfig, LLMRequest
-from dsp.llm.retry import retry_after_seconds, retry_delay, should_retry
+from dsp.llm.retry import failure_kind, retry_after_seconds, retry_delay, should_retry
 from dsp.llm.testserver import TestServer
 
 SECRET = "sk-test-SECRETKEY0123456789abcdef"
@@ -233,6 +233,28 @@ def test_retry_policy_is_pure():
     d1, d4 = retry_delay(err(500), 1), retry_delay(err(500), 4)
     assert 0.375 <= d1 <= 0.5 and 3.0 <= d4 <= 4.0
     assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
+
+
+def test_failure_kind_names_the_error_and_the_transport_error_under_it_and_no_message():
+    import openai
+
+    try:
+        import httpx2 as httpx
+    except ImportError:
+        import httpx
+
+    req = httpx.Request("POST", "http://x/v1/completions")
+    secret = "sk-secret-key-in-a-message"
+    status = openai.APIStatusError(secret, response=httpx.Response(503, request=req), body=None)
+    try:  # raised the way the SDK raises it: the transport's error is its cause
+        try:
+            raise httpx.RemoteProtocolError(secret)
+        except httpx.RemoteProtocolError as e:
+            raise openai.APIConnectionError(message=secret, request=req) from e
+    except openai.APIConnectionError as e:
+        dropped = e
+    kinds = [failure_kind(status), failure_kind(dropped), failure_kind(ValueError(secret))]
+    assert kinds == ["HTTP 503", "APIConnectionError (RemoteProtocolError)", "ValueError"]
 
 
 def test_two_servers_under_one_model_name_never_share_answers_unless_told(tmp_path):

@@ -35,6 +35,7 @@ def test_builtin_cnndm_is_the_summarization_task():
 def test_xsum_asks_for_one_sentence():
     loaded = load_task("xsum")
     assert "in one sentence" in loaded.task.prompt(EX, "museum") and loaded.task.stop[0] == "\n"
+    assert loaded.task.shots == 0 and loaded.task.stop_repeats  # the test bed's choice (BENCHMARKS.md)
     assert (loaded.data.input_field, loaded.data.target_field) == ("document", "summary")
 
 
