@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.llm_throughput import FILLER, Server
+from bench.llm_throughput import FILLER, Server, dsp_llm_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,16 +59,9 @@ def eval_once(url: str, data: Path, out: Path, cache: Path, concurrency: int) ->
         "none",
         "--shots",
         "0",
-        "--base-url",
-        url,
-        "--model",
-        "test-model",
-        "--api-key",
-        "bench",
-        "--concurrency",
-        str(concurrency),
         "--cache",
         str(cache),
+        *dsp_llm_flags(url, concurrency),
     ]
     t0 = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})

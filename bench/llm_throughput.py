@@ -135,6 +135,11 @@ WORKERS = {"dsp": worker_dsp, "sequential": worker_sequential, "dspy": worker_ds
 # -- the orchestrator -------------------------------------------------------------------------------
 
 
+def dsp_llm_flags(url: str, concurrency: int) -> list[str]:
+    """The flags that point a `dsp` command at the latency server."""
+    return ["--base-url", url, "--model", MODEL, "--api-key", "bench", "--concurrency", str(concurrency)]
+
+
 class Server:
     def __init__(self, latency: float):
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}

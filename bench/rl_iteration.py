@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.llm_throughput import Server
+from bench.llm_throughput import Server, dsp_llm_flags
 
 KEYS = ("time/sample", "time/logprobs", "time/llm_wait", "time/update")
 
@@ -63,16 +63,7 @@ def one_run(args, url: str, overlap: bool, out: Path) -> list[dict]:
         str(out.with_suffix(".sqlite")),
     ]
     if url is not None:  # else dsp's default: the embedded LLM, its own concurrency
-        cmd += [
-            "--base-url",
-            url,
-            "--model",
-            "test-model",
-            "--api-key",
-            "bench",
-            "--concurrency",
-            str(args.concurrency),
-        ]
+        cmd += dsp_llm_flags(url, args.concurrency)
     p = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if p.returncode != 0:
         raise SystemExit(f"dsp rl failed ({p.returncode}):\n{p.stderr[-3000:]}")

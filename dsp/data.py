@@ -166,8 +166,8 @@ def _field_text(
     *,
     required: bool = True,
     allow_number: bool = False,
-    blank_ok: bool = False,
 ) -> str | None:
+    """The field as text; None when a field that is not required is missing, "" when it is blank."""
     if name not in record:
         if not required:
             return None
@@ -183,7 +183,7 @@ def _field_text(
     if not isinstance(value, str):
         raise InputError(path, line, name, f"expected text, got {type(value).__name__}")
     if not value.strip():
-        if blank_ok:  # a reference the command does not need (dsp hint's inputs, unlabelled extra examples)
+        if not required:  # a reference the command does not need (dsp hint's inputs, unlabelled extra examples)
             return ""
         raise EmptyText(path, line, name, "empty text")
     return value
@@ -288,9 +288,7 @@ def _load_split(
             raise InputError(where, loc, None, f"expected a JSON object, got {type(record).__name__}")
         try:
             text = _field_text(record, input_field, where, loc)
-            target = _field_text(
-                record, target_field, where, loc, required=need_target, allow_number=True, blank_ok=not need_target
-            )
+            target = _field_text(record, target_field, where, loc, required=need_target, allow_number=True)
         except EmptyText as e:
             items.append(e)
             continue
